@@ -1,0 +1,1 @@
+fn main() { #[cfg(feature="tokio")] println!("tokio on"); }

@@ -1,0 +1,628 @@
+//! The connection state machine: data framing, message assembly, control frames and the
+//! closing handshake (RFC 6455 §5, §7).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use super::close::{CloseCode, CloseFrame};
+use super::config::Config;
+use super::error::{ProtocolError, SendError};
+use super::frame::{DecoderLimits, FrameDecoder, FrameHeader, OpCode};
+use super::mask::apply_mask;
+use super::message::{Message, MessageKind, Utf8Bytes};
+use super::rng::Rng;
+use super::utf8::Utf8Validator;
+use super::Role;
+
+/// Something that happened on the connection, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A complete data message.
+    Message(Message),
+    /// Part of a data message, in [`Config::streaming`] mode. Text chunks may split a code
+    /// point; the message as a whole is validated as it arrives.
+    MessageChunk {
+        /// Text or binary, the same for every chunk of one message.
+        kind: MessageKind,
+        /// The next bytes of the message.
+        data: Bytes,
+        /// True on the message's final chunk.
+        last: bool,
+    },
+    /// The peer sent a ping; the pong is already queued.
+    Ping(Bytes),
+    /// The peer sent a pong.
+    Pong(Bytes),
+    /// The closing handshake completed; holds the peer's close frame (`None` if it was empty).
+    /// Arrives once, and nothing follows it.
+    Closed(Option<CloseFrame>),
+}
+
+/// Bytes to write to the transport, or the instruction to shut its write side down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// Write these bytes, in order.
+    Data(Bytes),
+    /// Everything is written: shut the transport's write side down (TCP FIN).
+    Shutdown,
+}
+
+/// One WebSocket connection after the handshake, without any I/O.
+///
+/// The connection owns its read buffer, the message being assembled and the bytes waiting to be
+/// written; the driver owns the transport and the clock.
+///
+/// ```
+/// use wsio::proto::{Config, Connection, Event, Message, Transmit};
+/// let mut server = Connection::server(Config::default());
+/// server.receive(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+/// let Some(Ok(Event::Message(message))) = server.poll_event() else { panic!() };
+/// assert_eq!(message.as_text(), Some("Hello"));
+/// server.send(message)?;
+/// assert_eq!(server.poll_transmit(), Some(Transmit::Data(b"\x81\x05Hello"[..].into())));
+/// # Ok::<(), wsio::proto::SendError>(())
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    rng: Option<Rng>,
+    read_buf: BytesMut,
+    decoder: FrameDecoder,
+    incoming: Option<Incoming>,
+    /// Whether the UTF-8 validator has seen the frame in progress.
+    frame_validated: bool,
+    events: VecDeque<Result<Event, ProtocolError>>,
+    out_queue: VecDeque<Bytes>,
+    out_tail: BytesMut,
+    buffered: usize,
+    pending_pong: Option<Bytes>,
+    sending_fragmented: Option<MessageKind>,
+    state: State,
+    shutdown: Shutdown,
+    eof: bool,
+    timers: Timers,
+}
+
+/// A data message being received.
+#[derive(Debug)]
+struct Incoming {
+    kind: MessageKind,
+    data: BytesMut,
+    len: u64,
+    fragments: usize,
+    utf8: Utf8Validator,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Our close frame is queued; the peer's is awaited.
+    CloseSent,
+    /// The closing handshake completed, or the connection failed: nothing is read or sent.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    NotYet,
+    Queued,
+    Done,
+}
+
+#[derive(Debug, Default)]
+struct Timers {
+    keepalive: Option<Instant>,
+    awaiting_pong: bool,
+    traffic_seen: bool,
+    close: Option<Instant>,
+    close_wanted: bool,
+}
+
+/// Server payloads at least this long are queued as their own chunk instead of being copied,
+/// so a driver writing vectored sends them straight from the caller's buffer.
+const COPY_THRESHOLD: usize = 1024;
+
+impl Connection {
+    /// Creates the server side of an upgraded connection.
+    pub fn server(config: Config) -> Self {
+        Self::new(Role::Server, config, None)
+    }
+
+    /// Creates the client side of an upgraded connection; `rng` makes the masking keys.
+    pub fn client(config: Config, rng: Rng) -> Self {
+        Self::new(Role::Client, config, Some(rng))
+    }
+
+    fn new(role: Role, config: Config, rng: Option<Rng>) -> Self {
+        let limits = DecoderLimits { max_frame_size: config.max_frame_size, allow_rsv1: false };
+        Self {
+            role,
+            rng,
+            read_buf: BytesMut::new(),
+            decoder: FrameDecoder::new(role, limits),
+            incoming: None,
+            frame_validated: false,
+            events: VecDeque::new(),
+            out_queue: VecDeque::new(),
+            out_tail: BytesMut::new(),
+            buffered: 0,
+            pending_pong: None,
+            sending_fragmented: None,
+            state: State::Open,
+            shutdown: Shutdown::NotYet,
+            eof: false,
+            timers: Timers::default(),
+            config,
+        }
+    }
+
+    /// Which end of the connection this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The limits and timers in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Feeds bytes read from the transport. Call `poll_transmit` and `poll_event` afterwards.
+    pub fn receive(&mut self, data: &[u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.timers.traffic_seen = true;
+        self.read_buf.extend_from_slice(data);
+        self.process();
+    }
+
+    /// Reports that the transport reached end of file.
+    ///
+    /// Before the closing handshake completed, that fails the connection with
+    /// [`ProtocolError::UnexpectedEof`] (close code 1006).
+    pub fn receive_eof(&mut self) {
+        if self.eof {
+            return;
+        }
+        self.eof = true;
+        match self.state {
+            State::Open | State::CloseSent => self.fail(ProtocolError::UnexpectedEof),
+            State::Closed => self.queue_shutdown(),
+        }
+    }
+
+    /// Returns the next event, or the error the connection failed with, or `None` when nothing
+    /// is pending. Call until it returns `None` after every `receive`.
+    pub fn poll_event(&mut self) -> Option<Result<Event, ProtocolError>> {
+        self.events.pop_front()
+    }
+
+    /// Returns the next bytes to write to the peer.
+    ///
+    /// Call after every `receive`, `receive_eof`, `send`, `close` and `handle_timeout`; control
+    /// replies (pongs, the close echo) are queued here even when the application sent nothing.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.flush_pong();
+        let data = match self.out_queue.pop_front() {
+            Some(data) => data,
+            None if !self.out_tail.is_empty() => self.out_tail.split().freeze(),
+            None if self.shutdown == Shutdown::Queued => {
+                self.shutdown = Shutdown::Done;
+                return Some(Transmit::Shutdown);
+            }
+            None => return None,
+        };
+        self.buffered -= data.len();
+        Some(Transmit::Data(data))
+    }
+
+    /// The number of bytes queued for the transport and not yet handed out by `poll_transmit`.
+    pub fn buffered_amount(&self) -> usize {
+        self.buffered
+    }
+
+    /// Returns true while messages may be sent: the closing handshake has not started.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Returns true once the connection is over and every byte and the shutdown were handed
+    /// out: the driver may drop the transport.
+    pub fn is_terminated(&self) -> bool {
+        self.state == State::Closed
+            && self.out_queue.is_empty()
+            && self.out_tail.is_empty()
+            && (self.eof || self.shutdown == Shutdown::Done)
+    }
+
+    /// Sends a whole data message.
+    pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        self.check_can_send()?;
+        if self.sending_fragmented.is_some() {
+            return Err(SendError::FragmentedMessageOpen);
+        }
+        let (opcode, payload) = match message {
+            Message::Text(text) => (OpCode::Text, text.into_bytes()),
+            Message::Binary(data) => (OpCode::Binary, data),
+        };
+        self.queue_frame(true, opcode, payload);
+        Ok(())
+    }
+
+    /// Sends one fragment of a message that is streamed out piece by piece; `last` ends it.
+    ///
+    /// The caller keeps text fragments valid UTF-8 as a whole; control frames may be sent
+    /// between fragments.
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: impl Into<Bytes>,
+        last: bool,
+    ) -> Result<(), SendError> {
+        self.check_can_send()?;
+        let opcode = match self.sending_fragmented {
+            Some(open) if open != kind => return Err(SendError::FragmentKindMismatch),
+            Some(_) => OpCode::Continuation,
+            None if kind == MessageKind::Text => OpCode::Text,
+            None => OpCode::Binary,
+        };
+        self.sending_fragmented = (!last).then_some(kind);
+        self.queue_frame(last, opcode, data.into());
+        Ok(())
+    }
+
+    /// Sends a ping with up to 125 bytes of payload.
+    pub fn ping(&mut self, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.send_control(OpCode::Ping, data.into())
+    }
+
+    /// Sends an unsolicited pong with up to 125 bytes of payload (a heartbeat that expects no
+    /// reply).
+    pub fn pong(&mut self, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.send_control(OpCode::Pong, data.into())
+    }
+
+    /// Starts the closing handshake. `None` sends a close frame without a code.
+    ///
+    /// Messages keep arriving until the peer's close frame; then `Event::Closed` reports it.
+    pub fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        let payload = match &frame {
+            Some(frame) if !frame.code.is_sendable() => {
+                return Err(SendError::InvalidCloseCode(frame.code.0));
+            }
+            Some(frame) if frame.reason.len() > 123 => {
+                return Err(SendError::ControlPayloadTooLong(frame.reason.len() + 2));
+            }
+            Some(frame) => frame.encode(),
+            None => Bytes::new(),
+        };
+        self.queue_close(payload);
+        self.state = State::CloseSent;
+        self.timers.close_wanted = true;
+        Ok(())
+    }
+
+    /// Returns the next instant at which `handle_timeout` must be called, arming timers that
+    /// became due since the last call from `now`.
+    pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        if self.state == State::Open && self.timers.keepalive.is_none() {
+            self.timers.keepalive = self.config.keepalive_interval.map(|interval| now + interval);
+        }
+        if self.timers.close_wanted && self.timers.close.is_none() {
+            self.timers.close = self.config.close_timeout.map(|timeout| now + timeout);
+        }
+        let keepalive = self.timers.keepalive.filter(|_| self.state != State::Closed);
+        let close = self.timers.close.filter(|_| !self.is_terminated());
+        match (keepalive, close) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs the timers that are due at `now`: keepalive pings, the dead-peer check and the
+    /// close timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.timers.close.is_some_and(|deadline| deadline <= now) {
+            self.timers.close = None;
+            self.timers.close_wanted = false;
+            match self.state {
+                State::CloseSent => self.fail(ProtocolError::CloseTimeout),
+                State::Closed | State::Open => self.queue_shutdown(),
+            }
+        }
+        if self.timers.keepalive.is_some_and(|deadline| deadline <= now) {
+            self.run_keepalive(now);
+        }
+    }
+
+    fn run_keepalive(&mut self, now: Instant) {
+        self.timers.keepalive = None;
+        if self.state == State::Closed {
+            return;
+        }
+        let seen = std::mem::take(&mut self.timers.traffic_seen);
+        if self.timers.awaiting_pong && !seen {
+            self.fail(ProtocolError::KeepaliveTimeout);
+            return;
+        }
+        self.timers.awaiting_pong = false;
+        let Some(interval) = self.config.keepalive_interval else { return };
+        if seen || self.state != State::Open {
+            self.timers.keepalive = Some(now + interval);
+            return;
+        }
+        self.queue_frame(true, OpCode::Ping, Bytes::new());
+        self.timers.awaiting_pong = self.config.keepalive_timeout.is_some();
+        self.timers.keepalive = Some(now + self.config.keepalive_timeout.unwrap_or(interval));
+    }
+
+    fn check_can_send(&self) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        if self.buffered > self.config.max_buffered {
+            return Err(SendError::BufferFull {
+                buffered: self.buffered,
+                limit: self.config.max_buffered,
+            });
+        }
+        Ok(())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        if payload.len() > 125 {
+            return Err(SendError::ControlPayloadTooLong(payload.len()));
+        }
+        self.queue_frame(true, opcode, payload);
+        Ok(())
+    }
+
+    fn queue_frame(&mut self, fin: bool, opcode: OpCode, payload: Bytes) {
+        let mask = self.rng.as_mut().map(Rng::mask);
+        let header = FrameHeader { fin, rsv1: false, opcode, mask, payload_len: payload.len() as u64 };
+        let before = self.out_tail.len();
+        header.encode(&mut self.out_tail);
+        self.buffered += self.out_tail.len() - before + payload.len();
+        match mask {
+            Some(key) => {
+                let start = self.out_tail.len();
+                self.out_tail.extend_from_slice(&payload);
+                apply_mask(&mut self.out_tail[start..], key, 0);
+            }
+            None if payload.len() >= COPY_THRESHOLD => {
+                self.out_queue.push_back(self.out_tail.split().freeze());
+                self.out_queue.push_back(payload);
+            }
+            None => self.out_tail.extend_from_slice(&payload),
+        }
+    }
+
+    fn flush_pong(&mut self) {
+        if let Some(payload) = self.pending_pong.take() {
+            self.queue_frame(true, OpCode::Pong, payload);
+        }
+    }
+
+    fn queue_close(&mut self, payload: Bytes) {
+        self.flush_pong();
+        self.queue_frame(true, OpCode::Close, payload);
+    }
+
+    fn queue_shutdown(&mut self) {
+        if self.shutdown == Shutdown::NotYet {
+            self.shutdown = Shutdown::Queued;
+        }
+    }
+
+    /// Fails the connection (§7.1.7): one error event, a close frame if one may still be sent,
+    /// then the transport shutdown.
+    fn fail(&mut self, error: ProtocolError) {
+        let code = error.close_code();
+        if self.state == State::Open && code.is_sendable() && !self.eof {
+            self.pending_pong = None;
+            self.queue_frame(true, OpCode::Close, CloseFrame::new(code, "").encode());
+        }
+        self.state = State::Closed;
+        self.incoming = None;
+        self.read_buf = BytesMut::new();
+        self.events.push_back(Err(error));
+        self.queue_shutdown();
+    }
+
+    fn process(&mut self) {
+        while self.state != State::Closed {
+            match self.step() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(error) => self.fail(error),
+            }
+        }
+    }
+
+    /// Makes progress on the frame at the front of the read buffer; false when more bytes are
+    /// needed.
+    fn step(&mut self) -> Result<bool, ProtocolError> {
+        if let Some(header) = self.decoder.decode_header(&mut self.read_buf)? {
+            self.start_frame(&header)?;
+        }
+        let Some(&header) = self.decoder.current_header() else {
+            return Ok(false);
+        };
+        let (available, fresh) = self.decoder.unmask_arrived(&mut self.read_buf);
+        if header.opcode.is_control() {
+            return match self.decoder.take_frame(&mut self.read_buf) {
+                Some((header, payload)) => self.on_control(header.opcode, payload).map(|()| true),
+                None => Ok(false),
+            };
+        }
+        let incoming = self.incoming.as_mut().expect("data frame has a message");
+        let complete = available as u64 == header.payload_len;
+        let unfragmented = header.fin && header.opcode != OpCode::Continuation;
+        // One whole unfragmented text frame is validated once, when it becomes a `Utf8Bytes`;
+        // anything arriving in pieces is validated as it arrives, to fail fast.
+        if incoming.kind == MessageKind::Text
+            && (self.frame_validated || !complete || !unfragmented || self.config.streaming)
+        {
+            self.frame_validated = true;
+            let arrived = &self.read_buf[available - fresh..available];
+            incoming.utf8.feed(arrived).map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if self.config.streaming {
+            return self.take_chunk(available);
+        }
+        match self.decoder.take_frame(&mut self.read_buf) {
+            Some((header, payload)) => self.end_data_frame(header.fin, payload).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Checks a new frame's place in the message sequence and its size against the limits,
+    /// before any of its payload is buffered.
+    fn start_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        self.frame_validated = false;
+        let kind = match header.opcode {
+            OpCode::Close | OpCode::Ping | OpCode::Pong => return Ok(()),
+            OpCode::Continuation => {
+                let incoming = self.incoming.as_mut().ok_or(ProtocolError::UnexpectedContinuation)?;
+                incoming.fragments += 1;
+                if incoming.fragments > self.config.max_fragments {
+                    return Err(ProtocolError::TooManyFragments { limit: self.config.max_fragments });
+                }
+                incoming.len += header.payload_len;
+                return check_message_size(incoming.len, self.config.max_message_size);
+            }
+            OpCode::Text => MessageKind::Text,
+            OpCode::Binary => MessageKind::Binary,
+        };
+        if self.incoming.is_some() {
+            return Err(ProtocolError::ExpectedContinuation);
+        }
+        check_message_size(header.payload_len, self.config.max_message_size)?;
+        self.incoming = Some(Incoming {
+            kind,
+            data: BytesMut::new(),
+            len: header.payload_len,
+            fragments: 1,
+            utf8: Utf8Validator::default(),
+        });
+        Ok(())
+    }
+
+    fn take_chunk(&mut self, available: usize) -> Result<bool, ProtocolError> {
+        let Some(header) = self.decoder.current_header() else { return Ok(false) };
+        let frame_ends = available as u64 == header.payload_len;
+        if available == 0 && !frame_ends {
+            return Ok(false);
+        }
+        let (header, data, done) = self.decoder.take_partial(&mut self.read_buf).expect("frame");
+        let incoming = self.incoming.as_mut().expect("data frame has a message");
+        let last = done && header.fin;
+        if last && incoming.kind == MessageKind::Text {
+            incoming.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        let kind = incoming.kind;
+        if last {
+            self.incoming = None;
+        }
+        if !data.is_empty() || last {
+            self.events.push_back(Ok(Event::MessageChunk { kind, data, last }));
+        }
+        Ok(true)
+    }
+
+    fn end_data_frame(&mut self, fin: bool, payload: Bytes) -> Result<(), ProtocolError> {
+        let incoming = self.incoming.as_mut().expect("data frame has a message");
+        if !fin {
+            incoming.data.extend_from_slice(&payload);
+            return Ok(());
+        }
+        let mut incoming = self.incoming.take().expect("data frame has a message");
+        let payload = if incoming.data.is_empty() {
+            payload
+        } else {
+            incoming.data.extend_from_slice(&payload);
+            incoming.data.freeze()
+        };
+        let message = match incoming.kind {
+            MessageKind::Binary => Message::Binary(payload),
+            MessageKind::Text => {
+                incoming.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                Message::Text(Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?)
+            }
+        };
+        self.events.push_back(Ok(Event::Message(message)));
+        Ok(())
+    }
+
+    fn on_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), ProtocolError> {
+        match opcode {
+            OpCode::Ping => {
+                if self.state == State::Open {
+                    self.pending_pong = Some(payload.clone());
+                }
+                self.events.push_back(Ok(Event::Ping(payload)));
+            }
+            OpCode::Pong => self.events.push_back(Ok(Event::Pong(payload))),
+            OpCode::Close => self.on_close(payload)?,
+            OpCode::Continuation | OpCode::Text | OpCode::Binary => unreachable!("data opcode"),
+        }
+        Ok(())
+    }
+
+    fn on_close(&mut self, payload: Bytes) -> Result<(), ProtocolError> {
+        let frame = parse_close(payload)?;
+        if self.state == State::Open {
+            let echo = frame.as_ref().map_or_else(Bytes::new, |frame| {
+                CloseFrame::new(frame.code, "").encode()
+            });
+            self.queue_close(echo);
+        }
+        self.state = State::Closed;
+        self.incoming = None;
+        self.read_buf = BytesMut::new();
+        self.events.push_back(Ok(Event::Closed(frame)));
+        match self.role {
+            // The server closes the TCP connection first (§7.1.1) ...
+            Role::Server => self.queue_shutdown(),
+            // ... and the client waits for it, but not forever.
+            Role::Client if self.eof => self.queue_shutdown(),
+            Role::Client => self.timers.close_wanted = true,
+        }
+        self.timers.close = None;
+        Ok(())
+    }
+}
+
+fn check_message_size(len: u64, limit: usize) -> Result<(), ProtocolError> {
+    if len > limit as u64 {
+        return Err(ProtocolError::MessageTooBig { size: len, limit });
+    }
+    Ok(())
+}
+
+/// Parses and checks a received close payload (§5.5.1, §7.4).
+fn parse_close(payload: Bytes) -> Result<Option<CloseFrame>, ProtocolError> {
+    match payload.len() {
+        0 => Ok(None),
+        1 => Err(ProtocolError::CloseFrameTooShort),
+        _ => {
+            let code = CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
+            if !code.is_sendable() {
+                return Err(ProtocolError::InvalidCloseCode(code.0));
+            }
+            let reason = Utf8Bytes::try_from(payload.slice(2..))
+                .map_err(|_| ProtocolError::InvalidCloseReason)?;
+            Ok(Some(CloseFrame { code, reason }))
+        }
+    }
+}
