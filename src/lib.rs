@@ -1,2 +1,29 @@
+//! wsio: a WebSocket (RFC 6455) implementation built as a sans-IO core with thin adapters.
+//!
+//! - [`proto`]: the protocol as pure state machines, bytes in and events out, with no sockets,
+//!   clocks or global randomness. Fuzz targets, benchmarks and the adapters all drive it.
+//! - [`sync`] (feature `sync`, default): a blocking `WebSocket` over any `Read + Write`.
+//! - `tokio` (feature `tokio`): a `Stream` + `Sink` over any `AsyncRead + AsyncWrite`.
+//!
+//! ```no_run
+//! # #[cfg(feature = "sync")] {
+//! let (mut ws, _) = wsio::sync::connect("ws://127.0.0.1:9002")?;
+//! ws.send(wsio::Message::text("hello"))?;
+//! if let Some(reply) = ws.read()? {
+//!     println!("{reply:?}");
+//! }
+//! # }
+//! # Ok::<(), wsio::Error>(())
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod options;
 pub mod proto;
+#[cfg(feature = "sync")]
+pub mod sync;
+
+pub use error::Error;
+pub use options::Options;
+pub use proto::{CloseCode, CloseFrame, Message, Utf8Bytes};

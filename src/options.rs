@@ -1,0 +1,41 @@
+//! What the adapters need beyond the core's [`Config`]: handshake limits and timeouts.
+
+use std::time::Duration;
+
+use crate::proto::Config;
+use crate::proto::handshake::HandshakeLimits;
+
+/// Settings of a connection driven by the blocking or tokio adapter.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut options = wsio::Options::default();
+/// options.handshake_timeout = Some(Duration::from_secs(5));
+/// options.connection.max_message_size = 1 << 20;
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Limits and timers of the connection after the handshake.
+    pub connection: Config,
+    /// Size limits of the opening handshake.
+    pub handshake: HandshakeLimits,
+    /// How long the whole opening handshake may take. Default 10 s.
+    pub handshake_timeout: Option<Duration>,
+    /// How long one write to the transport may block before the connection fails. Default 30 s.
+    pub write_timeout: Option<Duration>,
+    /// How many bytes one read from the transport asks for. Default 64 KiB.
+    pub read_chunk: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            connection: Config::default(),
+            handshake: HandshakeLimits::default(),
+            handshake_timeout: Some(Duration::from_secs(10)),
+            write_timeout: Some(Duration::from_secs(30)),
+            read_chunk: 64 << 10,
+        }
+    }
+}
