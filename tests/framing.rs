@@ -102,12 +102,12 @@ fn pings_are_answered_and_reported() {
 }
 
 #[test]
-fn a_burst_of_pings_gets_one_pong_for_the_latest() {
+fn a_burst_of_pings_keeps_a_bounded_number_of_pongs_ending_with_the_latest() {
     let input: Vec<u8> = (0..1000u32).flat_map(|i| client_frame(true, OpCode::Ping, &i.to_be_bytes())).collect();
     let outcome = run(server(), &input, input.len(), false);
     let pongs: Vec<_> = outcome.sent.iter().filter(|frame| frame.opcode == OpCode::Pong).collect();
-    assert_eq!(pongs.len(), 1);
-    assert_eq!(&pongs[0].payload[..], 999u32.to_be_bytes());
+    assert_eq!(pongs.len(), 16);
+    assert_eq!(&pongs[15].payload[..], 999u32.to_be_bytes());
 }
 
 #[test]
@@ -125,4 +125,18 @@ fn client_masks_everything_it_sends() {
     assert_eq!(wire[1] & 0x80, 0x80);
     let outcome = run(server(), &wire, wire.len(), false);
     assert_eq!(outcome.messages(), [Message::text("Hello")]);
+}
+
+#[test]
+fn messages_before_a_violation_can_still_be_answered() {
+    let mut conn = server();
+    conn.receive(&concat(&[client_frame(true, OpCode::Text, b"echo me"), vec![0xC1, 0x80, 0, 0, 0, 0]]));
+    let Some(Ok(Event::Message(message))) = conn.poll_event() else { panic!("message first") };
+    conn.send(message).unwrap();
+    assert_eq!(conn.poll_event(), Some(Err(ProtocolError::ReservedBits)));
+    let outcome = run(conn, &[], 1, false);
+    let opcodes: Vec<_> = outcome.sent.iter().map(|frame| frame.opcode).collect();
+    assert_eq!(opcodes, [OpCode::Text, OpCode::Close]);
+    assert_eq!(outcome.sent_close_code(), Some(1002));
+    assert!(outcome.shutdown);
 }

@@ -79,7 +79,10 @@ pub struct Connection {
     out_queue: VecDeque<Bytes>,
     out_tail: BytesMut,
     buffered: usize,
-    pending_pong: Option<Bytes>,
+    /// Pongs owed, oldest first; bounded so a ping flood cannot grow memory.
+    pending_pongs: VecDeque<Bytes>,
+    /// A failure found while reading, applied once the events before it have been taken.
+    reading_failed: bool,
     sending_fragmented: Option<MessageKind>,
     state: State,
     shutdown: Shutdown,
@@ -126,6 +129,10 @@ struct Timers {
 /// so a driver writing vectored sends them straight from the caller's buffer.
 const COPY_THRESHOLD: usize = 1024;
 
+/// Pongs kept owed when pings pile up faster than they are answered; older ones are dropped
+/// (answering the latest ping is enough, §5.5.3).
+const MAX_PENDING_PONGS: usize = 16;
+
 impl Connection {
     /// Creates the server side of an upgraded connection.
     pub fn server(config: Config) -> Self {
@@ -150,7 +157,8 @@ impl Connection {
             out_queue: VecDeque::new(),
             out_tail: BytesMut::new(),
             buffered: 0,
-            pending_pong: None,
+            pending_pongs: VecDeque::new(),
+            reading_failed: false,
             sending_fragmented: None,
             state: State::Open,
             shutdown: Shutdown::NotYet,
@@ -172,7 +180,7 @@ impl Connection {
 
     /// Feeds bytes read from the transport. Call `poll_transmit` and `poll_event` afterwards.
     pub fn receive(&mut self, data: &[u8]) {
-        if self.state == State::Closed {
+        if self.state == State::Closed || self.reading_failed {
             return;
         }
         self.timers.traffic_seen = true;
@@ -197,8 +205,15 @@ impl Connection {
 
     /// Returns the next event, or the error the connection failed with, or `None` when nothing
     /// is pending. Call until it returns `None` after every `receive`.
+    ///
+    /// A failure found while reading takes effect (close frame, shutdown) only when its error
+    /// is returned here, so messages that arrived before it can still be answered.
     pub fn poll_event(&mut self) -> Option<Result<Event, ProtocolError>> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        if let Err(error) = &event {
+            self.fail_now(error.close_code());
+        }
+        Some(event)
     }
 
     /// Returns the next bytes to write to the peer.
@@ -329,6 +344,9 @@ impl Connection {
     /// Runs the timers that are due at `now`: keepalive pings, the dead-peer check and the
     /// close timeout.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.reading_failed {
+            return;
+        }
         if self.timers.close.is_some_and(|deadline| deadline <= now) {
             self.timers.close = None;
             self.timers.close_wanted = false;
@@ -408,7 +426,7 @@ impl Connection {
     }
 
     fn flush_pong(&mut self) {
-        if let Some(payload) = self.pending_pong.take() {
+        while let Some(payload) = self.pending_pongs.pop_front() {
             self.queue_frame(true, OpCode::Pong, payload);
         }
     }
@@ -424,23 +442,27 @@ impl Connection {
         }
     }
 
-    /// Fails the connection (§7.1.7): one error event, a close frame if one may still be sent,
-    /// then the transport shutdown.
+    /// Fails the connection (§7.1.7): reading stops now; the error is reported after the
+    /// events before it, and then the close frame and shutdown go out.
     fn fail(&mut self, error: ProtocolError) {
-        let code = error.close_code();
-        if self.state == State::Open && code.is_sendable() && !self.eof {
-            self.pending_pong = None;
-            self.queue_frame(true, OpCode::Close, CloseFrame::new(code, "").encode());
-        }
-        self.state = State::Closed;
+        self.reading_failed = true;
         self.incoming = None;
         self.read_buf = BytesMut::new();
         self.events.push_back(Err(error));
+    }
+
+    /// Sends the close frame for a failure, if one may still be sent, and the shutdown.
+    fn fail_now(&mut self, code: CloseCode) {
+        if self.state == State::Open && code.is_sendable() && !self.eof {
+            self.pending_pongs.clear();
+            self.queue_frame(true, OpCode::Close, CloseFrame::new(code, "").encode());
+        }
+        self.state = State::Closed;
         self.queue_shutdown();
     }
 
     fn process(&mut self) {
-        while self.state != State::Closed {
+        while self.state != State::Closed && !self.reading_failed {
             match self.step() {
                 Ok(true) => {}
                 Ok(false) => break,
@@ -568,7 +590,10 @@ impl Connection {
         match opcode {
             OpCode::Ping => {
                 if self.state == State::Open {
-                    self.pending_pong = Some(payload.clone());
+                    if self.pending_pongs.len() == MAX_PENDING_PONGS {
+                        self.pending_pongs.pop_front();
+                    }
+                    self.pending_pongs.push_back(payload.clone());
                 }
                 self.events.push_back(Ok(Event::Ping(payload)));
             }
