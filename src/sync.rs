@@ -240,9 +240,11 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Starts the closing handshake; keep calling [`WebSocket::read`] until it returns
-    /// `Ok(None)` to complete it.
+    /// `Ok(None)` to complete it. Does nothing if the closing handshake already started.
     pub fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
-        self.conn.close(frame)?;
+        if self.conn.is_open() {
+            self.conn.close(frame)?;
+        }
         self.flush()
     }
 
@@ -406,11 +408,14 @@ impl Writer {
         flush_tcp(&mut shared.conn, &mut shared.stream)
     }
 
-    /// Starts the closing handshake; the reader sees `Ok(None)` once it completes.
+    /// Starts the closing handshake; the reader sees `Ok(None)` once it completes. Does nothing
+    /// if the closing handshake already started.
     pub fn close(&self, frame: Option<CloseFrame>) -> Result<(), Error> {
         let mut guard = lock(&self.shared);
         let shared = &mut *guard;
-        shared.conn.close(frame)?;
+        if shared.conn.is_open() {
+            shared.conn.close(frame)?;
+        }
         flush_tcp(&mut shared.conn, &mut shared.stream)
     }
 }
