@@ -1,0 +1,139 @@
+//! The blocking adapter over real loopback sockets.
+#![cfg(feature = "sync")]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::Duration;
+
+use wsio::proto::handshake::{Accept, ClientRequest, HandshakeError, Reject};
+use wsio::{CloseCode, CloseFrame, Error, Message, Options};
+
+/// Starts a blocking echo server for `connections` connections; returns its address.
+fn echo_server(connections: usize) -> (String, thread::JoinHandle<Vec<Result<(), Error>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = thread::spawn(move || {
+        (0..connections)
+            .map(|_| {
+                let (stream, _) = listener.accept().unwrap();
+                stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                let mut options = Options::default();
+                options.handshake_timeout = Some(Duration::from_millis(500));
+                let mut ws = wsio::sync::accept_with(stream, &options, |request| {
+                    if request.target().starts_with("/private") {
+                        return Err(Reject::new(401).body("who are you?"));
+                    }
+                    let chat = request.subprotocols().iter().any(|p| p == "chat");
+                    Ok(if chat { Accept::new().subprotocol("chat") } else { Accept::new() })
+                })?;
+                while let Some(message) = ws.read()? {
+                    ws.send(message)?;
+                }
+                Ok(())
+            })
+            .collect()
+    });
+    (addr, handle)
+}
+
+#[test]
+fn echo_text_and_binary_then_close_with_a_code() {
+    let (addr, server) = echo_server(1);
+    let request = ClientRequest::new(&format!("ws://{addr}/echo")).unwrap().subprotocol("chat").unwrap();
+    let (mut ws, response) = wsio::sync::connect_with(request, &Options::default()).unwrap();
+    assert_eq!(response.subprotocol(), Some("chat"));
+    ws.send(Message::text("héllo")).unwrap();
+    assert_eq!(ws.read().unwrap(), Some(Message::text("héllo")));
+    let big = vec![7u8; 300_000];
+    ws.send(Message::binary(big.clone())).unwrap();
+    assert_eq!(ws.read().unwrap(), Some(Message::binary(big)));
+    ws.close(Some(CloseFrame::new(CloseCode(4000), "done"))).unwrap();
+    assert_eq!(ws.read().unwrap(), None);
+    assert_eq!(ws.close_frame().map(|frame| frame.code), Some(CloseCode(4000)));
+    assert!(server.join().unwrap()[0].is_ok());
+}
+
+#[test]
+fn rejection_reaches_the_client_with_status_and_body() {
+    let (addr, server) = echo_server(1);
+    let error = wsio::sync::connect(&format!("ws://{addr}/private")).unwrap_err();
+    let Error::Handshake(HandshakeError::Rejected { status, body, .. }) = error else {
+        panic!("unexpected {error:?}")
+    };
+    assert_eq!(status, 401);
+    assert_eq!(&body[..], b"who are you?");
+    assert!(matches!(server.join().unwrap()[0], Err(Error::Rejected(401))));
+}
+
+fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(request).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn bad_handshakes_get_their_http_status() {
+    let cases: [(&[u8], &str); 3] = [
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+            "HTTP/1.1 426",
+        ),
+        (b"POST / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", "HTTP/1.1 400"),
+    ];
+    let (addr, server) = echo_server(cases.len());
+    for (request, status) in cases {
+        let response = raw_exchange(&addr, request);
+        assert!(response.starts_with(status), "{response}");
+        if status.ends_with("426") {
+            assert!(response.to_ascii_lowercase().contains("sec-websocket-version: 13"));
+        }
+    }
+    assert!(server.join().unwrap().iter().all(|result| matches!(result, Err(Error::Handshake(_)))));
+}
+
+#[test]
+fn silent_client_is_cut_by_the_handshake_timeout() {
+    let (addr, server) = echo_server(1);
+    let _stream = TcpStream::connect(&addr).unwrap();
+    assert!(matches!(server.join().unwrap()[0], Err(Error::HandshakeTimeout)));
+}
+
+#[test]
+fn split_reads_and_writes_on_two_threads() {
+    let (addr, server) = echo_server(1);
+    let (ws, _) = wsio::sync::connect(&format!("ws://{addr}")).unwrap();
+    let (mut reader, writer) = ws.split().unwrap();
+    let sender = thread::spawn(move || {
+        for i in 0..200 {
+            writer.send(Message::text(format!("message {i}"))).unwrap();
+        }
+        writer.close(None).unwrap();
+    });
+    let mut received = 0;
+    while let Some(message) = reader.read().unwrap() {
+        assert_eq!(message, Message::text(format!("message {received}")));
+        received += 1;
+    }
+    assert_eq!(received, 200);
+    sender.join().unwrap();
+    assert!(server.join().unwrap()[0].is_ok());
+}
+
+#[test]
+fn protocol_error_from_the_peer_is_reported_with_its_close_code() {
+    let (addr, server) = echo_server(1);
+    let (mut ws, _) = wsio::sync::connect(&format!("ws://{addr}")).unwrap();
+    // Bypass the client's framing: an unmasked frame is a protocol error for a server.
+    ws.get_mut().write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+    let mut close = [0u8; 4];
+    ws.get_mut().set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    ws.get_mut().read_exact(&mut close).unwrap();
+    assert_eq!(close, [0x88, 0x02, 0x03, 0xea], "close frame 1002");
+    let error = server.join().unwrap().remove(0).unwrap_err();
+    assert_eq!(error.close_code(), Some(CloseCode::PROTOCOL_ERROR));
+}
