@@ -9,7 +9,7 @@ mod config;
 mod connection;
 mod error;
 mod frame;
-//HS pub mod handshake;
+pub mod handshake;
 mod mask;
 mod message;
 mod rng;

@@ -1,0 +1,1053 @@
+//! The client side of the opening handshake (RFC 6455 §4.1).
+
+use std::mem;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::{Bytes, BytesMut};
+
+use super::accept::accept_key;
+use super::error::{HandshakeError, UriError};
+use super::headers::{
+    ExtensionOffer, Headers, check_outgoing, first_two, is_token, parse_extensions, write_header,
+};
+use super::http::{HandshakeLimits, Head, HeadParser};
+use crate::proto::Rng;
+
+/// A client's opening handshake: where to connect and what to offer.
+///
+/// Built from a `ws://` or `wss://` URI; the driver connects to [`host`](Self::host) and
+/// [`port`](Self::port) (with TLS when [`is_secure`](Self::is_secure)), writes the bytes from
+/// [`encode`](Self::encode) and feeds the reply to the [`ResponseParser`] it returned.
+///
+/// ```
+/// use wsio::proto::Rng;
+/// use wsio::proto::handshake::{Accept, ClientRequest, RequestParser};
+///
+/// let request = ClientRequest::new("ws://example.com:8080/chat?room=1")?.subprotocol("chat")?;
+/// assert_eq!((request.host(), request.port(), request.resource()), ("example.com", 8080, "/chat?room=1"));
+/// let (bytes, mut parser) = request.encode(&mut Rng::from_seed([7; 32]));
+///
+/// // A server in the same process stands in for the network.
+/// let offer = RequestParser::default().receive(&bytes)?.expect("a complete request");
+/// let reply = offer.accept(&Accept::new().subprotocol("chat"))?;
+///
+/// let response = parser.receive(&reply)?.expect("a complete response");
+/// assert_eq!(response.subprotocol(), Some("chat"));
+/// # Ok::<(), wsio::proto::handshake::HandshakeError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRequest {
+    secure: bool,
+    host: String,
+    port: u16,
+    resource: String,
+    subprotocols: Vec<String>,
+    /// Raw offers, as given to `extension`.
+    extensions: Vec<String>,
+    /// The names in `extensions`, which a response may accept.
+    extension_names: Vec<String>,
+    headers: Headers,
+    limits: HandshakeLimits,
+}
+
+/// Headers that [`ClientRequest::encode`] writes itself.
+const CLIENT_RESERVED: &[&str] = &[
+    "Host",
+    "Upgrade",
+    "Connection",
+    "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Extensions",
+];
+
+impl ClientRequest {
+    /// Parses a WebSocket URI (§3): `ws://host[:port][/path][?query]` or `wss://…`.
+    ///
+    /// The host may be a name, an IPv4 address or a bracketed IPv6 address; the port defaults
+    /// to 80 for `ws` and 443 for `wss`; the resource name defaults to `/`. Fragments, user
+    /// information and other schemes are refused with [`HandshakeError::InvalidUri`].
+    pub fn new(uri: &str) -> Result<Self, HandshakeError> {
+        let (secure, host, port, resource) = parse_uri(uri).map_err(HandshakeError::InvalidUri)?;
+        Ok(Self {
+            secure,
+            host,
+            port,
+            resource,
+            subprotocols: Vec::new(),
+            extensions: Vec::new(),
+            extension_names: Vec::new(),
+            headers: Headers::default(),
+            limits: HandshakeLimits::default(),
+        })
+    }
+
+    /// Returns the host to connect to, without the brackets of an IPv6 address.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Returns the port to connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Returns whether the URI was `wss`, so the connection must use TLS.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// Returns the resource name sent in the request line: the path and query.
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// Offers a subprotocol; offers go out in the order they were added.
+    ///
+    /// Fails with [`HandshakeError::InvalidSubprotocol`] unless `name` is a token not yet offered.
+    pub fn subprotocol(mut self, name: &str) -> Result<Self, HandshakeError> {
+        if !is_token(name) || self.subprotocols.iter().any(|offered| offered == name) {
+            return Err(HandshakeError::InvalidSubprotocol {
+                name: name.to_owned(),
+            });
+        }
+        self.subprotocols.push(name.to_owned());
+        Ok(self)
+    }
+
+    /// Offers one or more extensions, written as in `Sec-WebSocket-Extensions`, such as
+    /// `permessage-deflate; client_max_window_bits`.
+    ///
+    /// Fails with [`HandshakeError::InvalidExtensionOffer`] unless `offer` follows §9.1. A
+    /// response may then accept any extension named here.
+    pub fn extension(mut self, offer: &str) -> Result<Self, HandshakeError> {
+        let invalid = || HandshakeError::InvalidExtensionOffer {
+            offer: offer.to_owned(),
+        };
+        let offers = parse_extensions(offer)
+            .filter(|offers| !offers.is_empty())
+            .ok_or_else(invalid)?;
+        self.extension_names
+            .extend(offers.iter().map(|offer| offer.name().to_owned()));
+        self.extensions.push(
+            offers
+                .iter()
+                .map(ExtensionOffer::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        Ok(self)
+    }
+
+    /// Adds a header to the request, such as `Origin`, `Authorization` or `Cookie`.
+    ///
+    /// Fails if the name is not a token or the value holds CR, LF or NUL
+    /// ([`InvalidOutgoingHeader`](HandshakeError::InvalidOutgoingHeader)), or if the handshake
+    /// writes that header itself ([`ReservedHeader`](HandshakeError::ReservedHeader)).
+    pub fn header(mut self, name: &str, value: &str) -> Result<Self, HandshakeError> {
+        check_outgoing(name, value, CLIENT_RESERVED)?;
+        self.headers.push(name.to_owned(), value.to_owned());
+        Ok(self)
+    }
+
+    /// Sets the bounds the [`ResponseParser`] enforces on the server's reply.
+    pub fn limits(mut self, limits: HandshakeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Returns the request to write, with a fresh key from `rng`, and the parser for the reply.
+    pub fn encode(&self, rng: &mut Rng) -> (Bytes, ResponseParser) {
+        let key = STANDARD.encode(rng.nonce());
+        let mut out = String::with_capacity(256);
+        out.push_str("GET ");
+        out.push_str(&self.resource);
+        out.push_str(" HTTP/1.1\r\n");
+        write_header(&mut out, "Host", &self.host_header());
+        write_header(&mut out, "Upgrade", "websocket");
+        write_header(&mut out, "Connection", "Upgrade");
+        write_header(&mut out, "Sec-WebSocket-Key", &key);
+        write_header(&mut out, "Sec-WebSocket-Version", "13");
+        if !self.subprotocols.is_empty() {
+            write_header(
+                &mut out,
+                "Sec-WebSocket-Protocol",
+                &self.subprotocols.join(", "),
+            );
+        }
+        if !self.extensions.is_empty() {
+            write_header(
+                &mut out,
+                "Sec-WebSocket-Extensions",
+                &self.extensions.join(", "),
+            );
+        }
+        for (name, value) in self.headers.iter() {
+            write_header(&mut out, name, value);
+        }
+        out.push_str("\r\n");
+        let parser = ResponseParser {
+            accept: accept_key(key.as_bytes()),
+            subprotocols: self.subprotocols.clone(),
+            extension_names: self.extension_names.clone(),
+            max_body: self.limits.max_body,
+            state: State::Head(HeadParser::response(self.limits.clone())),
+        };
+        (Bytes::from(out), parser)
+    }
+
+    /// Returns the `Host` value: the port only when it is not the scheme's default (§4.1).
+    fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == default_port(self.secure) {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// Reads the server's reply to a [`ClientRequest`], which made it with the key and offers to
+/// check the reply against.
+///
+/// Incremental and bounded like [`RequestParser`](super::RequestParser). A reply other than
+/// 101 is read with its body and reported as [`HandshakeError::Rejected`].
+#[derive(Debug)]
+pub struct ResponseParser {
+    accept: String,
+    subprotocols: Vec<String>,
+    extension_names: Vec<String>,
+    max_body: usize,
+    state: State,
+}
+
+/// How far the reply has got.
+#[derive(Debug)]
+enum State {
+    Head(HeadParser<u16>),
+    Body(RejectedBody),
+    Finished,
+}
+
+impl ResponseParser {
+    /// Feeds the next bytes read from the connection.
+    ///
+    /// Returns `Ok(None)` while the reply is incomplete and the checked [`Response`] once its
+    /// head has arrived. A refusal comes back as [`HandshakeError::Rejected`] once its body is
+    /// complete: `Content-Length` bytes, or without one, [`max_body`](HandshakeLimits::max_body)
+    /// bytes or the end of the stream (see [`receive_eof`](Self::receive_eof)). Bytes after a
+    /// refusal's body are dropped. Call it again after a result or an error, and it fails with
+    /// [`HandshakeError::Finished`].
+    pub fn receive(&mut self, data: &[u8]) -> Result<Option<Response>, HandshakeError> {
+        match mem::replace(&mut self.state, State::Finished) {
+            State::Head(mut parser) => match parser.receive(data)? {
+                None => {
+                    self.state = State::Head(parser);
+                    Ok(None)
+                }
+                Some((head, consumed)) if head.start == 101 => self
+                    .validate(head, Bytes::copy_from_slice(&data[consumed..]))
+                    .map(Some),
+                Some((head, consumed)) => {
+                    self.receive_body(RejectedBody::new(head, self.max_body), &data[consumed..])
+                }
+            },
+            State::Body(body) => self.receive_body(body, data),
+            State::Finished => Err(HandshakeError::Finished),
+        }
+    }
+
+    /// Reports that the stream ended, and returns why the handshake cannot complete.
+    ///
+    /// While a refusal's body is being read this is [`HandshakeError::Rejected`] with the body
+    /// received so far; before the head is complete it is [`HandshakeError::UnexpectedEof`].
+    pub fn receive_eof(&mut self) -> HandshakeError {
+        match mem::replace(&mut self.state, State::Finished) {
+            State::Head(_) => HandshakeError::UnexpectedEof,
+            State::Body(body) => body.into_error(),
+            State::Finished => HandshakeError::Finished,
+        }
+    }
+
+    fn receive_body(
+        &mut self,
+        mut body: RejectedBody,
+        data: &[u8],
+    ) -> Result<Option<Response>, HandshakeError> {
+        let take = data.len().min(body.wanted - body.body.len());
+        body.body.extend_from_slice(&data[..take]);
+        if body.body.len() == body.wanted {
+            return Err(body.into_error());
+        }
+        self.state = State::Body(body);
+        Ok(None)
+    }
+
+    /// Checks a 101 reply against what we sent (§4.1, the client's checks 1 to 6).
+    fn validate(&self, head: Head<u16>, leftover: Bytes) -> Result<Response, HandshakeError> {
+        let headers = head.headers;
+        if !headers.contains_token("upgrade", "websocket") {
+            return Err(HandshakeError::MissingUpgrade);
+        }
+        if !headers.contains_token("connection", "upgrade") {
+            return Err(HandshakeError::MissingConnectionUpgrade);
+        }
+        if first_two(headers.get_all("sec-websocket-accept")) != (Some(self.accept.as_str()), None)
+        {
+            return Err(HandshakeError::InvalidAccept);
+        }
+        let subprotocol = match first_two(headers.list("sec-websocket-protocol")) {
+            (None, _) => None,
+            (Some(name), None) if self.subprotocols.iter().any(|offered| offered == name) => {
+                Some(name.to_owned())
+            }
+            (Some(name), None) => {
+                return Err(HandshakeError::UnexpectedSubprotocol {
+                    name: name.to_owned(),
+                });
+            }
+            (Some(_), Some(_)) => return Err(HandshakeError::MultipleSubprotocols),
+        };
+        let mut extensions = Vec::new();
+        for value in headers.get_all("sec-websocket-extensions") {
+            extensions.extend(parse_extensions(value).ok_or(HandshakeError::MalformedExtensions)?);
+        }
+        if let Some(unexpected) = extensions.iter().find(|extension| {
+            !self
+                .extension_names
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case(extension.name()))
+        }) {
+            return Err(HandshakeError::UnexpectedExtension {
+                name: unexpected.name().to_owned(),
+            });
+        }
+        Ok(Response {
+            headers,
+            subprotocol,
+            extensions,
+            leftover,
+        })
+    }
+}
+
+/// The server's acceptance of the handshake (a checked `101 Switching Protocols`).
+///
+/// It owns the bytes that followed the head, which are the server's first WebSocket frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    headers: Headers,
+    subprotocol: Option<String>,
+    extensions: Vec<ExtensionOffer>,
+    leftover: Bytes,
+}
+
+impl Response {
+    /// Returns the status code: always 101, since any other comes back as
+    /// [`HandshakeError::Rejected`].
+    pub fn status(&self) -> u16 {
+        101
+    }
+
+    /// Returns every header field of the response.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// Returns the subprotocol the server chose, always one we offered.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// Returns the extensions the server accepted, with the parameters it chose, in its order.
+    pub fn extensions(&self) -> &[ExtensionOffer] {
+        &self.extensions
+    }
+
+    /// Returns the bytes that arrived after the head: the first WebSocket frames, if any.
+    pub fn leftover(&self) -> &Bytes {
+        &self.leftover
+    }
+
+    /// Returns the bytes that arrived after the head, to hand to the connection.
+    pub fn into_leftover(self) -> Bytes {
+        self.leftover
+    }
+}
+
+/// A refusal whose body is still arriving.
+#[derive(Debug)]
+struct RejectedBody {
+    status: u16,
+    headers: Headers,
+    body: BytesMut,
+    /// How many body bytes make it complete.
+    wanted: usize,
+}
+
+impl RejectedBody {
+    fn new(head: Head<u16>, max_body: usize) -> Self {
+        let Head {
+            start: status,
+            headers,
+        } = head;
+        // RFC 9112 §6.3: these never have a body; with Transfer-Encoding, or without a valid
+        // Content-Length, the body runs to the end of the stream.
+        let wanted = if status < 200 || status == 204 || status == 304 {
+            0
+        } else if headers.get("transfer-encoding").is_some() {
+            max_body
+        } else {
+            content_length(&headers).unwrap_or(max_body).min(max_body)
+        };
+        Self {
+            status,
+            headers,
+            body: BytesMut::new(),
+            wanted,
+        }
+    }
+
+    fn into_error(self) -> HandshakeError {
+        HandshakeError::Rejected {
+            status: self.status,
+            headers: self.headers,
+            body: self.body.freeze(),
+        }
+    }
+}
+
+/// Returns the `Content-Length`, if every value given is the same number.
+fn content_length(headers: &Headers) -> Option<usize> {
+    let mut lengths = headers.list("content-length");
+    let first = lengths.next()?;
+    if !first.bytes().all(|byte| byte.is_ascii_digit()) || lengths.any(|other| other != first) {
+        return None;
+    }
+    // All digits, so the only failure is overflow: a length too big to keep anyway.
+    Some(first.parse().unwrap_or(usize::MAX))
+}
+
+fn default_port(secure: bool) -> u16 {
+    if secure { 443 } else { 80 }
+}
+
+/// Splits a WebSocket URI into (secure, host, port, resource name).
+fn parse_uri(uri: &str) -> Result<(bool, String, u16, String), UriError> {
+    if uri.contains('#') {
+        return Err(UriError::Fragment);
+    }
+    let (scheme, rest) = uri.split_once(':').ok_or(UriError::UnsupportedScheme)?;
+    let secure = if scheme.eq_ignore_ascii_case("ws") {
+        false
+    } else if scheme.eq_ignore_ascii_case("wss") {
+        true
+    } else {
+        return Err(UriError::UnsupportedScheme);
+    };
+    let rest = rest.strip_prefix("//").ok_or(UriError::MissingHost)?;
+    let (authority, resource) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let resource = if resource.starts_with('/') {
+        resource.to_owned()
+    } else {
+        format!("/{resource}")
+    };
+    if !resource.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(UriError::InvalidResource);
+    }
+    if authority.contains('@') {
+        return Err(UriError::InvalidHost);
+    }
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']').ok_or(UriError::InvalidHost)?;
+        let port = if after.is_empty() {
+            None
+        } else {
+            Some(after.strip_prefix(':').ok_or(UriError::InvalidHost)?)
+        };
+        let is_ipv6 = host.contains(':')
+            && host
+                .bytes()
+                .all(|byte| byte.is_ascii_hexdigit() || b":.".contains(&byte));
+        if !host.is_empty() && !is_ipv6 {
+            return Err(UriError::InvalidHost);
+        }
+        (host, port)
+    } else {
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        };
+        if !host
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte))
+        {
+            return Err(UriError::InvalidHost);
+        }
+        (host, port)
+    };
+    if host.is_empty() {
+        return Err(UriError::MissingHost);
+    }
+    let port = match port {
+        None => default_port(secure),
+        Some(port) if !port.is_empty() && port.bytes().all(|byte| byte.is_ascii_digit()) => port
+            .parse()
+            .ok()
+            .filter(|&port| port != 0)
+            .ok_or(UriError::InvalidPort)?,
+        Some(_) => return Err(UriError::InvalidPort),
+    };
+    Ok((secure, host.to_owned(), port, resource))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proto::Rng;
+    use crate::proto::handshake::{Accept, RequestParser};
+
+    const SEED: [u8; 32] = [7; 32];
+
+    fn offer() -> ClientRequest {
+        ClientRequest::new("ws://example.com/chat")
+            .unwrap()
+            .subprotocol("chat")
+            .unwrap()
+            .subprotocol("superchat")
+            .unwrap()
+            .extension("permessage-deflate; client_max_window_bits")
+            .unwrap()
+    }
+
+    /// Returns the parser for `offer` and the accept value a correct server sends.
+    fn start(offer: &ClientRequest) -> (ResponseParser, String) {
+        let (bytes, parser) = offer.encode(&mut Rng::from_seed(SEED));
+        let request = RequestParser::default().receive(&bytes).unwrap().unwrap();
+        (parser, accept_key(request.key().as_bytes()))
+    }
+
+    /// A 101 response with the correct accept value, without the fields named in `drop`, plus
+    /// the raw `extra` lines.
+    fn switching(accept: &str, drop: &[&str], extra: &[&str]) -> Vec<u8> {
+        let mut head = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+        let standard = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept),
+        ];
+        for (name, value) in standard {
+            if !drop.contains(&name) {
+                write_header(&mut head, name, value);
+            }
+        }
+        for line in extra {
+            head.push_str(line);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        head.into_bytes()
+    }
+
+    fn complete(parser: &mut ResponseParser, data: &[u8]) -> Result<Response, HandshakeError> {
+        parser
+            .receive(data)
+            .map(|response| response.expect("a complete response"))
+    }
+
+    #[test]
+    fn uri_table() {
+        for (uri, secure, host, port, resource) in [
+            ("ws://example.com", false, "example.com", 80, "/"),
+            ("ws://example.com/", false, "example.com", 80, "/"),
+            ("wss://example.com", true, "example.com", 443, "/"),
+            (
+                "WSS://Example.com:8443/chat?room=1&x",
+                true,
+                "Example.com",
+                8443,
+                "/chat?room=1&x",
+            ),
+            (
+                "ws://example.com?token=abc",
+                false,
+                "example.com",
+                80,
+                "/?token=abc",
+            ),
+            ("ws://example.com:443/", false, "example.com", 443, "/"),
+            ("ws://127.0.0.1:9002/a/b", false, "127.0.0.1", 9002, "/a/b"),
+            ("ws://[::1]/", false, "::1", 80, "/"),
+            (
+                "wss://[2001:db8::1]:8443/x",
+                true,
+                "2001:db8::1",
+                8443,
+                "/x",
+            ),
+            (
+                "ws://[::ffff:192.0.2.1]",
+                false,
+                "::ffff:192.0.2.1",
+                80,
+                "/",
+            ),
+            ("ws://host/%20path", false, "host", 80, "/%20path"),
+        ] {
+            let request = ClientRequest::new(uri).unwrap();
+            assert_eq!(
+                (
+                    request.is_secure(),
+                    request.host(),
+                    request.port(),
+                    request.resource()
+                ),
+                (secure, host, port, resource),
+                "{uri}"
+            );
+        }
+        for (uri, expected) in [
+            ("http://example.com", UriError::UnsupportedScheme),
+            ("example.com", UriError::UnsupportedScheme),
+            ("wsx://example.com", UriError::UnsupportedScheme),
+            ("ws:example.com", UriError::MissingHost),
+            ("ws://", UriError::MissingHost),
+            ("ws:///chat", UriError::MissingHost),
+            ("ws://:80/", UriError::MissingHost),
+            ("ws://[]/", UriError::MissingHost),
+            ("ws://example.com/#top", UriError::Fragment),
+            ("ws://example.com#", UriError::Fragment),
+            ("ws://user@example.com/", UriError::InvalidHost),
+            ("ws://exa mple.com/", UriError::InvalidHost),
+            ("ws://a:b:c/", UriError::InvalidHost),
+            ("ws://[::1/", UriError::InvalidHost),
+            ("ws://[::1]x/", UriError::InvalidHost),
+            ("ws://[example]/", UriError::InvalidHost),
+            ("ws://example.com:/", UriError::InvalidPort),
+            ("ws://example.com:0/", UriError::InvalidPort),
+            ("ws://example.com:65536/", UriError::InvalidPort),
+            ("ws://example.com:8o/", UriError::InvalidPort),
+            ("ws://example.com:+80/", UriError::InvalidPort),
+            ("ws://[::1]:x/", UriError::InvalidPort),
+            ("ws://example.com/a b", UriError::InvalidResource),
+            ("ws://example.com/caf\u{e9}", UriError::InvalidResource),
+        ] {
+            assert_eq!(
+                ClientRequest::new(uri),
+                Err(HandshakeError::InvalidUri(expected)),
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_encoding_is_byte_exact() {
+        let request = ClientRequest::new("ws://example.com:8080/chat?room=1")
+            .unwrap()
+            .subprotocol("chat")
+            .unwrap()
+            .subprotocol("superchat")
+            .unwrap()
+            .extension("permessage-deflate;client_max_window_bits")
+            .unwrap()
+            .extension("x-a, x-b; q=\"1\"")
+            .unwrap()
+            .header("Origin", "http://example.com")
+            .unwrap();
+        let (bytes, _) = request.encode(&mut Rng::from_seed(SEED));
+        let key = STANDARD.encode(Rng::from_seed(SEED).nonce());
+        assert_eq!(key.len(), 24);
+        let expected = format!(
+            "GET /chat?room=1 HTTP/1.1\r\n\
+             Host: example.com:8080\r\n\
+             Upgrade: websocket\r\n\
+             Connection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\n\
+             Sec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Protocol: chat, superchat\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-a, x-b; q=1\r\n\
+             Origin: http://example.com\r\n\
+             \r\n"
+        );
+        assert_eq!(std::str::from_utf8(&bytes).unwrap(), expected);
+    }
+
+    #[test]
+    fn host_header_names_the_port_only_when_needed() {
+        for (uri, host) in [
+            ("ws://example.com:80/", "example.com"),
+            ("wss://example.com:443/", "example.com"),
+            ("wss://example.com:80/", "example.com:80"),
+            ("ws://[::1]/", "[::1]"),
+            ("ws://[::1]:9000/", "[::1]:9000"),
+        ] {
+            let (bytes, _) = ClientRequest::new(uri)
+                .unwrap()
+                .encode(&mut Rng::from_seed(SEED));
+            let request = RequestParser::default().receive(&bytes).unwrap().unwrap();
+            assert_eq!(request.headers().get("host"), Some(host), "{uri}");
+        }
+    }
+
+    #[test]
+    fn keys_differ_between_handshakes() {
+        let mut rng = Rng::from_seed(SEED);
+        let request = ClientRequest::new("ws://example.com").unwrap();
+        assert_ne!(request.encode(&mut rng).0, request.encode(&mut rng).0);
+    }
+
+    #[test]
+    fn round_trip_through_the_server_parser() {
+        let (bytes, mut parser) = offer().encode(&mut Rng::from_seed(SEED));
+        let request = RequestParser::default().receive(&bytes).unwrap().unwrap();
+        assert_eq!(request.target(), "/chat");
+        assert_eq!(request.subprotocols(), ["chat", "superchat"]);
+        assert_eq!(
+            request.extensions()[0].to_string(),
+            "permessage-deflate; client_max_window_bits"
+        );
+        let accept = Accept::new()
+            .subprotocol("superchat")
+            .header(
+                "Sec-WebSocket-Extensions",
+                &request.extensions()[0].to_string(),
+            )
+            .unwrap();
+        let reply = request.accept(&accept).unwrap();
+        let frames = [0x81, 0x02, b'h', b'i'];
+        let data = [&reply[..], &frames].concat();
+
+        let response = complete(&mut parser, &data).unwrap();
+        assert_eq!(response.status(), 101);
+        assert_eq!(response.subprotocol(), Some("superchat"));
+        assert_eq!(response.extensions().len(), 1);
+        assert_eq!(response.extensions()[0].name(), "permessage-deflate");
+        assert_eq!(response.headers().get("upgrade"), Some("websocket"));
+        assert_eq!(response.leftover()[..], frames);
+        assert_eq!(parser.receive(b"more"), Err(HandshakeError::Finished));
+
+        // One byte at a time the head ends on a chunk boundary; a cut inside the frames keeps
+        // the start of them.
+        let (_, mut parser) = offer().encode(&mut Rng::from_seed(SEED));
+        let (last, head) = reply.split_last().unwrap();
+        for byte in head {
+            assert_eq!(parser.receive(&[*byte]), Ok(None));
+        }
+        let response = complete(&mut parser, &[*last, frames[0], frames[1]]).unwrap();
+        assert_eq!(response.into_leftover()[..], frames[..2]);
+    }
+
+    #[test]
+    fn bad_acceptances_are_refused() {
+        let (_, accept) = start(&offer());
+        let wrong = accept_key(b"x3JJHMbDL1EzLkh9GBhXDw==");
+        let cases = [
+            (switching(&wrong, &[], &[]), HandshakeError::InvalidAccept),
+            (
+                switching(&accept, &["Sec-WebSocket-Accept"], &[]),
+                HandshakeError::InvalidAccept,
+            ),
+            (
+                switching(&accept, &[], &[&format!("Sec-WebSocket-Accept: {accept}")]),
+                HandshakeError::InvalidAccept,
+            ),
+            (
+                switching(&accept, &["Upgrade"], &[]),
+                HandshakeError::MissingUpgrade,
+            ),
+            (
+                switching(&accept, &["Upgrade"], &["Upgrade: h2c"]),
+                HandshakeError::MissingUpgrade,
+            ),
+            (
+                switching(&accept, &["Connection"], &[]),
+                HandshakeError::MissingConnectionUpgrade,
+            ),
+            (
+                switching(&accept, &[], &["Sec-WebSocket-Protocol: superduperchat"]),
+                HandshakeError::UnexpectedSubprotocol {
+                    name: "superduperchat".into(),
+                },
+            ),
+            (
+                switching(&accept, &[], &["Sec-WebSocket-Protocol: chat, superchat"]),
+                HandshakeError::MultipleSubprotocols,
+            ),
+            (
+                switching(
+                    &accept,
+                    &[],
+                    &[
+                        "Sec-WebSocket-Protocol: chat",
+                        "Sec-WebSocket-Protocol: chat",
+                    ],
+                ),
+                HandshakeError::MultipleSubprotocols,
+            ),
+            (
+                switching(
+                    &accept,
+                    &[],
+                    &["Sec-WebSocket-Extensions: permessage-deflate, x-webkit-deflate-frame"],
+                ),
+                HandshakeError::UnexpectedExtension {
+                    name: "x-webkit-deflate-frame".into(),
+                },
+            ),
+            (
+                switching(
+                    &accept,
+                    &[],
+                    &["Sec-WebSocket-Extensions: permessage-deflate;"],
+                ),
+                HandshakeError::MalformedExtensions,
+            ),
+            (
+                b"HTTP/1.1 10 Switching Protocols\r\n\r\n".to_vec(),
+                HandshakeError::MalformedStatusLine,
+            ),
+            (
+                b"HTTP/2 101\r\n\r\n".to_vec(),
+                HandshakeError::MalformedStatusLine,
+            ),
+            (
+                b"HTTP/1.1 101x\r\n\r\n".to_vec(),
+                HandshakeError::MalformedStatusLine,
+            ),
+            (
+                b"HTTP/1.1 099 Odd\r\n\r\n".to_vec(),
+                HandshakeError::MalformedStatusLine,
+            ),
+            (
+                b"ICY 200 OK\r\n\r\n".to_vec(),
+                HandshakeError::MalformedStatusLine,
+            ),
+            (
+                b"HTTP/1.1 101 Switching Protocols\n\n".to_vec(),
+                HandshakeError::InvalidLineEnding,
+            ),
+        ];
+        for (data, expected) in cases {
+            let shown = String::from_utf8_lossy(&data).into_owned();
+            let (mut parser, _) = start(&offer());
+            assert_eq!(parser.receive(&data), Err(expected), "{shown}");
+        }
+        let mut long = vec![b'x'; 9000];
+        long.splice(..0, *b"HTTP/1.1 101 ");
+        let (mut parser, _) = start(&offer());
+        assert_eq!(
+            parser.receive(&long),
+            Err(HandshakeError::StatusLineTooLong)
+        );
+    }
+
+    #[test]
+    fn good_acceptances_are_taken() {
+        let (_, accept) = start(&offer());
+        for extra in [
+            &[
+                "Sec-WebSocket-Protocol: chat",
+                "Sec-WebSocket-Extensions: Permessage-Deflate",
+            ][..],
+            &["Sec-WebSocket-Protocol:", "Connection: keep-alive"],
+            &["Upgrade: WebSocket", "Connection: keep-alive, UPGRADE"],
+        ] {
+            let (mut parser, _) = start(&offer());
+            let data = switching(&accept, &[], extra);
+            assert!(
+                complete(&mut parser, &data).is_ok(),
+                "{}",
+                String::from_utf8_lossy(&data)
+            );
+        }
+        let (mut parser, _) = start(&offer());
+        let bare = format!(
+            "HTTP/1.1 101\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        assert_eq!(
+            complete(&mut parser, bare.as_bytes())
+                .unwrap()
+                .subprotocol(),
+            None
+        );
+    }
+
+    #[test]
+    fn redirect_is_returned_with_its_headers_and_body() {
+        let reply = b"HTTP/1.1 302 Found\r\nLocation: ws://elsewhere.example/\r\nContent-Length: 11\r\n\r\nmoved away!ignored";
+        for size in [1, 5, reply.len()] {
+            let (mut parser, _) = start(&offer());
+            let error = reply
+                .chunks(size)
+                .find_map(|chunk| parser.receive(chunk).err())
+                .unwrap();
+            let HandshakeError::Rejected {
+                status,
+                headers,
+                body,
+            } = error
+            else {
+                panic!("not a refusal: {error:?}");
+            };
+            assert_eq!(status, 302);
+            assert_eq!(headers.get("location"), Some("ws://elsewhere.example/"));
+            assert_eq!(&body[..], b"moved away!");
+        }
+    }
+
+    #[test]
+    fn refusal_bodies_without_a_length_end_with_the_stream() {
+        let (mut parser, _) = start(&offer());
+        assert_eq!(
+            parser.receive(b"HTTP/1.1 403 Forbidden\r\n\r\nno "),
+            Ok(None)
+        );
+        assert_eq!(parser.receive(b"entry"), Ok(None));
+        let HandshakeError::Rejected { status, body, .. } = parser.receive_eof() else {
+            panic!()
+        };
+        assert_eq!((status, &body[..]), (403, &b"no entry"[..]));
+        assert_eq!(parser.receive_eof(), HandshakeError::Finished);
+
+        // Cut short by the stream: what arrived is kept.
+        let (mut parser, _) = start(&offer());
+        assert_eq!(
+            parser.receive(b"HTTP/1.1 500 Oops\r\nContent-Length: 10\r\n\r\nab"),
+            Ok(None)
+        );
+        let HandshakeError::Rejected { body, .. } = parser.receive_eof() else {
+            panic!()
+        };
+        assert_eq!(&body[..], b"ab");
+
+        // No body at all.
+        let (mut parser, _) = start(&offer());
+        let error = parser
+            .receive(b"HTTP/1.1 204 No Content\r\nX: y\r\n\r\n")
+            .unwrap_err();
+        assert!(
+            matches!(error, HandshakeError::Rejected { status: 204, ref body, .. } if body.is_empty())
+        );
+    }
+
+    #[test]
+    fn refusal_bodies_are_bounded() {
+        let limits = HandshakeLimits {
+            max_body: 4,
+            ..HandshakeLimits::default()
+        };
+        for head in [
+            &b"HTTP/1.1 400 Bad\r\nContent-Length: 100\r\n\r\n"[..],
+            b"HTTP/1.1 400 Bad\r\n\r\n",
+        ] {
+            let (_, mut parser) = offer()
+                .limits(limits.clone())
+                .encode(&mut Rng::from_seed(SEED));
+            assert_eq!(parser.receive(head), Ok(None));
+            let error = parser.receive(b"0123456789").unwrap_err();
+            assert!(
+                matches!(error, HandshakeError::Rejected { ref body, .. } if &body[..] == b"0123")
+            );
+        }
+    }
+
+    #[test]
+    fn eof_before_the_head_is_an_error() {
+        let (mut parser, _) = start(&offer());
+        assert_eq!(parser.receive(b"HTTP/1.1 101 Switching"), Ok(None));
+        assert_eq!(parser.receive_eof(), HandshakeError::UnexpectedEof);
+        assert_eq!(parser.receive(b"\r\n"), Err(HandshakeError::Finished));
+    }
+
+    #[test]
+    fn builder_misuse_is_refused() {
+        let request = || ClientRequest::new("ws://example.com").unwrap();
+        assert_eq!(
+            request().subprotocol("a b"),
+            Err(HandshakeError::InvalidSubprotocol { name: "a b".into() })
+        );
+        assert_eq!(
+            request().subprotocol("chat").unwrap().subprotocol("chat"),
+            Err(HandshakeError::InvalidSubprotocol {
+                name: "chat".into()
+            })
+        );
+        for offer in ["", " , ", "a; =1", "a\r\nX: y"] {
+            assert_eq!(
+                request().extension(offer),
+                Err(HandshakeError::InvalidExtensionOffer {
+                    offer: offer.into()
+                })
+            );
+        }
+        assert_eq!(
+            request().header("host", "a"),
+            Err(HandshakeError::ReservedHeader {
+                name: "host".into()
+            })
+        );
+        assert_eq!(
+            request().header("X-A", "b\r\nHost: evil"),
+            Err(HandshakeError::InvalidOutgoingHeader { name: "X-A".into() })
+        );
+    }
+
+    /// A valid response to `offer()` and the bytes after it.
+    fn valid_response() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+        (
+            proptest::collection::vec(("X-[A-Za-z0-9-]{1,12}", "[!-~]{0,20}"), 0..6),
+            proptest::option::of(prop::sample::select(vec!["chat", "superchat"])),
+            proptest::collection::vec(any::<u8>(), 0..32),
+        )
+            .prop_map(|(fields, subprotocol, tail)| {
+                let (_, accept) = start(&offer());
+                let mut extra: Vec<String> = fields
+                    .iter()
+                    .map(|(name, value)| format!("{name}: {value}"))
+                    .collect();
+                extra.extend(subprotocol.map(|name| format!("Sec-WebSocket-Protocol: {name}")));
+                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                (switching(&accept, &[], &extra), tail)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            data in proptest::collection::vec(any::<u8>(), 0..600),
+            size in 1..64usize,
+            prefix in any::<bool>(),
+        ) {
+            let (mut parser, _) = start(&offer());
+            let data = if prefix { [&b"HTTP/1.1 "[..], &data].concat() } else { data };
+            for chunk in data.chunks(size) {
+                if !matches!(parser.receive(chunk), Ok(None)) {
+                    break;
+                }
+            }
+            let _ = parser.receive_eof();
+        }
+
+        #[test]
+        fn splitting_does_not_change_the_response((head, tail) in valid_response(), size in 1..40usize) {
+            let data = [head.as_slice(), &tail].concat();
+            let (mut parser, _) = start(&offer());
+            let whole = complete(&mut parser, &data).unwrap();
+            prop_assert_eq!(&whole.leftover()[..], &tail[..]);
+            let (mut parser, _) = start(&offer());
+            let mut chunks = data.chunks(size);
+            let chunked = chunks.by_ref().find_map(|chunk| parser.receive(chunk).unwrap()).unwrap();
+            let rest: Vec<u8> = chunked.leftover().iter().copied().chain(chunks.flatten().copied()).collect();
+            prop_assert_eq!(rest, tail);
+            prop_assert_eq!(chunked.headers(), whole.headers());
+            prop_assert_eq!(chunked.subprotocol(), whole.subprotocol());
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The opening handshake (RFC 6455 §4).
+
+mod accept;
+mod client;
+mod error;
+mod headers;
+mod http;
+mod server;
+
+pub use accept::accept_key;
+pub use client::{ClientRequest, Response, ResponseParser};
+pub use error::{HandshakeError, UriError};
+pub use headers::{ExtensionOffer, Headers};
+pub use http::HandshakeLimits;
+pub use server::{Accept, Reject, Request, RequestParser};
