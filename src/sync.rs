@@ -66,10 +66,7 @@ where
     let mut parser = RequestParser::new(options.handshake.clone());
     let mut buf = vec![0; 4096];
     let request = loop {
-        let n = match read_before(&mut stream, &mut buf, deadline) {
-            Ok(n) => n,
-            Err(error) => return Err(error),
-        };
+        let n = read_before(&mut stream, &mut buf, deadline)?;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof during the handshake").into());
         }
