@@ -136,3 +136,19 @@ fn full_handshake_between_a_pair() {
     assert!(client.is_terminated());
     assert!(server.is_terminated());
 }
+
+#[test]
+fn a_message_arriving_with_the_close_can_still_be_answered() {
+    let mut conn = server();
+    conn.receive(&concat(&[
+        client_frame(true, OpCode::Text, b"last words"),
+        client_frame(true, OpCode::Close, &close_payload(1000, b"")),
+    ]));
+    let Some(Ok(Event::Message(message))) = conn.poll_event() else { panic!("message first") };
+    conn.send(message).unwrap();
+    assert_eq!(conn.poll_event(), Some(Ok(Event::Closed(Some(CloseFrame::new(CloseCode::NORMAL, ""))))));
+    let outcome = run(conn, &[], 1, false);
+    let opcodes: Vec<_> = outcome.sent.iter().map(|frame| frame.opcode).collect();
+    assert_eq!(opcodes, [OpCode::Text, OpCode::Close]);
+    assert!(outcome.shutdown);
+}

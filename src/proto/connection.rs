@@ -81,8 +81,9 @@ pub struct Connection {
     buffered: usize,
     /// Pongs owed, oldest first; bounded so a ping flood cannot grow memory.
     pending_pongs: VecDeque<Bytes>,
-    /// A failure found while reading, applied once the events before it have been taken.
-    reading_failed: bool,
+    /// Reading has ended with a failure or the peer's close frame, which takes effect once the
+    /// events before it have been taken.
+    reading_stopped: bool,
     sending_fragmented: Option<MessageKind>,
     state: State,
     shutdown: Shutdown,
@@ -158,7 +159,7 @@ impl Connection {
             out_tail: BytesMut::new(),
             buffered: 0,
             pending_pongs: VecDeque::new(),
-            reading_failed: false,
+            reading_stopped: false,
             sending_fragmented: None,
             state: State::Open,
             shutdown: Shutdown::NotYet,
@@ -180,7 +181,7 @@ impl Connection {
 
     /// Feeds bytes read from the transport. Call `poll_transmit` and `poll_event` afterwards.
     pub fn receive(&mut self, data: &[u8]) {
-        if self.state == State::Closed || self.reading_failed {
+        if self.state == State::Closed || self.reading_stopped {
             return;
         }
         self.timers.traffic_seen = true;
@@ -197,6 +198,9 @@ impl Connection {
             return;
         }
         self.eof = true;
+        if self.reading_stopped && self.state != State::Closed {
+            return;
+        }
         match self.state {
             State::Open | State::CloseSent => self.fail(ProtocolError::UnexpectedEof),
             State::Closed => self.queue_shutdown(),
@@ -206,12 +210,14 @@ impl Connection {
     /// Returns the next event, or the error the connection failed with, or `None` when nothing
     /// is pending. Call until it returns `None` after every `receive`.
     ///
-    /// A failure found while reading takes effect (close frame, shutdown) only when its error
-    /// is returned here, so messages that arrived before it can still be answered.
+    /// A failure or the peer's close takes effect (close frame, shutdown) only when it is
+    /// returned here, so messages that arrived before it can still be answered.
     pub fn poll_event(&mut self) -> Option<Result<Event, ProtocolError>> {
         let event = self.events.pop_front()?;
-        if let Err(error) = &event {
-            self.fail_now(error.close_code());
+        match &event {
+            Err(error) => self.fail_now(error.close_code()),
+            Ok(Event::Closed(frame)) => self.finish_close(frame.as_ref().map(|frame| frame.code)),
+            Ok(_) => {}
         }
         Some(event)
     }
@@ -344,7 +350,8 @@ impl Connection {
     /// Runs the timers that are due at `now`: keepalive pings, the dead-peer check and the
     /// close timeout.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.reading_failed {
+        if self.reading_stopped && self.state != State::Closed {
+            // A failure or close is waiting in the event queue; it decides what happens next.
             return;
         }
         if self.timers.close.is_some_and(|deadline| deadline <= now) {
@@ -445,7 +452,7 @@ impl Connection {
     /// Fails the connection (§7.1.7): reading stops now; the error is reported after the
     /// events before it, and then the close frame and shutdown go out.
     fn fail(&mut self, error: ProtocolError) {
-        self.reading_failed = true;
+        self.reading_stopped = true;
         self.incoming = None;
         self.read_buf = BytesMut::new();
         self.events.push_back(Err(error));
@@ -462,7 +469,7 @@ impl Connection {
     }
 
     fn process(&mut self) {
-        while self.state != State::Closed && !self.reading_failed {
+        while self.state != State::Closed && !self.reading_stopped {
             match self.step() {
                 Ok(true) => {}
                 Ok(false) => break,
@@ -606,16 +613,21 @@ impl Connection {
 
     fn on_close(&mut self, payload: Bytes) -> Result<(), ProtocolError> {
         let frame = parse_close(payload)?;
-        if self.state == State::Open {
-            let echo = frame.as_ref().map_or_else(Bytes::new, |frame| {
-                CloseFrame::new(frame.code, "").encode()
-            });
-            self.queue_close(echo);
-        }
-        self.state = State::Closed;
+        self.reading_stopped = true;
         self.incoming = None;
         self.read_buf = BytesMut::new();
         self.events.push_back(Ok(Event::Closed(frame)));
+        Ok(())
+    }
+
+    /// Completes the closing handshake once the application has seen the peer's close.
+    fn finish_close(&mut self, code: Option<CloseCode>) {
+        if self.state == State::Open {
+            let echo = code.map_or_else(Bytes::new, |code| CloseFrame::new(code, "").encode());
+            self.queue_close(echo);
+        }
+        self.state = State::Closed;
+        self.timers.close = None;
         match self.role {
             // The server closes the TCP connection first (§7.1.1) ...
             Role::Server => self.queue_shutdown(),
@@ -623,8 +635,6 @@ impl Connection {
             Role::Client if self.eof => self.queue_shutdown(),
             Role::Client => self.timers.close_wanted = true,
         }
-        self.timers.close = None;
-        Ok(())
     }
 }
 
