@@ -22,7 +22,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let mut positional = positional.into_iter();
-    let base = positional.next().unwrap_or_else(|| "ws://127.0.0.1:9001".into());
+    let base = positional
+        .next()
+        .unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let base = base.trim_end_matches('/').to_owned();
     let agent = positional
         .next()
@@ -41,7 +43,11 @@ fn case_url(base: &str, case: u32, agent: &str) -> String {
     format!("{base}/runCase?case={case}&agent={agent}")
 }
 
-fn run_blocking(base: &str, agent: &str, options: &Options) -> Result<(), Box<dyn std::error::Error>> {
+fn run_blocking(
+    base: &str,
+    agent: &str,
+    options: &Options,
+) -> Result<(), Box<dyn std::error::Error>> {
     let count = case_count_blocking(base, options)?;
     println!("{count} cases");
     for case in 1..=count {
@@ -73,12 +79,20 @@ fn case_count_blocking(base: &str, options: &Options) -> Result<u32, Box<dyn std
     let request = ClientRequest::new(&format!("{base}/getCaseCount"))?;
     let (mut ws, _) = wsio::sync::connect_with(request, options)?;
     let message = ws.read()?.ok_or("closed before the case count")?;
-    let count = message.as_text().ok_or("case count is not text")?.trim().parse()?;
+    let count = message
+        .as_text()
+        .ok_or("case count is not text")?
+        .trim()
+        .parse()?;
     while ws.read()?.is_some() {}
     Ok(count)
 }
 
-async fn run_tokio(base: &str, agent: &str, options: &Options) -> Result<(), Box<dyn std::error::Error>> {
+async fn run_tokio(
+    base: &str,
+    agent: &str,
+    options: &Options,
+) -> Result<(), Box<dyn std::error::Error>> {
     let count = case_count_tokio(base, options).await?;
     println!("{count} cases");
     for case in 1..=count {
@@ -107,11 +121,18 @@ async fn run_tokio(base: &str, agent: &str, options: &Options) -> Result<(), Box
     Ok(())
 }
 
-async fn case_count_tokio(base: &str, options: &Options) -> Result<u32, Box<dyn std::error::Error>> {
+async fn case_count_tokio(
+    base: &str,
+    options: &Options,
+) -> Result<u32, Box<dyn std::error::Error>> {
     let request = ClientRequest::new(&format!("{base}/getCaseCount"))?;
     let (mut ws, _) = wsio::tokio::connect_async_with(request, options).await?;
     let message = ws.read().await?.ok_or("closed before the case count")?;
-    let count = message.as_text().ok_or("case count is not text")?.trim().parse()?;
+    let count = message
+        .as_text()
+        .ok_or("case count is not text")?
+        .trim()
+        .parse()?;
     while ws.read().await?.is_some() {}
     Ok(count)
 }

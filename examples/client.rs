@@ -8,7 +8,9 @@ use std::thread;
 use wsio::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "ws://127.0.0.1:9002".into());
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "ws://127.0.0.1:9002".into());
     let (ws, response) = wsio::sync::connect(&url)?;
     eprintln!("connected to {url} (status {})", response.status());
     let (mut reader, writer) = ws.split()?;

@@ -36,7 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Picks `chat` when the client offers it.
 fn decide(request: &Request) -> Accept {
-    if request.subprotocols().iter().any(|protocol| protocol == "chat") {
+    if request
+        .subprotocols()
+        .iter()
+        .any(|protocol| protocol == "chat")
+    {
         Accept::new().subprotocol("chat")
     } else {
         Accept::new()
@@ -86,9 +90,8 @@ async fn serve_tokio(addr: SocketAddr, options: Options) -> Result<(), Box<dyn s
 
 async fn echo_tokio(stream: tokio::net::TcpStream, options: &Options) -> Result<(), wsio::Error> {
     stream.set_nodelay(true)?;
-    let mut ws = wsio::tokio::accept_with(stream, options, |request| {
-        let accept = decide(request);
-        async move { Ok(accept) }
+    let mut ws = wsio::tokio::accept_with(stream, options, async |request: &Request| {
+        Ok(decide(request))
     })
     .await?;
     while let Some(message) = ws.read().await? {

@@ -23,6 +23,8 @@ mod options;
 pub mod proto;
 #[cfg(feature = "sync")]
 pub mod sync;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use error::Error;
 pub use options::Options;

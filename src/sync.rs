@@ -62,20 +62,26 @@ where
     S: Read + Write,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    let deadline = options.handshake_timeout.map(|timeout| Instant::now() + timeout);
+    let deadline = options
+        .handshake_timeout
+        .map(|timeout| Instant::now() + timeout);
     let mut parser = RequestParser::new(options.handshake.clone());
     let mut buf = vec![0; 4096];
     let request = loop {
         let n = read_before(&mut stream, &mut buf, deadline)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof during the handshake").into());
+            return Err(
+                io::Error::new(io::ErrorKind::UnexpectedEof, "eof during the handshake").into(),
+            );
         }
         match parser.receive(&buf[..n]) {
             Ok(Some(request)) => break request,
             Ok(None) => {}
             Err(error) => {
                 // Best effort: the peer may already be gone.
-                let _ = stream.write_all(&error.response().encode()).and_then(|()| stream.flush());
+                let _ = stream
+                    .write_all(&error.response().encode())
+                    .and_then(|()| stream.flush());
                 return Err(error.into());
             }
         }
@@ -91,13 +97,19 @@ where
     let response = match response {
         Ok(response) => response,
         Err(error) => {
-            let _ = stream.write_all(&error.response().encode()).and_then(|()| stream.flush());
+            let _ = stream
+                .write_all(&error.response().encode())
+                .and_then(|()| stream.flush());
             return Err(error.into());
         }
     };
     stream.write_all(&response)?;
     stream.flush()?;
-    let mut ws = WebSocket::from_connection(stream, Connection::server(options.connection.clone()), options);
+    let mut ws = WebSocket::from_connection(
+        stream,
+        Connection::server(options.connection.clone()),
+        options,
+    );
     ws.conn.receive(request.leftover());
     Ok(ws)
 }
@@ -121,7 +133,9 @@ pub fn connect_with(
     options: &Options,
 ) -> Result<(WebSocket<TcpStream>, Response), Error> {
     if request.is_secure() {
-        return Err(Error::UnsupportedUrl("wss:// needs a TLS stream: use `client` over it".into()));
+        return Err(Error::UnsupportedUrl(
+            "wss:// needs a TLS stream: use `client` over it".into(),
+        ));
     }
     let stream = TcpStream::connect((request.host(), request.port()))?;
     stream.set_nodelay(true)?;
@@ -138,7 +152,9 @@ pub fn client<S: Read + Write>(
     request: &ClientRequest,
     options: &Options,
 ) -> Result<(WebSocket<S>, Response), Error> {
-    let deadline = options.handshake_timeout.map(|timeout| Instant::now() + timeout);
+    let deadline = options
+        .handshake_timeout
+        .map(|timeout| Instant::now() + timeout);
     let mut rng = Rng::from_os();
     let (bytes, mut parser) = request.encode(&mut rng);
     stream.write_all(&bytes)?;
@@ -303,7 +319,11 @@ impl WebSocket<TcpStream> {
             peer_close: self.peer_close,
             finished: self.finished,
         }));
-        let reader = Reader { stream: read_stream, shared: Arc::clone(&shared), read_buf: self.read_buf };
+        let reader = Reader {
+            stream: read_stream,
+            shared: Arc::clone(&shared),
+            read_buf: self.read_buf,
+        };
         Ok((reader, Writer { shared }))
     }
 }
@@ -333,7 +353,9 @@ struct Shared {
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     // A panic elsewhere while holding the lock leaves the connection usable: every operation
     // on it is a complete state transition.
-    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Reader {
@@ -432,7 +454,10 @@ fn read_input<S: Read>(stream: &mut S, buf: &mut [u8]) -> io::Result<Input> {
             Ok(n) => Ok(Input::Data(n)),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error)
-                if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
             {
                 Ok(Input::Tick)
             }
@@ -450,7 +475,10 @@ fn apply_input(conn: &mut Connection, buf: &[u8], input: io::Result<Input>) -> R
         Err(error) => return Err(error.into()),
     }
     let now = Instant::now();
-    if conn.poll_timeout(now).is_some_and(|deadline| deadline <= now) {
+    if conn
+        .poll_timeout(now)
+        .is_some_and(|deadline| deadline <= now)
+    {
         conn.handle_timeout(now);
     }
     Ok(())
@@ -459,7 +487,10 @@ fn apply_input(conn: &mut Connection, buf: &[u8], input: io::Result<Input>) -> R
 /// Reads once from the transport into the connection and runs due timers.
 fn fill<S: Read>(conn: &mut Connection, stream: &mut S, buf: &mut [u8]) -> Result<(), Error> {
     let now = Instant::now();
-    if conn.poll_timeout(now).is_some_and(|deadline| deadline <= now) {
+    if conn
+        .poll_timeout(now)
+        .is_some_and(|deadline| deadline <= now)
+    {
         conn.handle_timeout(now);
         return Ok(());
     }
@@ -523,4 +554,3 @@ fn read_before<S: Read>(
         }
     }
 }
-

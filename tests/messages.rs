@@ -34,7 +34,14 @@ fn empty_messages() {
         client_frame(true, OpCode::Continuation, b""),
     ]);
     let outcome = replay(server, &input);
-    assert_eq!(outcome.messages(), [Message::text(""), Message::binary(&b""[..]), Message::text("")]);
+    assert_eq!(
+        outcome.messages(),
+        [
+            Message::text(""),
+            Message::binary(&b""[..]),
+            Message::text("")
+        ]
+    );
 }
 
 fn assert_invalid_payload(input: &[u8]) -> Outcome {
@@ -46,7 +53,11 @@ fn assert_invalid_payload(input: &[u8]) -> Outcome {
 
 #[test]
 fn invalid_utf8_in_a_whole_message() {
-    assert_invalid_payload(&client_frame(true, OpCode::Text, &[0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xed, 0xa0, 0x80]));
+    assert_invalid_payload(&client_frame(
+        true,
+        OpCode::Text,
+        &[0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xed, 0xa0, 0x80],
+    ));
 }
 
 #[test]
@@ -68,7 +79,11 @@ fn text_truncated_inside_a_code_point_at_fin() {
 #[test]
 fn invalid_utf8_fails_before_the_frame_is_complete() {
     // The frame declares 100 bytes, but only an invalid prefix has arrived.
-    let frame = client_frame(true, OpCode::Text, &[[0xff].as_slice(), &[b'a'; 99]].concat());
+    let frame = client_frame(
+        true,
+        OpCode::Text,
+        &[[0xff].as_slice(), &[b'a'; 99]].concat(),
+    );
     let mut conn = server();
     conn.receive(&frame[..8]);
     assert_eq!(conn.poll_event(), Some(Err(ProtocolError::InvalidUtf8)));
@@ -94,7 +109,13 @@ fn message_over_the_limit_in_small_fragments_fails_with_1009() {
         input.extend(client_frame(false, OpCode::Continuation, &[0; 100]));
     }
     let outcome = run(limited(config), &input, 7, false);
-    assert!(matches!(outcome.error(), Some(ProtocolError::MessageTooBig { size: 1100, limit: 1000 })));
+    assert!(matches!(
+        outcome.error(),
+        Some(ProtocolError::MessageTooBig {
+            size: 1100,
+            limit: 1000
+        })
+    ));
     assert_eq!(outcome.sent_close_code(), Some(1009));
 }
 
@@ -107,7 +128,10 @@ fn too_many_fragments_fails_with_1008() {
         input.extend(client_frame(false, OpCode::Continuation, b"x"));
     }
     let outcome = run(limited(config), &input, input.len(), false);
-    assert_eq!(outcome.error(), Some(&ProtocolError::TooManyFragments { limit: 10 }));
+    assert_eq!(
+        outcome.error(),
+        Some(&ProtocolError::TooManyFragments { limit: 10 })
+    );
     assert_eq!(outcome.sent_close_code(), Some(1008));
 }
 
@@ -126,9 +150,14 @@ fn many_tiny_fragments_within_limits_are_assembled() {
 fn unfragmented_payload_shares_the_read_buffer() {
     // Zero copy: the message's bytes live in the connection's read allocation, so two messages
     // received in one read sit next to each other in memory.
-    let input = concat(&[client_frame(true, OpCode::Binary, &[1; 64]), client_frame(true, OpCode::Binary, &[2; 64])]);
+    let input = concat(&[
+        client_frame(true, OpCode::Binary, &[1; 64]),
+        client_frame(true, OpCode::Binary, &[2; 64]),
+    ]);
     let outcome = run(server(), &input, input.len(), false);
-    let [Message::Binary(first), Message::Binary(second)] = &outcome.messages()[..] else { panic!() };
+    let [Message::Binary(first), Message::Binary(second)] = &outcome.messages()[..] else {
+        panic!()
+    };
     assert_eq!(first.as_ptr() as usize + 64 + 6, second.as_ptr() as usize);
 }
 
@@ -146,7 +175,12 @@ fn streaming_mode_hands_out_chunks_as_they_arrive() {
         let mut data = Vec::new();
         let mut lasts = 0;
         for event in &outcome.events {
-            let Ok(Event::MessageChunk { kind: MessageKind::Text, data: piece, last }) = event else {
+            let Ok(Event::MessageChunk {
+                kind: MessageKind::Text,
+                data: piece,
+                last,
+            }) = event
+            else {
                 panic!("unexpected {event:?}");
             };
             data.extend_from_slice(piece);
@@ -154,7 +188,10 @@ fn streaming_mode_hands_out_chunks_as_they_arrive() {
         }
         assert_eq!(String::from_utf8(data).unwrap(), text);
         assert_eq!(lasts, 1);
-        assert!(matches!(outcome.events.last(), Some(Ok(Event::MessageChunk { last: true, .. }))));
+        assert!(matches!(
+            outcome.events.last(),
+            Some(Ok(Event::MessageChunk { last: true, .. }))
+        ));
     }
 }
 
@@ -162,7 +199,10 @@ fn streaming_mode_hands_out_chunks_as_they_arrive() {
 fn streaming_mode_still_validates_utf8_across_chunks() {
     let mut config = Config::default();
     config.streaming = true;
-    let input = concat(&[client_frame(false, OpCode::Text, &[0xe2]), client_frame(true, OpCode::Continuation, &[0x82, 0x28])]);
+    let input = concat(&[
+        client_frame(false, OpCode::Text, &[0xe2]),
+        client_frame(true, OpCode::Continuation, &[0x82, 0x28]),
+    ]);
     let outcome = run(limited(config), &input, 1, false);
     assert_eq!(outcome.error(), Some(&ProtocolError::InvalidUtf8));
 }
@@ -170,14 +210,25 @@ fn streaming_mode_still_validates_utf8_across_chunks() {
 #[test]
 fn fragmented_send_round_trips() {
     let mut sender = client();
-    sender.send_fragment(MessageKind::Text, "hel", false).unwrap();
+    sender
+        .send_fragment(MessageKind::Text, "hel", false)
+        .unwrap();
     sender.ping("mid").unwrap();
-    assert_eq!(sender.send(Message::text("no")), Err(wsio::proto::SendError::FragmentedMessageOpen));
+    assert_eq!(
+        sender.send(Message::text("no")),
+        Err(wsio::proto::SendError::FragmentedMessageOpen)
+    );
     sender.send_fragment(MessageKind::Text, "lo", true).unwrap();
     let mut wire = Vec::new();
     while let Some(wsio::proto::Transmit::Data(data)) = sender.poll_transmit() {
         wire.extend_from_slice(&data);
     }
     let outcome = replay(server, &wire);
-    assert_eq!(outcome.events, [Ok(Event::Ping("mid".into())), Ok(Event::Message(Message::text("hello")))]);
+    assert_eq!(
+        outcome.events,
+        [
+            Ok(Event::Ping("mid".into())),
+            Ok(Event::Message(Message::text("hello")))
+        ]
+    );
 }

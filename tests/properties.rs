@@ -16,8 +16,12 @@ fn any_message() -> impl Strategy<Value = Message> {
 
 /// A client frame with any opcode (reserved ones included) and small payloads.
 fn any_client_frame() -> impl Strategy<Value = Vec<u8>> {
-    (any::<bool>(), 0u8..16, proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(fin, opcode, payload)| {
-        match OpCode::from_u8(opcode) {
+    (
+        any::<bool>(),
+        0u8..16,
+        proptest::collection::vec(any::<u8>(), 0..40),
+    )
+        .prop_map(|(fin, opcode, payload)| match OpCode::from_u8(opcode) {
             Some(opcode) => client_frame(fin, opcode, &payload),
             None => {
                 let mut raw = vec![0x80 | opcode, 0x80 | payload.len() as u8];
@@ -25,8 +29,7 @@ fn any_client_frame() -> impl Strategy<Value = Vec<u8>> {
                 raw.extend(payload.iter().zip(MASK.iter().cycle()).map(|(b, m)| b ^ m));
                 raw
             }
-        }
-    })
+        })
 }
 
 proptest! {

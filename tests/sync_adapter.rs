@@ -17,7 +17,9 @@ fn echo_server(connections: usize) -> (String, thread::JoinHandle<Vec<Result<(),
         (0..connections)
             .map(|_| {
                 let (stream, _) = listener.accept().unwrap();
-                stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
                 let mut options = Options::default();
                 options.handshake_timeout = Some(Duration::from_millis(500));
                 let mut ws = wsio::sync::accept_with(stream, &options, |request| {
@@ -25,7 +27,11 @@ fn echo_server(connections: usize) -> (String, thread::JoinHandle<Vec<Result<(),
                         return Err(Reject::new(401).body("who are you?"));
                     }
                     let chat = request.subprotocols().iter().any(|p| p == "chat");
-                    Ok(if chat { Accept::new().subprotocol("chat") } else { Accept::new() })
+                    Ok(if chat {
+                        Accept::new().subprotocol("chat")
+                    } else {
+                        Accept::new()
+                    })
                 })?;
                 while let Some(message) = ws.read()? {
                     ws.send(message)?;
@@ -40,7 +46,10 @@ fn echo_server(connections: usize) -> (String, thread::JoinHandle<Vec<Result<(),
 #[test]
 fn echo_text_and_binary_then_close_with_a_code() {
     let (addr, server) = echo_server(1);
-    let request = ClientRequest::new(&format!("ws://{addr}/echo")).unwrap().subprotocol("chat").unwrap();
+    let request = ClientRequest::new(&format!("ws://{addr}/echo"))
+        .unwrap()
+        .subprotocol("chat")
+        .unwrap();
     let (mut ws, response) = wsio::sync::connect_with(request, &Options::default()).unwrap();
     assert_eq!(response.subprotocol(), Some("chat"));
     ws.send(Message::text("héllo")).unwrap();
@@ -48,9 +57,13 @@ fn echo_text_and_binary_then_close_with_a_code() {
     let big = vec![7u8; 300_000];
     ws.send(Message::binary(big.clone())).unwrap();
     assert_eq!(ws.read().unwrap(), Some(Message::binary(big)));
-    ws.close(Some(CloseFrame::new(CloseCode(4000), "done"))).unwrap();
+    ws.close(Some(CloseFrame::new(CloseCode(4000), "done")))
+        .unwrap();
     assert_eq!(ws.read().unwrap(), None);
-    assert_eq!(ws.close_frame().map(|frame| frame.code), Some(CloseCode(4000)));
+    assert_eq!(
+        ws.close_frame().map(|frame| frame.code),
+        Some(CloseCode(4000))
+    );
     assert!(server.join().unwrap()[0].is_ok());
 }
 
@@ -63,12 +76,17 @@ fn rejection_reaches_the_client_with_status_and_body() {
     };
     assert_eq!(status, 401);
     assert_eq!(&body[..], b"who are you?");
-    assert!(matches!(server.join().unwrap()[0], Err(Error::Rejected(401))));
+    assert!(matches!(
+        server.join().unwrap()[0],
+        Err(Error::Rejected(401))
+    ));
 }
 
 fn raw_exchange(addr: &str, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     stream.write_all(request).unwrap();
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
@@ -90,17 +108,30 @@ fn bad_handshakes_get_their_http_status() {
         let response = raw_exchange(&addr, request);
         assert!(response.starts_with(status), "{response}");
         if status.ends_with("426") {
-            assert!(response.to_ascii_lowercase().contains("sec-websocket-version: 13"));
+            assert!(
+                response
+                    .to_ascii_lowercase()
+                    .contains("sec-websocket-version: 13")
+            );
         }
     }
-    assert!(server.join().unwrap().iter().all(|result| matches!(result, Err(Error::Handshake(_)))));
+    assert!(
+        server
+            .join()
+            .unwrap()
+            .iter()
+            .all(|result| matches!(result, Err(Error::Handshake(_))))
+    );
 }
 
 #[test]
 fn silent_client_is_cut_by_the_handshake_timeout() {
     let (addr, server) = echo_server(1);
     let _stream = TcpStream::connect(&addr).unwrap();
-    assert!(matches!(server.join().unwrap()[0], Err(Error::HandshakeTimeout)));
+    assert!(matches!(
+        server.join().unwrap()[0],
+        Err(Error::HandshakeTimeout)
+    ));
 }
 
 #[test]
@@ -131,7 +162,9 @@ fn protocol_error_from_the_peer_is_reported_with_its_close_code() {
     // Bypass the client's framing: an unmasked frame is a protocol error for a server.
     ws.get_mut().write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
     let mut close = [0u8; 4];
-    ws.get_mut().set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    ws.get_mut()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     ws.get_mut().read_exact(&mut close).unwrap();
     assert_eq!(close, [0x88, 0x02, 0x03, 0xea], "close frame 1002");
     let error = server.join().unwrap().remove(0).unwrap_err();

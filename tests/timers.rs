@@ -31,14 +31,24 @@ fn sent_opcodes(conn: &mut Connection) -> (Vec<u8>, bool) {
 fn idle_connection_is_pinged_then_failed_without_an_answer() {
     let start = Instant::now();
     let mut conn = Connection::server(config());
-    assert_eq!(conn.poll_timeout(start), Some(start + Duration::from_secs(10)));
+    assert_eq!(
+        conn.poll_timeout(start),
+        Some(start + Duration::from_secs(10))
+    );
     conn.handle_timeout(start + Duration::from_secs(10));
     assert_eq!(sent_opcodes(&mut conn).0, [0x9], "a ping");
     let deadline = conn.poll_timeout(start + Duration::from_secs(10)).unwrap();
     assert_eq!(deadline, start + Duration::from_secs(15));
     conn.handle_timeout(deadline);
-    assert_eq!(conn.poll_event(), Some(Err(ProtocolError::KeepaliveTimeout)));
-    assert_eq!(sent_opcodes(&mut conn), (vec![0x8], true), "close 1011 then shutdown");
+    assert_eq!(
+        conn.poll_event(),
+        Some(Err(ProtocolError::KeepaliveTimeout))
+    );
+    assert_eq!(
+        sent_opcodes(&mut conn),
+        (vec![0x8], true),
+        "close 1011 then shutdown"
+    );
 }
 
 #[test]

@@ -85,7 +85,10 @@ pub struct CloseFrame {
 impl CloseFrame {
     /// Creates a close frame with a code and reason.
     pub fn new(code: CloseCode, reason: impl Into<Utf8Bytes>) -> Self {
-        Self { code, reason: reason.into() }
+        Self {
+            code,
+            reason: reason.into(),
+        }
     }
 
     /// Encodes the payload of a close frame: the code big-endian, then the reason.

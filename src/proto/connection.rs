@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use super::Role;
 use super::close::{CloseCode, CloseFrame};
 use super::config::Config;
 use super::error::{ProtocolError, SendError};
@@ -14,7 +15,6 @@ use super::mask::apply_mask;
 use super::message::{Message, MessageKind, Utf8Bytes};
 use super::rng::Rng;
 use super::utf8::Utf8Validator;
-use super::Role;
 
 /// Something that happened on the connection, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +146,10 @@ impl Connection {
     }
 
     fn new(role: Role, config: Config, rng: Option<Rng>) -> Self {
-        let limits = DecoderLimits { max_frame_size: config.max_frame_size, allow_rsv1: false };
+        let limits = DecoderLimits {
+            max_frame_size: config.max_frame_size,
+            allow_rsv1: false,
+        };
         Self {
             role,
             rng,
@@ -334,12 +337,18 @@ impl Connection {
     /// became due since the last call from `now`.
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
         if self.state == State::Open && self.timers.keepalive.is_none() {
-            self.timers.keepalive = self.config.keepalive_interval.map(|interval| now + interval);
+            self.timers.keepalive = self
+                .config
+                .keepalive_interval
+                .map(|interval| now + interval);
         }
         if self.timers.close_wanted && self.timers.close.is_none() {
             self.timers.close = self.config.close_timeout.map(|timeout| now + timeout);
         }
-        let keepalive = self.timers.keepalive.filter(|_| self.state != State::Closed);
+        let keepalive = self
+            .timers
+            .keepalive
+            .filter(|_| self.state != State::Closed);
         let close = self.timers.close.filter(|_| !self.is_terminated());
         match (keepalive, close) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -362,7 +371,11 @@ impl Connection {
                 State::Closed | State::Open => self.queue_shutdown(),
             }
         }
-        if self.timers.keepalive.is_some_and(|deadline| deadline <= now) {
+        if self
+            .timers
+            .keepalive
+            .is_some_and(|deadline| deadline <= now)
+        {
             self.run_keepalive(now);
         }
     }
@@ -378,7 +391,9 @@ impl Connection {
             return;
         }
         self.timers.awaiting_pong = false;
-        let Some(interval) = self.config.keepalive_interval else { return };
+        let Some(interval) = self.config.keepalive_interval else {
+            return;
+        };
         if seen || self.state != State::Open {
             self.timers.keepalive = Some(now + interval);
             return;
@@ -414,7 +429,13 @@ impl Connection {
 
     fn queue_frame(&mut self, fin: bool, opcode: OpCode, payload: Bytes) {
         let mask = self.rng.as_mut().map(Rng::mask);
-        let header = FrameHeader { fin, rsv1: false, opcode, mask, payload_len: payload.len() as u64 };
+        let header = FrameHeader {
+            fin,
+            rsv1: false,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
         let before = self.out_tail.len();
         header.encode(&mut self.out_tail);
         self.buffered += self.out_tail.len() - before + payload.len();
@@ -504,7 +525,10 @@ impl Connection {
         {
             self.frame_validated = true;
             let arrived = &self.read_buf[available - fresh..available];
-            incoming.utf8.feed(arrived).map_err(|_| ProtocolError::InvalidUtf8)?;
+            incoming
+                .utf8
+                .feed(arrived)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         if self.config.streaming {
             return self.take_chunk(available);
@@ -522,10 +546,15 @@ impl Connection {
         let kind = match header.opcode {
             OpCode::Close | OpCode::Ping | OpCode::Pong => return Ok(()),
             OpCode::Continuation => {
-                let incoming = self.incoming.as_mut().ok_or(ProtocolError::UnexpectedContinuation)?;
+                let incoming = self
+                    .incoming
+                    .as_mut()
+                    .ok_or(ProtocolError::UnexpectedContinuation)?;
                 incoming.fragments += 1;
                 if incoming.fragments > self.config.max_fragments {
-                    return Err(ProtocolError::TooManyFragments { limit: self.config.max_fragments });
+                    return Err(ProtocolError::TooManyFragments {
+                        limit: self.config.max_fragments,
+                    });
                 }
                 incoming.len += header.payload_len;
                 return check_message_size(incoming.len, self.config.max_message_size);
@@ -548,23 +577,32 @@ impl Connection {
     }
 
     fn take_chunk(&mut self, available: usize) -> Result<bool, ProtocolError> {
-        let Some(header) = self.decoder.current_header() else { return Ok(false) };
+        let Some(header) = self.decoder.current_header() else {
+            return Ok(false);
+        };
         let frame_ends = available as u64 == header.payload_len;
         if available == 0 && !frame_ends {
             return Ok(false);
         }
-        let (header, data, done) = self.decoder.take_partial(&mut self.read_buf).expect("frame");
+        let (header, data, done) = self
+            .decoder
+            .take_partial(&mut self.read_buf)
+            .expect("frame");
         let incoming = self.incoming.as_mut().expect("data frame has a message");
         let last = done && header.fin;
         if last && incoming.kind == MessageKind::Text {
-            incoming.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            incoming
+                .utf8
+                .finish()
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         let kind = incoming.kind;
         if last {
             self.incoming = None;
         }
         if !data.is_empty() || last {
-            self.events.push_back(Ok(Event::MessageChunk { kind, data, last }));
+            self.events
+                .push_back(Ok(Event::MessageChunk { kind, data, last }));
         }
         Ok(true)
     }
@@ -585,7 +623,10 @@ impl Connection {
         let message = match incoming.kind {
             MessageKind::Binary => Message::Binary(payload),
             MessageKind::Text => {
-                incoming.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                incoming
+                    .utf8
+                    .finish()
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
                 Message::Text(Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?)
             }
         };

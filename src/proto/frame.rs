@@ -2,9 +2,9 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::Role;
 use super::error::ProtocolError;
 use super::mask::apply_mask;
-use super::Role;
 
 /// A frame opcode (RFC 6455 §5.2, §11.8). The reserved values are not representable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,7 +71,12 @@ pub struct Frame {
 impl Frame {
     /// Creates an unfragmented frame without extension bits.
     pub fn new(opcode: OpCode, payload: impl Into<Bytes>) -> Self {
-        Self { fin: true, rsv1: false, opcode, payload: payload.into() }
+        Self {
+            fin: true,
+            rsv1: false,
+            opcode,
+            payload: payload.into(),
+        }
     }
 
     /// Appends the wire form of this frame to `dst`, masked with `mask` when given.
@@ -181,7 +186,11 @@ impl InProgress {
 impl FrameDecoder {
     /// Creates a decoder for frames received by an endpoint of `role`.
     pub fn new(role: Role, limits: DecoderLimits) -> Self {
-        Self { role, limits, current: None }
+        Self {
+            role,
+            limits,
+            current: None,
+        }
     }
 
     /// Changes what frames are checked against; takes effect from the next header.
@@ -229,7 +238,11 @@ impl FrameDecoder {
             return Ok(None);
         };
         buf.advance(header_len);
-        self.current = Some(InProgress { header, taken: 0, unmasked: 0 });
+        self.current = Some(InProgress {
+            header,
+            taken: 0,
+            unmasked: 0,
+        });
         Ok(Some(header))
     }
 
@@ -244,7 +257,8 @@ impl FrameDecoder {
         let Some(current) = self.current.as_mut() else {
             return (0, 0);
         };
-        let available = usize::try_from(current.remaining()).map_or(buf.len(), |n| n.min(buf.len()));
+        let available =
+            usize::try_from(current.remaining()).map_or(buf.len(), |n| n.min(buf.len()));
         let fresh = available - current.unmasked;
         if let Some(key) = current.header.mask {
             let offset = (current.taken as usize).wrapping_add(current.unmasked);
@@ -266,7 +280,10 @@ impl FrameDecoder {
 
     /// Takes the unmasked payload bytes at the front of `buf` (streaming), and whether they end
     /// the frame.
-    pub(crate) fn take_partial(&mut self, buf: &mut BytesMut) -> Option<(FrameHeader, Bytes, bool)> {
+    pub(crate) fn take_partial(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Option<(FrameHeader, Bytes, bool)> {
         let current = self.current.as_mut()?;
         let chunk = buf.split_to(current.unmasked).freeze();
         current.taken += current.unmasked as u64;
@@ -294,7 +311,8 @@ fn parse_header(
     if first & 0b0011_0000 != 0 || (rsv1 && !limits.allow_rsv1) {
         return Err(ProtocolError::ReservedBits);
     }
-    let opcode = OpCode::from_u8(first & 0x0F).ok_or(ProtocolError::ReservedOpCode(first & 0x0F))?;
+    let opcode =
+        OpCode::from_u8(first & 0x0F).ok_or(ProtocolError::ReservedOpCode(first & 0x0F))?;
     let masked = second & 0b1000_0000 != 0;
     let short_len = second & 0x7F;
     if opcode.is_control() {
@@ -315,7 +333,9 @@ fn parse_header(
     }
     let (payload_len, mut len) = match short_len {
         126 => {
-            let Some(bytes) = buf.get(2..4) else { return Ok(None) };
+            let Some(bytes) = buf.get(2..4) else {
+                return Ok(None);
+            };
             let len = u64::from(u16::from_be_bytes([bytes[0], bytes[1]]));
             if len < 126 {
                 return Err(ProtocolError::NonMinimalLength);
@@ -323,7 +343,9 @@ fn parse_header(
             (len, 4)
         }
         127 => {
-            let Some(bytes) = buf.get(2..10) else { return Ok(None) };
+            let Some(bytes) = buf.get(2..10) else {
+                return Ok(None);
+            };
             let len = u64::from_be_bytes(bytes.try_into().expect("8 bytes"));
             if len >> 63 != 0 {
                 return Err(ProtocolError::LengthMsbSet);
@@ -336,16 +358,30 @@ fn parse_header(
         short => (u64::from(short), 2),
     };
     if payload_len > limits.max_frame_size as u64 {
-        return Err(ProtocolError::FrameTooBig { size: payload_len, limit: limits.max_frame_size });
+        return Err(ProtocolError::FrameTooBig {
+            size: payload_len,
+            limit: limits.max_frame_size,
+        });
     }
     let mask = if masked {
-        let Some(bytes) = buf.get(len..len + 4) else { return Ok(None) };
+        let Some(bytes) = buf.get(len..len + 4) else {
+            return Ok(None);
+        };
         len += 4;
         Some(bytes.try_into().expect("4 bytes"))
     } else {
         None
     };
-    Ok(Some((FrameHeader { fin, rsv1, opcode, mask, payload_len }, len)))
+    Ok(Some((
+        FrameHeader {
+            fin,
+            rsv1,
+            opcode,
+            mask,
+            payload_len,
+        },
+        len,
+    )))
 }
 
 #[cfg(test)]
@@ -353,7 +389,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const LIMITS: DecoderLimits = DecoderLimits { max_frame_size: 1 << 24, allow_rsv1: false };
+    const LIMITS: DecoderLimits = DecoderLimits {
+        max_frame_size: 1 << 24,
+        allow_rsv1: false,
+    };
 
     fn decode_all(role: Role, wire: &[u8]) -> Result<Option<Frame>, ProtocolError> {
         let mut buf = BytesMut::from(wire);
@@ -364,24 +403,64 @@ mod tests {
     #[test]
     fn rfc_examples() {
         let hello = Frame::new(OpCode::Text, "Hello");
-        assert_eq!(decode_all(Role::Client, &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]), Ok(Some(hello.clone())));
-        let masked = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        assert_eq!(
+            decode_all(Role::Client, &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]),
+            Ok(Some(hello.clone()))
+        );
+        let masked = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
         assert_eq!(decode_all(Role::Server, &masked), Ok(Some(hello)));
-        let fragments = [[0x01, 0x03, 0x48, 0x65, 0x6c], [0x80, 0x02, 0x6c, 0x6f, 0x00]];
+        let fragments = [
+            [0x01, 0x03, 0x48, 0x65, 0x6c],
+            [0x80, 0x02, 0x6c, 0x6f, 0x00],
+        ];
         let first = decode_all(Role::Client, &fragments[0]).unwrap().unwrap();
-        assert_eq!((first.fin, first.opcode, &first.payload[..]), (false, OpCode::Text, &b"Hel"[..]));
-        let last = decode_all(Role::Client, &fragments[1][..4]).unwrap().unwrap();
-        assert_eq!((last.fin, last.opcode, &last.payload[..]), (true, OpCode::Continuation, &b"lo"[..]));
-        let ping = decode_all(Role::Client, &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]).unwrap().unwrap();
-        assert_eq!((ping.opcode, &ping.payload[..]), (OpCode::Ping, &b"Hello"[..]));
-        let pong = [0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
-        assert_eq!(decode_all(Role::Server, &pong).unwrap().unwrap().opcode, OpCode::Pong);
+        assert_eq!(
+            (first.fin, first.opcode, &first.payload[..]),
+            (false, OpCode::Text, &b"Hel"[..])
+        );
+        let last = decode_all(Role::Client, &fragments[1][..4])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (last.fin, last.opcode, &last.payload[..]),
+            (true, OpCode::Continuation, &b"lo"[..])
+        );
+        let ping = decode_all(Role::Client, &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (ping.opcode, &ping.payload[..]),
+            (OpCode::Ping, &b"Hello"[..])
+        );
+        let pong = [
+            0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        assert_eq!(
+            decode_all(Role::Server, &pong).unwrap().unwrap().opcode,
+            OpCode::Pong
+        );
         let mut binary_256 = vec![0x82, 0x7E, 0x01, 0x00];
         binary_256.extend(std::iter::repeat_n(0xAB, 256));
-        assert_eq!(decode_all(Role::Client, &binary_256).unwrap().unwrap().payload.len(), 256);
+        assert_eq!(
+            decode_all(Role::Client, &binary_256)
+                .unwrap()
+                .unwrap()
+                .payload
+                .len(),
+            256
+        );
         let mut binary_64k = vec![0x82, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00];
         binary_64k.extend(std::iter::repeat_n(0xAB, 65536));
-        assert_eq!(decode_all(Role::Client, &binary_64k).unwrap().unwrap().payload.len(), 65536);
+        assert_eq!(
+            decode_all(Role::Client, &binary_64k)
+                .unwrap()
+                .unwrap()
+                .payload
+                .len(),
+            65536
+        );
     }
 
     #[test]
@@ -398,16 +477,31 @@ mod tests {
             (Role::Server, &[0x82, 0x00], UnmaskedClientFrame),
             (Role::Client, &[0x82, 0x80, 1, 2, 3, 4], MaskedServerFrame),
             (Role::Client, &[0x82, 0x7E, 0x00, 0x05], NonMinimalLength),
-            (Role::Client, &[0x82, 0x7F, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF], NonMinimalLength),
-            (Role::Client, &[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0], LengthMsbSet),
+            (
+                Role::Client,
+                &[0x82, 0x7F, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF],
+                NonMinimalLength,
+            ),
+            (
+                Role::Client,
+                &[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0],
+                LengthMsbSet,
+            ),
             (
                 Role::Client,
                 &[0x82, 0x7F, 0x40, 0, 0, 0, 0, 0, 0, 0],
-                FrameTooBig { size: 1 << 62, limit: 1 << 24 },
+                FrameTooBig {
+                    size: 1 << 62,
+                    limit: 1 << 24,
+                },
             ),
         ];
         for (role, wire, expected) in cases {
-            assert_eq!(decode_all(*role, wire).as_ref(), Err(expected), "{wire:02x?}");
+            assert_eq!(
+                decode_all(*role, wire).as_ref(),
+                Err(expected),
+                "{wire:02x?}"
+            );
         }
     }
 
@@ -416,15 +510,35 @@ mod tests {
         // A declared 2^62-byte frame is refused from its header alone.
         let mut buf = BytesMut::from(&[0x82, 0x7F, 0x40, 0, 0, 0, 0, 0, 0, 0][..]);
         let capacity = buf.capacity();
-        assert!(FrameDecoder::new(Role::Client, LIMITS).decode(&mut buf).is_err());
+        assert!(
+            FrameDecoder::new(Role::Client, LIMITS)
+                .decode(&mut buf)
+                .is_err()
+        );
         assert_eq!(buf.capacity(), capacity);
     }
 
     fn any_frame() -> impl Strategy<Value = Frame> {
-        let data = (any::<bool>(), prop_oneof![Just(OpCode::Continuation), Just(OpCode::Text), Just(OpCode::Binary)], proptest::collection::vec(any::<u8>(), 0..70_000));
-        let control = (prop_oneof![Just(OpCode::Close), Just(OpCode::Ping), Just(OpCode::Pong)], proptest::collection::vec(any::<u8>(), 0..=125));
+        let data = (
+            any::<bool>(),
+            prop_oneof![
+                Just(OpCode::Continuation),
+                Just(OpCode::Text),
+                Just(OpCode::Binary)
+            ],
+            proptest::collection::vec(any::<u8>(), 0..70_000),
+        );
+        let control = (
+            prop_oneof![Just(OpCode::Close), Just(OpCode::Ping), Just(OpCode::Pong)],
+            proptest::collection::vec(any::<u8>(), 0..=125),
+        );
         prop_oneof![
-            data.prop_map(|(fin, opcode, payload)| Frame { fin, rsv1: false, opcode, payload: payload.into() }),
+            data.prop_map(|(fin, opcode, payload)| Frame {
+                fin,
+                rsv1: false,
+                opcode,
+                payload: payload.into()
+            }),
             control.prop_map(|(opcode, payload)| Frame::new(opcode, payload)),
         ]
     }

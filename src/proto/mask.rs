@@ -20,7 +20,9 @@ pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate(key, offset);
     // Word-at-a-time: LLVM turns the fixed-size chunk loop into SIMD XORs, which keeps this
     // within a small factor of memcpy without any `unsafe`.
-    let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let wide = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
     let mut chunks = data.chunks_exact_mut(32);
     for chunk in &mut chunks {
         for word in chunk.chunks_exact_mut(8) {

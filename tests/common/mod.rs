@@ -20,14 +20,26 @@ pub fn client() -> Connection {
 /// The wire form of a frame as a client sends it (masked).
 pub fn client_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
     let mut wire = BytesMut::new();
-    Frame { fin, rsv1: false, opcode, payload: payload.to_vec().into() }.encode(Some(MASK), &mut wire);
+    Frame {
+        fin,
+        rsv1: false,
+        opcode,
+        payload: payload.to_vec().into(),
+    }
+    .encode(Some(MASK), &mut wire);
     wire.to_vec()
 }
 
 /// The wire form of a frame as a server sends it (unmasked).
 pub fn server_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
     let mut wire = BytesMut::new();
-    Frame { fin, rsv1: false, opcode, payload: payload.to_vec().into() }.encode(None, &mut wire);
+    Frame {
+        fin,
+        rsv1: false,
+        opcode,
+        payload: payload.to_vec().into(),
+    }
+    .encode(None, &mut wire);
     wire.to_vec()
 }
 
@@ -98,19 +110,32 @@ pub fn run(mut conn: Connection, input: &[u8], chunk: usize, eof: bool) -> Outco
         conn.receive_eof();
     }
     drain(&mut conn, &mut events);
-    assert!(events.iter().filter(|event| event.is_err()).count() <= 1, "one error at most");
+    assert!(
+        events.iter().filter(|event| event.is_err()).count() <= 1,
+        "one error at most"
+    );
     let reader = match conn.role() {
         Role::Server => Role::Client,
         Role::Client => Role::Server,
     };
-    let limits = DecoderLimits { max_frame_size: usize::MAX, allow_rsv1: false };
+    let limits = DecoderLimits {
+        max_frame_size: usize::MAX,
+        allow_rsv1: false,
+    };
     let mut decoder = FrameDecoder::new(reader, limits);
     let mut sent = Vec::new();
-    while let Some(frame) = decoder.decode(&mut wire).expect("the core sends valid frames") {
+    while let Some(frame) = decoder
+        .decode(&mut wire)
+        .expect("the core sends valid frames")
+    {
         sent.push(frame);
     }
     assert!(wire.is_empty(), "partial frame sent");
-    Outcome { events, sent, shutdown }
+    Outcome {
+        events,
+        sent,
+        shutdown,
+    }
 }
 
 /// Runs `input` through a fresh connection whole and one byte per `receive`, checks both give
