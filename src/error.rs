@@ -31,6 +31,10 @@ pub enum Error {
     /// The connection was already closed when this call was made.
     #[error("connection already closed")]
     AlreadyClosed,
+    /// The server's answer to our permessage-deflate offer is not one we can accept.
+    #[cfg(feature = "deflate")]
+    #[error("extension negotiation failed: {0}")]
+    Extension(#[from] crate::proto::deflate::DeflateNegotiationError),
     /// The URL cannot be connected to by this adapter (for example `wss://` without TLS).
     #[error("unsupported url: {0}")]
     UnsupportedUrl(String),
@@ -48,6 +52,8 @@ impl Error {
             | Self::HandshakeTimeout
             | Self::AlreadyClosed
             | Self::UnsupportedUrl(_) => None,
+            #[cfg(feature = "deflate")]
+            Self::Extension(_) => None,
         }
     }
 }

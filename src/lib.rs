@@ -25,6 +25,7 @@ pub mod proto;
 pub mod sync;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+mod upgrade;
 
 pub use error::Error;
 pub use options::Options;

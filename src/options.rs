@@ -26,6 +26,10 @@ pub struct Options {
     pub write_timeout: Option<Duration>,
     /// How many bytes one read from the transport asks for. Default 64 KiB.
     pub read_chunk: usize,
+    /// permessage-deflate: offered by clients and accepted by servers when `Some`.
+    /// Default: on, with [`DeflateConfig::default`](crate::proto::deflate::DeflateConfig).
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::proto::deflate::DeflateConfig>,
 }
 
 impl Default for Options {
@@ -36,6 +40,8 @@ impl Default for Options {
             handshake_timeout: Some(Duration::from_secs(10)),
             write_timeout: Some(Duration::from_secs(30)),
             read_chunk: 64 << 10,
+            #[cfg(feature = "deflate")]
+            deflate: Some(crate::proto::deflate::DeflateConfig::default()),
         }
     }
 }

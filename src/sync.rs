@@ -13,6 +13,7 @@ use crate::Options;
 use crate::error::Error;
 use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, RequestParser, Response};
 use crate::proto::{CloseFrame, Connection, Event, Message, Rng, Transmit};
+use crate::upgrade;
 
 /// How often a stream opened by this module wakes up to run timers when idle.
 const TICK: Duration = Duration::from_millis(250);
@@ -87,15 +88,15 @@ where
         }
     };
     let response = match decide(&request) {
-        Ok(accept) => request.accept(&accept),
+        Ok(accept) => upgrade::server(options, &request, accept),
         Err(reject) => {
             stream.write_all(&reject.encode())?;
             stream.flush()?;
             return Err(Error::Rejected(reject.status()));
         }
     };
-    let response = match response {
-        Ok(response) => response,
+    let (response, conn) = match response {
+        Ok(accepted) => accepted,
         Err(error) => {
             let _ = stream
                 .write_all(&error.response().encode())
@@ -105,11 +106,7 @@ where
     };
     stream.write_all(&response)?;
     stream.flush()?;
-    let mut ws = WebSocket::from_connection(
-        stream,
-        Connection::server(options.connection.clone()),
-        options,
-    );
+    let mut ws = WebSocket::from_connection(stream, conn, options);
     ws.conn.receive(request.leftover());
     Ok(ws)
 }
@@ -156,7 +153,7 @@ pub fn client<S: Read + Write>(
         .handshake_timeout
         .map(|timeout| Instant::now() + timeout);
     let mut rng = Rng::from_os();
-    let (bytes, mut parser) = request.encode(&mut rng);
+    let (bytes, mut parser) = upgrade::client_request(options, request)?.encode(&mut rng);
     stream.write_all(&bytes)?;
     stream.flush()?;
     let mut buf = vec![0; 4096];
@@ -171,7 +168,7 @@ pub fn client<S: Read + Write>(
             break response;
         }
     };
-    let conn = Connection::client(options.connection.clone(), rng);
+    let conn = upgrade::client(options, &response, rng)?;
     let mut ws = WebSocket::from_connection(stream, conn, options);
     ws.conn.receive(response.leftover());
     Ok((ws, response))

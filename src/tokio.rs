@@ -42,6 +42,7 @@ use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, RequestPar
 use crate::proto::{
     CloseCode, CloseFrame, Connection, Event, Message, ProtocolError, Rng, Transmit,
 };
+use crate::upgrade;
 
 /// Above this many queued bytes, `poll_ready` writes everything out before taking a message.
 const HIGH_WATER_MARK: usize = 64 << 10;
@@ -133,16 +134,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: AsyncFnOnce(&Request) -> Result<Accept, Reject>,
 {
-    let leftover = within(
+    let (conn, leftover) = within(
         options.handshake_timeout,
         server_handshake(&mut stream, options, decide),
     )
     .await?;
-    let mut ws = WebSocketStream::from_connection(
-        stream,
-        Connection::server(options.connection.clone()),
-        options,
-    );
+    let mut ws = WebSocketStream::from_connection(stream, conn, options);
     ws.core.conn.receive(&leftover);
     Ok(ws)
 }
@@ -1064,13 +1061,13 @@ async fn within<T>(
     }
 }
 
-/// Reads the request, lets `decide` answer it and writes the answer; returns the bytes that
-/// followed the request.
+/// Reads the request, lets `decide` answer it and writes the answer; returns the connection and
+/// the bytes that followed the request.
 async fn server_handshake<S, F>(
     stream: &mut S,
     options: &Options,
     decide: F,
-) -> Result<Bytes, Error>
+) -> Result<(Connection, Bytes), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: AsyncFnOnce(&Request) -> Result<Accept, Reject>,
@@ -1101,8 +1098,8 @@ where
             return Err(Error::Rejected(reject.status()));
         }
     };
-    let response = match request.accept(&accept) {
-        Ok(response) => response,
+    let (response, conn) = match upgrade::server(options, &request, accept) {
+        Ok(accepted) => accepted,
         Err(error) => {
             let _ = reply(stream, &error.response().encode()).await;
             return Err(error.into());
@@ -1110,7 +1107,7 @@ where
     };
     stream.write_all(&response).await?;
     stream.flush().await?;
-    Ok(request.into_leftover())
+    Ok((conn, request.into_leftover()))
 }
 
 /// Writes a refusal and shuts the stream down: the response ends with the connection.
@@ -1128,7 +1125,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut rng = Rng::from_os();
-    let (bytes, mut parser) = request.encode(&mut rng);
+    let (bytes, mut parser) = upgrade::client_request(options, request)?.encode(&mut rng);
     stream.write_all(&bytes).await?;
     stream.flush().await?;
     let mut buf = vec![0; HANDSHAKE_CHUNK];
@@ -1141,7 +1138,7 @@ where
             break response;
         }
     };
-    let conn = Connection::client(options.connection.clone(), rng);
+    let conn = upgrade::client(options, &response, rng)?;
     let mut ws = WebSocketStream::from_connection(stream, conn, options);
     ws.core.conn.receive(response.leftover());
     Ok((ws, response))

@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::Role;
 use super::close::{CloseCode, CloseFrame};
+use super::compression::Compression;
 use super::config::Config;
 use super::error::{ProtocolError, SendError};
 use super::frame::{DecoderLimits, FrameDecoder, FrameHeader, OpCode};
@@ -85,6 +86,7 @@ pub struct Connection {
     /// events before it have been taken.
     reading_stopped: bool,
     sending_fragmented: Option<MessageKind>,
+    compression: Compression,
     state: State,
     shutdown: Shutdown,
     eof: bool,
@@ -95,6 +97,8 @@ pub struct Connection {
 #[derive(Debug)]
 struct Incoming {
     kind: MessageKind,
+    /// RSV1 was set on the first frame: the payload is DEFLATE data (RFC 7692).
+    compressed: bool,
     data: BytesMut,
     len: u64,
     fragments: usize,
@@ -164,12 +168,35 @@ impl Connection {
             pending_pongs: VecDeque::new(),
             reading_stopped: false,
             sending_fragmented: None,
+            compression: Compression::default(),
             state: State::Open,
             shutdown: Shutdown::NotYet,
             eof: false,
             timers: Timers::default(),
             config,
         }
+    }
+
+    /// Turns on permessage-deflate with the parameters the handshake negotiated.
+    ///
+    /// Call before the first `receive`. Data messages at least
+    /// [`threshold`](super::deflate::DeflateConfig::threshold) bytes long are then sent
+    /// compressed (see [`send_uncompressed`](Self::send_uncompressed)), and the peer may send
+    /// compressed ones, whose inflated size counts against `max_message_size`.
+    #[cfg(feature = "deflate")]
+    pub fn with_deflate(mut self, params: super::deflate::DeflateParams) -> Self {
+        self.compression = Compression::deflate(params, self.role);
+        self.decoder.set_limits(DecoderLimits {
+            max_frame_size: self.config.max_frame_size,
+            allow_rsv1: true,
+        });
+        self
+    }
+
+    /// The permessage-deflate parameters in force, if it was negotiated.
+    #[cfg(feature = "deflate")]
+    pub fn deflate_params(&self) -> Option<&super::deflate::DeflateParams> {
+        self.compression.params()
     }
 
     /// Which end of the connection this is.
@@ -265,6 +292,24 @@ impl Connection {
 
     /// Sends a whole data message.
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        self.check_can_send()?;
+        if self.sending_fragmented.is_some() {
+            return Err(SendError::FragmentedMessageOpen);
+        }
+        let (opcode, payload) = match message {
+            Message::Text(text) => (OpCode::Text, text.into_bytes()),
+            Message::Binary(data) => (OpCode::Binary, data),
+        };
+        match self.compression.compress(&payload) {
+            Some(compressed) => self.queue_frame_with(true, true, opcode, compressed),
+            None => self.queue_frame(true, opcode, payload),
+        }
+        Ok(())
+    }
+
+    /// Sends a whole data message without compressing it, even when permessage-deflate is on
+    /// (for data that is already compressed, or a broadcast encoded once for many peers).
+    pub fn send_uncompressed(&mut self, message: Message) -> Result<(), SendError> {
         self.check_can_send()?;
         if self.sending_fragmented.is_some() {
             return Err(SendError::FragmentedMessageOpen);
@@ -428,10 +473,14 @@ impl Connection {
     }
 
     fn queue_frame(&mut self, fin: bool, opcode: OpCode, payload: Bytes) {
+        self.queue_frame_with(fin, false, opcode, payload);
+    }
+
+    fn queue_frame_with(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: Bytes) {
         let mask = self.rng.as_mut().map(Rng::mask);
         let header = FrameHeader {
             fin,
-            rsv1: false,
+            rsv1,
             opcode,
             mask,
             payload_len: payload.len() as u64,
@@ -521,6 +570,7 @@ impl Connection {
         // One whole unfragmented text frame is validated once, when it becomes a `Utf8Bytes`;
         // anything arriving in pieces is validated as it arrives, to fail fast.
         if incoming.kind == MessageKind::Text
+            && !incoming.compressed
             && (self.frame_validated || !complete || !unfragmented || self.config.streaming)
         {
             self.frame_validated = true;
@@ -545,6 +595,7 @@ impl Connection {
         self.frame_validated = false;
         let kind = match header.opcode {
             OpCode::Close | OpCode::Ping | OpCode::Pong => return Ok(()),
+            OpCode::Continuation if header.rsv1 => return Err(ProtocolError::ReservedBits),
             OpCode::Continuation => {
                 let incoming = self
                     .incoming
@@ -568,6 +619,7 @@ impl Connection {
         check_message_size(header.payload_len, self.config.max_message_size)?;
         self.incoming = Some(Incoming {
             kind,
+            compressed: header.rsv1,
             data: BytesMut::new(),
             len: header.payload_len,
             fragments: 1,
@@ -584,12 +636,25 @@ impl Connection {
         if available == 0 && !frame_ends {
             return Ok(false);
         }
-        let (header, data, done) = self
+        let (header, mut data, done) = self
             .decoder
             .take_partial(&mut self.read_buf)
             .expect("frame");
         let incoming = self.incoming.as_mut().expect("data frame has a message");
         let last = done && header.fin;
+        if incoming.compressed {
+            let mut inflated = BytesMut::new();
+            let limit = self.config.max_message_size;
+            self.compression
+                .inflate(&data, last, &mut inflated, limit)?;
+            if incoming.kind == MessageKind::Text {
+                incoming
+                    .utf8
+                    .feed(&inflated)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            data = inflated.freeze();
+        }
         if last && incoming.kind == MessageKind::Text {
             incoming
                 .utf8
@@ -609,6 +674,25 @@ impl Connection {
 
     fn end_data_frame(&mut self, fin: bool, payload: Bytes) -> Result<(), ProtocolError> {
         let incoming = self.incoming.as_mut().expect("data frame has a message");
+        if incoming.compressed {
+            let start = incoming.data.len();
+            let limit = self.config.max_message_size;
+            self.compression
+                .inflate(&payload, fin, &mut incoming.data, limit)?;
+            if incoming.kind == MessageKind::Text {
+                // Validated as it inflates, so a bad message fails before the rest arrives.
+                incoming
+                    .utf8
+                    .feed(&incoming.data[start..])
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            if !fin {
+                return Ok(());
+            }
+            let mut incoming = self.incoming.take().expect("data frame has a message");
+            let payload = incoming.data.split().freeze();
+            return self.deliver(incoming, payload);
+        }
         if !fin {
             incoming.data.extend_from_slice(&payload);
             return Ok(());
@@ -618,8 +702,13 @@ impl Connection {
             payload
         } else {
             incoming.data.extend_from_slice(&payload);
-            incoming.data.freeze()
+            incoming.data.split().freeze()
         };
+        self.deliver(incoming, payload)
+    }
+
+    /// Hands out a complete message.
+    fn deliver(&mut self, mut incoming: Incoming, payload: Bytes) -> Result<(), ProtocolError> {
         let message = match incoming.kind {
             MessageKind::Binary => Message::Binary(payload),
             MessageKind::Text => {

@@ -64,6 +64,9 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
+    /// A compressed message whose data is not valid DEFLATE (RFC 7692 §6.2).
+    #[error("invalid compressed data")]
+    InvalidCompressedData,
     /// A close frame with a one-byte payload (§5.5.1).
     #[error("close frame payload of one byte")]
     CloseFrameTooShort,
@@ -102,7 +105,9 @@ impl ProtocolError {
             | Self::ExpectedContinuation
             | Self::CloseFrameTooShort
             | Self::InvalidCloseCode(_) => CloseCode::PROTOCOL_ERROR,
-            Self::InvalidUtf8 | Self::InvalidCloseReason => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCloseReason | Self::InvalidCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             Self::FrameTooBig { .. } | Self::MessageTooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
             Self::TooManyFragments { .. } => CloseCode::POLICY_VIOLATION,
             Self::KeepaliveTimeout => CloseCode::INTERNAL_ERROR,

@@ -5,6 +5,7 @@
 //! the handshake and everything read afterwards.
 
 mod close;
+mod compression;
 mod config;
 mod connection;
 #[cfg(feature = "deflate")]

@@ -1,0 +1,93 @@
+//! The seam between the connection and permessage-deflate (RFC 7692 §6): RSV1 marks a
+//! compressed data message, whose payload is inflated frame by frame.
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::ProtocolError;
+
+#[cfg(feature = "deflate")]
+use super::Role;
+#[cfg(feature = "deflate")]
+use super::deflate::{Compressor, Decompressor, DeflateParams, InflateError};
+
+/// The compression in force on one connection: none, or the negotiated permessage-deflate.
+#[derive(Debug, Default)]
+pub(crate) struct Compression {
+    #[cfg(feature = "deflate")]
+    deflate: Option<Box<Deflate>>,
+}
+
+#[cfg(feature = "deflate")]
+#[derive(Debug)]
+struct Deflate {
+    params: DeflateParams,
+    compressor: Compressor,
+    decompressor: Decompressor,
+}
+
+impl Compression {
+    /// Starts permessage-deflate with the negotiated parameters.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn deflate(params: DeflateParams, role: Role) -> Self {
+        Self {
+            deflate: Some(Box::new(Deflate {
+                compressor: Compressor::new(&params, role),
+                decompressor: Decompressor::new(&params, role),
+                params,
+            })),
+        }
+    }
+
+    /// The negotiated permessage-deflate parameters, if any.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn params(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref().map(|deflate| &deflate.params)
+    }
+
+    /// Inflates one frame's payload of a compressed message onto `out`, failing with 1009 as
+    /// soon as the message inflates past `limit` and with 1007 on corrupt data.
+    pub(crate) fn inflate(
+        &mut self,
+        payload: &[u8],
+        end_of_message: bool,
+        out: &mut BytesMut,
+        limit: usize,
+    ) -> Result<(), ProtocolError> {
+        #[cfg(feature = "deflate")]
+        if let Some(deflate) = &mut self.deflate {
+            deflate
+                .decompressor
+                .decompress(payload, end_of_message, out, limit)
+                .map_err(|error| match error {
+                    InflateError::TooBig { limit } => ProtocolError::MessageTooBig {
+                        size: limit as u64 + 1,
+                        limit,
+                    },
+                    InflateError::Corrupt => ProtocolError::InvalidCompressedData,
+                })?;
+            if end_of_message {
+                deflate.decompressor.release();
+            }
+            return Ok(());
+        }
+        let _ = (payload, end_of_message, out, limit);
+        // Unreachable in practice: the decoder refuses RSV1 when nothing was negotiated.
+        Err(ProtocolError::ReservedBits)
+    }
+
+    /// Compresses a whole message when compression is on and the message is long enough to
+    /// gain from it; `None` means send it as it is.
+    pub(crate) fn compress(&mut self, payload: &[u8]) -> Option<Bytes> {
+        #[cfg(feature = "deflate")]
+        if let Some(deflate) = &mut self.deflate {
+            if payload.len() < deflate.params.threshold() {
+                return None;
+            }
+            let mut out = BytesMut::new();
+            deflate.compressor.compress(payload, &mut out);
+            return Some(out.freeze());
+        }
+        let _ = payload;
+        None
+    }
+}
