@@ -1,7 +1,9 @@
 //! The Autobahn|Testsuite client loop: runs every case of a `wstest -m fuzzingserver` against
 //! this crate's client, echoing each message back, then asks for the reports.
 //!
-//! `cargo run --release --example autobahn_client -- [--sync] [URL] [AGENT]`
+//! `cargo run --release --example autobahn_client -- [--sync] [--no-deflate] [URL] [AGENT]`
+//!
+//! permessage-deflate is offered unless `--no-deflate`.
 //!
 //! URL defaults to ws://127.0.0.1:9001; AGENT to `wsio-tokio` (`wsio-sync` with `--sync`).
 
@@ -10,12 +12,14 @@ use wsio::proto::handshake::ClientRequest;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sync = false;
+    let mut deflate = true;
     let mut positional = Vec::new();
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--sync" => sync = true,
+            "--no-deflate" => deflate = false,
             "-h" | "--help" => {
-                println!("usage: autobahn_client [--sync] [URL] [AGENT]");
+                println!("usage: autobahn_client [--sync] [--no-deflate] [URL] [AGENT]");
                 return Ok(());
             }
             _ => positional.push(arg),
@@ -32,6 +36,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut options = Options::default();
     // Autobahn's 9.* cases send up to 16 MiB messages; its cases never idle long.
     options.connection.max_message_size = 64 << 20;
+    if !deflate {
+        options.deflate = None;
+    }
     if sync {
         run_blocking(&base, &agent, &options)
     } else {

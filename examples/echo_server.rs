@@ -1,9 +1,9 @@
 //! An echo server: text and binary messages come back as they were sent.
 //!
-//! `cargo run --release --example echo_server -- [--sync] [ADDR]`
+//! `cargo run --release --example echo_server -- [--sync] [--no-deflate] [ADDR]`
 //!
 //! The tokio adapter serves by default, the blocking one (a thread per connection) with
-//! `--sync`. ADDR defaults to 127.0.0.1:9002. The subprotocol `chat` is selected when offered,
+//! `--sync`. permessage-deflate is accepted when offered, unless `--no-deflate`. ADDR defaults to 127.0.0.1:9002. The subprotocol `chat` is selected when offered,
 //! and a close is answered with the peer's own code. Prints `listening on ADDR` once ready.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,18 +14,23 @@ use wsio::proto::handshake::{Accept, Request};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sync = false;
+    let mut deflate = true;
     let mut addr: SocketAddr = "127.0.0.1:9002".parse()?;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--sync" => sync = true,
+            "--no-deflate" => deflate = false,
             "-h" | "--help" => {
-                println!("usage: echo_server [--sync] [ADDR]");
+                println!("usage: echo_server [--sync] [--no-deflate] [ADDR]");
                 return Ok(());
             }
             other => addr = other.parse()?,
         }
     }
-    let options = Options::default();
+    let mut options = Options::default();
+    if !deflate {
+        options.deflate = None;
+    }
     if sync {
         serve_blocking(addr, options)
     } else {

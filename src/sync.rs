@@ -190,13 +190,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// Reads the next data message, answering pings on the way. Returns `Ok(None)` once the
     /// closing handshake has completed; [`WebSocket::close_frame`] then tells the peer's code.
     pub fn read(&mut self) -> Result<Option<Message>, Error> {
-        loop {
-            match self.read_event()? {
-                Some(Event::Message(message)) => return Ok(Some(message)),
-                Some(Event::Closed(_)) | None => return Ok(None),
-                Some(_) => {}
-            }
-        }
+        next_message(|| self.read_event())
     }
 
     /// Reads the next event of any kind (messages, chunks in streaming mode, pings, pongs, the
@@ -358,13 +352,7 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 impl Reader {
     /// Reads the next data message; `Ok(None)` once the closing handshake completed.
     pub fn read(&mut self) -> Result<Option<Message>, Error> {
-        loop {
-            match self.read_event()? {
-                Some(Event::Message(message)) => return Ok(Some(message)),
-                Some(Event::Closed(_)) | None => return Ok(None),
-                Some(_) => {}
-            }
-        }
+        next_message(|| self.read_event())
     }
 
     /// Reads the next event of any kind; `Ok(None)` after the close has been reported.
@@ -433,6 +421,19 @@ impl Writer {
             shared.conn.close(frame)?;
         }
         flush_tcp(&mut shared.conn, &mut shared.stream)
+    }
+}
+
+/// Skips events until a message or the end of the connection.
+fn next_message(
+    mut read_event: impl FnMut() -> Result<Option<Event>, Error>,
+) -> Result<Option<Message>, Error> {
+    loop {
+        match read_event()? {
+            Some(Event::Message(message)) => return Ok(Some(message)),
+            Some(Event::Closed(_)) | None => return Ok(None),
+            Some(_) => {}
+        }
     }
 }
 

@@ -290,16 +290,10 @@ impl Connection {
             && (self.eof || self.shutdown == Shutdown::Done)
     }
 
-    /// Sends a whole data message.
+    /// Sends a whole data message, compressed when permessage-deflate is on and the message is
+    /// long enough to gain from it.
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
-        self.check_can_send()?;
-        if self.sending_fragmented.is_some() {
-            return Err(SendError::FragmentedMessageOpen);
-        }
-        let (opcode, payload) = match message {
-            Message::Text(text) => (OpCode::Text, text.into_bytes()),
-            Message::Binary(data) => (OpCode::Binary, data),
-        };
+        let (opcode, payload) = self.start_message(message)?;
         match self.compression.compress(&payload) {
             Some(compressed) => self.queue_frame_with(true, true, opcode, compressed),
             None => self.queue_frame(true, opcode, payload),
@@ -310,14 +304,7 @@ impl Connection {
     /// Sends a whole data message without compressing it, even when permessage-deflate is on
     /// (for data that is already compressed, or a broadcast encoded once for many peers).
     pub fn send_uncompressed(&mut self, message: Message) -> Result<(), SendError> {
-        self.check_can_send()?;
-        if self.sending_fragmented.is_some() {
-            return Err(SendError::FragmentedMessageOpen);
-        }
-        let (opcode, payload) = match message {
-            Message::Text(text) => (OpCode::Text, text.into_bytes()),
-            Message::Binary(data) => (OpCode::Binary, data),
-        };
+        let (opcode, payload) = self.start_message(message)?;
         self.queue_frame(true, opcode, payload);
         Ok(())
     }
@@ -446,6 +433,18 @@ impl Connection {
         self.queue_frame(true, OpCode::Ping, Bytes::new());
         self.timers.awaiting_pong = self.config.keepalive_timeout.is_some();
         self.timers.keepalive = Some(now + self.config.keepalive_timeout.unwrap_or(interval));
+    }
+
+    /// Checks that a whole message may be sent now and splits it into opcode and payload.
+    fn start_message(&self, message: Message) -> Result<(OpCode, Bytes), SendError> {
+        self.check_can_send()?;
+        if self.sending_fragmented.is_some() {
+            return Err(SendError::FragmentedMessageOpen);
+        }
+        Ok(match message {
+            Message::Text(text) => (OpCode::Text, text.into_bytes()),
+            Message::Binary(data) => (OpCode::Binary, data),
+        })
     }
 
     fn check_can_send(&self) -> Result<(), SendError> {

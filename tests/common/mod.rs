@@ -19,27 +19,24 @@ pub fn client() -> Connection {
 
 /// The wire form of a frame as a client sends it (masked).
 pub fn client_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    let mut wire = BytesMut::new();
-    Frame {
-        fin,
-        rsv1: false,
-        opcode,
-        payload: payload.to_vec().into(),
-    }
-    .encode(Some(MASK), &mut wire);
-    wire.to_vec()
+    wire_frame(fin, opcode, payload, Some(MASK))
 }
 
 /// The wire form of a frame as a server sends it (unmasked).
 pub fn server_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    wire_frame(fin, opcode, payload, None)
+}
+
+fn wire_frame(fin: bool, opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let mut wire = BytesMut::new();
+    let payload = payload.to_vec().into();
     Frame {
         fin,
         rsv1: false,
         opcode,
-        payload: payload.to_vec().into(),
+        payload,
     }
-    .encode(None, &mut wire);
+    .encode(mask, &mut wire);
     wire.to_vec()
 }
 
