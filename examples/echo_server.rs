@@ -7,7 +7,6 @@
 //! and a close is answered with the peer's own code. Prints `listening on ADDR` once ready.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
 
 use wsio::Options;
 use wsio::proto::handshake::{Accept, Request};
@@ -68,10 +67,8 @@ fn serve_blocking(addr: SocketAddr, options: Options) -> Result<(), Box<dyn std:
 }
 
 fn echo_blocking(stream: TcpStream, options: &Options) -> Result<(), wsio::Error> {
-    stream.set_nodelay(true)?;
     // The read timeout is the tick on which the adapter runs its timers.
-    stream.set_read_timeout(Some(Duration::from_millis(250)))?;
-    stream.set_write_timeout(options.write_timeout)?;
+    wsio::sync::configure_tcp(&stream, options)?;
     let mut ws = wsio::sync::accept_with(stream, options, |request| Ok(decide(request)))?;
     while let Some(message) = ws.read()? {
         ws.send(message)?;

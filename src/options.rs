@@ -23,6 +23,10 @@ pub struct Options {
     /// How long the whole opening handshake may take. Default 10 s.
     pub handshake_timeout: Option<Duration>,
     /// How long one write to the transport may block before the connection fails. Default 30 s.
+    ///
+    /// The blocking adapter applies it through the socket: [`connect`](crate::sync::connect)
+    /// does, and a server passes each accepted stream to
+    /// [`configure_tcp`](crate::sync::configure_tcp).
     pub write_timeout: Option<Duration>,
     /// How many bytes one read from the transport asks for. Default 64 KiB.
     pub read_chunk: usize,

@@ -1,8 +1,9 @@
 //! The blocking adapter: a WebSocket over any `Read + Write` stream.
 //!
 //! Timers (handshake timeout, keepalive, close timeout) run whenever a read returns
-//! `WouldBlock` or `TimedOut`, so give the stream a read timeout to act as the clock's tick:
-//! [`connect`] does so, and a server sets one on the accepted `TcpStream` (see [`accept`]).
+//! `WouldBlock` or `TimedOut`, so give the stream a read timeout to act as the clock's tick, and
+//! a write timeout so a peer that never reads cannot block a writer forever: [`connect`] does
+//! both, and a server calls [`configure_tcp`] on each accepted `TcpStream`.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as NetShutdown, TcpStream};
@@ -34,14 +35,13 @@ pub struct WebSocket<S> {
 /// Accepts a WebSocket handshake on `stream` with default options, taking any subprotocol
 /// offer as declined.
 ///
-/// For timers to run, give a `TcpStream` a read timeout first:
+/// For timers and the write timeout to work, prepare a `TcpStream` with [`configure_tcp`]:
 ///
 /// ```no_run
 /// use std::net::TcpListener;
-/// use std::time::Duration;
 /// let listener = TcpListener::bind("127.0.0.1:9002")?;
 /// let (stream, _) = listener.accept()?;
-/// stream.set_read_timeout(Some(Duration::from_millis(250)))?;
+/// wsio::sync::configure_tcp(&stream, &wsio::Options::default())?;
 /// let mut ws = wsio::sync::accept(stream)?;
 /// while let Some(message) = ws.read()? {
 ///     ws.send(message)?;
@@ -50,6 +50,14 @@ pub struct WebSocket<S> {
 /// ```
 pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
     accept_with(stream, &Options::default(), |_| Ok(Accept::new()))
+}
+
+/// Prepares a TCP stream for a [`WebSocket`]: no Nagle delay, a short read timeout as the
+/// timers' tick, and [`Options::write_timeout`] on writes.
+pub fn configure_tcp(stream: &TcpStream, options: &Options) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(TICK))?;
+    stream.set_write_timeout(options.write_timeout)
 }
 
 /// Accepts a WebSocket handshake after `decide` has seen the request: `Ok(Accept)` sends the
@@ -135,9 +143,7 @@ pub fn connect_with(
         ));
     }
     let stream = TcpStream::connect((request.host(), request.port()))?;
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(TICK))?;
-    stream.set_write_timeout(options.write_timeout)?;
+    configure_tcp(&stream, options)?;
     client(stream, &request, options)
 }
 
