@@ -1,0 +1,577 @@
+//! The state one connection owns, driven by non-blocking polls.
+
+use super::*;
+
+/// Everything one connection owns, driven by non-blocking polls only, so that the halves of a
+/// split connection can share it behind a plain mutex.
+#[derive(Debug)]
+pub(super) struct Core<S> {
+    pub(super) stream: S,
+    pub(super) conn: Connection,
+    pub(super) read_buf: Vec<u8>,
+    pub(super) read_eof: bool,
+    pub(super) phase: Phase,
+    pub(super) peer_close: Option<CloseFrame>,
+    /// Events taken out of the connection by `poll_close`, which has to take them for the close
+    /// or failure to take effect; the read side reports them before newer ones.
+    pub(super) held: VecDeque<Result<Event, ProtocolError>>,
+    /// A write that failed on the read path, reported once the events before it are read.
+    pub(super) write_error: Option<io::Error>,
+    pub(super) out: Output,
+    /// The core's next deadline (keepalive, close timeout); created on first use.
+    pub(super) timer: Option<Pin<Box<Sleep>>>,
+    pub(super) wakers: Arc<Wakers>,
+    /// Wakes every task waiting on this connection; given to the stream and the timers.
+    pub(super) waker: Waker,
+    /// Whether the current poll changed anything the other side may be waiting for.
+    pub(super) progressed: bool,
+}
+
+/// How far the read side has got in reporting the end of the connection.
+#[derive(Debug)]
+pub(super) enum Phase {
+    Open,
+    /// The peer's close frame arrived: the echo is written (and a client waits for the
+    /// server's end of stream) before `Event::Closed` is reported.
+    Closing(Option<CloseFrame>),
+    /// The connection failed: its close frame is written before the error is reported.
+    Failing(ProtocolError),
+    /// The end was reported: nothing more is read, written or returned.
+    Done,
+}
+
+/// Bytes taken from the connection and not yet written, and the state of the write side.
+#[derive(Debug)]
+pub(super) struct Output {
+    pub(super) chunks: VecDeque<Bytes>,
+    pub(super) len: usize,
+    pub(super) flush_needed: bool,
+    pub(super) shutdown: WriteEnd,
+    /// A write failed: the transport takes nothing more.
+    pub(super) broken: bool,
+    pub(super) timeout: Option<Duration>,
+    pub(super) timer: Option<Pin<Box<Sleep>>>,
+    pub(super) timer_armed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WriteEnd {
+    Open,
+    Pending,
+    Done,
+}
+
+/// Which half of the application polls: the reader or the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    Read,
+    Write,
+}
+
+impl Side {
+    pub(super) fn index(self) -> usize {
+        match self {
+            Self::Read => 0,
+            Self::Write => 1,
+        }
+    }
+
+    pub(super) fn other(self) -> Self {
+        match self {
+            Self::Read => Self::Write,
+            Self::Write => Self::Read,
+        }
+    }
+}
+
+/// The tasks waiting on one connection, one per side.
+///
+/// Both sides may poll the same stream and timers, which keep only the last waker they were
+/// given; they are given this one instead, which wakes both sides, so neither loses its wakeup
+/// to the other.
+#[derive(Debug, Default)]
+pub(super) struct Wakers {
+    pub(super) slots: Mutex<[Option<Waker>; 2]>,
+}
+
+impl Wakers {
+    pub(super) fn register(&self, side: Side, waker: &Waker) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = &mut slots[side.index()];
+        if !slot
+            .as_ref()
+            .is_some_and(|current| current.will_wake(waker))
+        {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    pub(super) fn wake_side(&self, side: Side) {
+        let waker = self.slots.lock().unwrap_or_else(PoisonError::into_inner)[side.index()].take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Wake for Wakers {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let taken = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            [slots[0].take(), slots[1].take()]
+        };
+        for waker in taken.into_iter().flatten() {
+            waker.wake();
+        }
+    }
+}
+
+pub(super) fn lock<S>(shared: &Mutex<Core<S>>) -> MutexGuard<'_, Core<S>> {
+    // A panic elsewhere while holding the lock leaves the connection usable: every poll leaves
+    // it in a consistent state.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
+    pub(super) fn new(stream: S, conn: Connection, options: &Options) -> Self {
+        let wakers = Arc::new(Wakers::default());
+        Self {
+            stream,
+            conn,
+            read_buf: vec![0; options.read_chunk.max(1)],
+            read_eof: false,
+            phase: Phase::Open,
+            peer_close: None,
+            held: VecDeque::new(),
+            write_error: None,
+            out: Output {
+                chunks: VecDeque::new(),
+                len: 0,
+                flush_needed: false,
+                shutdown: WriteEnd::Open,
+                broken: false,
+                timeout: options.write_timeout,
+                timer: None,
+                timer_armed: false,
+            },
+            timer: None,
+            waker: Waker::from(Arc::clone(&wakers)),
+            wakers,
+            progressed: false,
+        }
+    }
+
+    /// Starts a poll on behalf of `side`; pair it with `leave`.
+    pub(super) fn enter(&mut self, side: Side, cx: &Context<'_>) {
+        self.wakers.register(side, cx.waker());
+        self.progressed = false;
+    }
+
+    /// Ends a poll: the other side may be waiting for what this one did.
+    pub(super) fn leave<T>(&mut self, side: Side, result: T) -> T {
+        if self.progressed {
+            self.wakers.wake_side(side.other());
+        }
+        result
+    }
+
+    pub(super) fn poll_message(
+        &mut self,
+        side: Side,
+        cx: &Context<'_>,
+    ) -> Poll<Result<Option<Message>, Error>> {
+        self.enter(side, cx);
+        let result = loop {
+            match self.poll_next_event() {
+                Poll::Ready(Some(Ok(Event::Message(message)))) => {
+                    break Poll::Ready(Ok(Some(message)));
+                }
+                Poll::Ready(Some(Ok(Event::Closed(_))) | None) => break Poll::Ready(Ok(None)),
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(error))) => break Poll::Ready(Err(error)),
+                Poll::Pending => break Poll::Pending,
+            }
+        };
+        self.leave(side, result)
+    }
+
+    pub(super) fn poll_event(
+        &mut self,
+        side: Side,
+        cx: &Context<'_>,
+    ) -> Poll<Result<Option<Event>, Error>> {
+        self.enter(side, cx);
+        let result = self.poll_next_event().map(Option::transpose);
+        self.leave(side, result)
+    }
+
+    pub(super) fn poll_ready(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
+        self.enter(side, cx);
+        let result = match self.check_open() {
+            Err(error) => Poll::Ready(Err(error)),
+            Ok(()) if self.conn.buffered_amount() + self.out.len > HIGH_WATER_MARK => {
+                self.poll_output().map_err(|error| self.fail_write(error))
+            }
+            Ok(()) => Poll::Ready(Ok(())),
+        };
+        self.leave(side, result)
+    }
+
+    pub(super) fn start_send(&mut self, message: Message) -> Result<(), Error> {
+        self.check_open()?;
+        self.conn.send(message)?;
+        Ok(())
+    }
+
+    pub(super) fn poll_flush(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
+        self.enter(side, cx);
+        let result = self.poll_output().map_err(|error| self.fail_write(error));
+        self.leave(side, result)
+    }
+
+    pub(super) fn start_close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        self.check_open()?;
+        self.conn.close(frame)?;
+        // The reader's timer has to learn about the close timeout.
+        self.wakers.wake_side(Side::Read);
+        Ok(())
+    }
+
+    /// Sends a 1000 close frame if none was sent, then writes and reads until the connection
+    /// is over. The events read meanwhile are held for the read side.
+    pub(super) fn poll_close(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
+        self.enter(side, cx);
+        if matches!(self.phase, Phase::Open) && self.conn.is_open() {
+            if let Err(error) = self
+                .conn
+                .close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+            {
+                return self.leave(side, Poll::Ready(Err(error.into())));
+            }
+            self.progressed = true;
+        }
+        let result = loop {
+            while let Some(event) = self.conn.poll_event() {
+                if let Ok(Event::Closed(frame)) = &event {
+                    self.peer_close.clone_from(frame);
+                }
+                self.held.push_back(event);
+                self.progressed = true;
+            }
+            if let Poll::Ready(Err(error)) = self.poll_output() {
+                break Poll::Ready(Err(self.fail_write(error)));
+            }
+            if self.is_terminated() || matches!(self.phase, Phase::Done) {
+                break Poll::Ready(Ok(()));
+            }
+            if self.poll_timers() {
+                continue;
+            }
+            match self.poll_input() {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => {
+                    self.phase = Phase::Done;
+                    break Poll::Ready(Err(error.into()));
+                }
+                Poll::Pending => break Poll::Pending,
+            }
+        };
+        self.leave(side, result)
+    }
+
+    pub(super) fn check_open(&self) -> Result<(), Error> {
+        match self.phase {
+            Phase::Open => Ok(()),
+            Phase::Closing(_) | Phase::Failing(_) | Phase::Done => Err(Error::AlreadyClosed),
+        }
+    }
+
+    /// The driver loop of the read side: write, report, run timers, read.
+    pub(super) fn poll_next_event(&mut self) -> Poll<Option<Result<Event, Error>>> {
+        loop {
+            let written = match self.poll_output() {
+                Poll::Ready(Ok(())) => true,
+                Poll::Ready(Err(error)) => {
+                    // Events that arrived before the failure are still reported first.
+                    if matches!(self.phase, Phase::Open) && self.write_error.is_none() {
+                        self.write_error = Some(error);
+                    }
+                    true
+                }
+                Poll::Pending => false,
+            };
+            match &self.phase {
+                Phase::Done => return Poll::Ready(None),
+                Phase::Failing(_) if !written => return Poll::Pending,
+                Phase::Failing(_) => {
+                    let Phase::Failing(error) = std::mem::replace(&mut self.phase, Phase::Done)
+                    else {
+                        unreachable!("matched above");
+                    };
+                    self.progressed = true;
+                    return Poll::Ready(Some(Err(error.into())));
+                }
+                Phase::Closing(_) if self.is_terminated() => {
+                    let Phase::Closing(frame) = std::mem::replace(&mut self.phase, Phase::Done)
+                    else {
+                        unreachable!("matched above");
+                    };
+                    self.progressed = true;
+                    return Poll::Ready(Some(Ok(Event::Closed(frame))));
+                }
+                Phase::Closing(_) => {}
+                Phase::Open => match self.held.pop_front().or_else(|| self.conn.poll_event()) {
+                    Some(Ok(Event::Closed(frame))) => {
+                        self.peer_close.clone_from(&frame);
+                        self.phase = Phase::Closing(frame);
+                        continue;
+                    }
+                    Some(Ok(event)) => return Poll::Ready(Some(Ok(event))),
+                    Some(Err(error)) => {
+                        self.phase = Phase::Failing(error);
+                        continue;
+                    }
+                    None => {
+                        if let Some(error) = self.write_error.take() {
+                            self.phase = Phase::Done;
+                            self.progressed = true;
+                            return Poll::Ready(Some(Err(error.into())));
+                        }
+                    }
+                },
+            }
+            if self.poll_timers() {
+                continue;
+            }
+            match self.poll_input() {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => {
+                    self.phase = Phase::Done;
+                    self.progressed = true;
+                    return Poll::Ready(Some(Err(error.into())));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// True once the connection is over and everything, the shutdown included, was written.
+    pub(super) fn is_terminated(&self) -> bool {
+        self.out.broken
+            || (self.conn.is_terminated()
+                && self.out.chunks.is_empty()
+                && !self.out.flush_needed
+                && self.out.shutdown != WriteEnd::Pending)
+    }
+
+    /// Runs the core's timers if one is due; otherwise arms the sleep for the next deadline.
+    pub(super) fn poll_timers(&mut self) -> bool {
+        let now = Instant::now();
+        let Some(deadline) = self.conn.poll_timeout(now.into_std()) else {
+            return false;
+        };
+        let deadline = Instant::from_std(deadline);
+        if deadline > now {
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            if timer
+                .as_mut()
+                .poll(&mut Context::from_waker(&self.waker))
+                .is_pending()
+            {
+                return false;
+            }
+        }
+        self.conn
+            .handle_timeout(Instant::now().max(deadline).into_std());
+        self.progressed = true;
+        true
+    }
+
+    /// Reads once from the stream into the connection.
+    pub(super) fn poll_input(&mut self) -> Poll<io::Result<()>> {
+        if self.read_eof {
+            return Poll::Pending;
+        }
+        let mut buf = ReadBuf::new(&mut self.read_buf);
+        let polled =
+            Pin::new(&mut self.stream).poll_read(&mut Context::from_waker(&self.waker), &mut buf);
+        let filled = buf.filled().len();
+        match polled {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(())) if filled > 0 => self.conn.receive(&self.read_buf[..filled]),
+            Poll::Ready(Ok(())) => self.receive_eof(),
+            Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
+            // A reset after (or instead of) the peer's close loses nothing the core can use.
+            Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::ConnectionReset => {
+                self.receive_eof();
+            }
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+        }
+        self.progressed = true;
+        Poll::Ready(Ok(()))
+    }
+
+    pub(super) fn receive_eof(&mut self) {
+        self.read_eof = true;
+        self.conn.receive_eof();
+    }
+
+    /// Writes every queued transmit, then flushes the stream and performs a queued shutdown.
+    pub(super) fn poll_output(&mut self) -> Poll<io::Result<()>> {
+        if self.out.broken {
+            // Nothing can be written any more; keep the connection's queue from growing.
+            while self.conn.poll_transmit().is_some() {}
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            self.refill();
+            let mut cx = Context::from_waker(&self.waker);
+            let stream = Pin::new(&mut self.stream);
+            let out = &mut self.out;
+            let polled = if !out.chunks.is_empty() {
+                write_chunks(stream, out, &mut cx)
+            } else if out.flush_needed {
+                stream.poll_flush(&mut cx).map_ok(|()| {
+                    out.flush_needed = false;
+                    0
+                })
+            } else if out.shutdown == WriteEnd::Pending {
+                stream.poll_shutdown(&mut cx).map_ok(|()| {
+                    out.shutdown = WriteEnd::Done;
+                    0
+                })
+            } else {
+                out.timer_armed = false;
+                return Poll::Ready(Ok(()));
+            };
+            match polled {
+                Poll::Ready(Ok(written)) => {
+                    self.out.timer_armed = false;
+                    if written > 0 {
+                        self.progressed = true;
+                    }
+                }
+                Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(self.break_output(error))),
+                Poll::Pending => return self.poll_write_timeout(),
+            }
+        }
+    }
+
+    /// Takes transmits from the connection, up to `MAX_CHUNKS` chunks.
+    pub(super) fn refill(&mut self) {
+        while self.out.chunks.len() < MAX_CHUNKS && self.out.shutdown == WriteEnd::Open {
+            match self.conn.poll_transmit() {
+                Some(Transmit::Data(data)) if data.is_empty() => {}
+                Some(Transmit::Data(data)) => {
+                    self.out.len += data.len();
+                    self.out.chunks.push_back(data);
+                }
+                Some(Transmit::Shutdown) => self.out.shutdown = WriteEnd::Pending,
+                None => break,
+            }
+        }
+    }
+
+    /// A write is pending: fails it once it has waited longer than the write timeout.
+    pub(super) fn poll_write_timeout(&mut self) -> Poll<io::Result<()>> {
+        let Some(timeout) = self.out.timeout else {
+            return Poll::Pending;
+        };
+        let deadline = Instant::now() + timeout;
+        let timer = self
+            .out
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.out.timer_armed {
+            timer.as_mut().reset(deadline);
+            self.out.timer_armed = true;
+        }
+        ready!(timer.as_mut().poll(&mut Context::from_waker(&self.waker)));
+        let error = io::Error::new(io::ErrorKind::TimedOut, "write timed out");
+        Poll::Ready(Err(self.break_output(error)))
+    }
+
+    pub(super) fn break_output(&mut self, error: io::Error) -> io::Error {
+        self.out.broken = true;
+        self.out.chunks.clear();
+        self.out.len = 0;
+        self.out.flush_needed = false;
+        self.out.timer_armed = false;
+        self.progressed = true;
+        error
+    }
+
+    /// A write failed on the write side: the connection is over.
+    pub(super) fn fail_write(&mut self, error: io::Error) -> Error {
+        self.phase = Phase::Done;
+        self.progressed = true;
+        error.into()
+    }
+}
+
+/// Writes the queued chunks: gathered into one vectored write when the stream supports it,
+/// else the first chunk, with small neighbours copied into it. Returns how many bytes went out.
+pub(super) fn write_chunks<S: AsyncWrite>(
+    stream: Pin<&mut S>,
+    out: &mut Output,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let polled = if out.chunks.len() > 1 && stream.is_write_vectored() {
+        let mut slices = [IoSlice::new(&[]); MAX_CHUNKS];
+        let count = out.chunks.len().min(MAX_CHUNKS);
+        for (slice, chunk) in slices.iter_mut().zip(&out.chunks) {
+            *slice = IoSlice::new(chunk);
+        }
+        stream.poll_write_vectored(cx, &slices[..count])
+    } else {
+        coalesce(&mut out.chunks);
+        stream.poll_write(cx, &out.chunks[0])
+    };
+    let written = ready!(polled)?;
+    if written == 0 {
+        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+    }
+    out.len -= written;
+    out.flush_needed = true;
+    let mut left = written;
+    while left > 0 {
+        let front = &mut out.chunks[0];
+        if left < front.len() {
+            front.advance(left);
+            break;
+        }
+        left -= front.len();
+        out.chunks.pop_front();
+    }
+    Poll::Ready(Ok(written))
+}
+
+/// Copies the small chunks at the front of `chunks` into one, up to `COALESCE_LIMIT` bytes.
+pub(super) fn coalesce(chunks: &mut VecDeque<Bytes>) {
+    let mut len = 0;
+    let count = chunks
+        .iter()
+        .take_while(|chunk| {
+            len += chunk.len();
+            len <= COALESCE_LIMIT
+        })
+        .count();
+    if count < 2 {
+        return;
+    }
+    let mut merged = BytesMut::with_capacity(chunks.iter().take(count).map(Bytes::len).sum());
+    for chunk in chunks.drain(..count) {
+        merged.extend_from_slice(&chunk);
+    }
+    chunks.push_front(merged.freeze());
+}
