@@ -665,8 +665,18 @@ async fn poll_ready_waits_while_the_peer_does_not_read() {
         &Options::default(),
     )
     .await;
+    // Incompressible (xorshift), so permessage-deflate cannot shrink it below the mark.
+    let mut state = 0x2545_f491_u32;
+    let noise: Vec<u8> = (0..100_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect();
     client
-        .write(Message::binary(vec![0; 100_000]))
+        .write(Message::binary(noise))
         .await
         .expect("room for the first");
     let blocked = timeout(
