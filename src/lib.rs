@@ -25,6 +25,7 @@ pub mod proto;
 pub mod sync;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+#[cfg(any(feature = "sync", feature = "tokio"))]
 mod upgrade;
 
 pub use error::Error;

@@ -112,3 +112,25 @@ fn client_closes_the_transport_itself_if_the_server_does_not() {
     assert_eq!(conn.poll_event(), None, "a completed close is not an error");
     assert_eq!(sent_opcodes(&mut conn), (vec![], true));
 }
+
+/// Found by fuzzing: a close timeout and a keepalive timeout due at the same instant.
+#[test]
+fn close_and_keepalive_timeouts_due_together_fail_once() {
+    let mut config = Config::default();
+    config.keepalive_interval = Some(Duration::from_secs(30));
+    config.keepalive_timeout = Some(Duration::from_secs(30));
+    config.close_timeout = Some(Duration::from_secs(30));
+    let mut conn = Connection::server(config);
+    let ping_due = conn.poll_timeout(Instant::now()).unwrap();
+    conn.handle_timeout(ping_due);
+    conn.close(None).unwrap();
+    let due = conn.poll_timeout(ping_due).unwrap();
+    assert_eq!(
+        due,
+        ping_due + Duration::from_secs(30),
+        "pong and close deadlines coincide"
+    );
+    conn.handle_timeout(due);
+    assert_eq!(conn.poll_event(), Some(Err(ProtocolError::CloseTimeout)));
+    assert_eq!(conn.poll_event(), None);
+}

@@ -403,11 +403,12 @@ impl Connection {
                 State::Closed | State::Open => self.queue_shutdown(),
             }
         }
-        if self
+        // The close timeout above may just have failed the connection: one failure is enough.
+        let keepalive_due = self
             .timers
             .keepalive
-            .is_some_and(|deadline| deadline <= now)
-        {
+            .is_some_and(|deadline| deadline <= now);
+        if keepalive_due && !self.reading_stopped {
             self.run_keepalive(now);
         }
     }

@@ -44,7 +44,8 @@ pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
 /// Byte-by-byte masking: the reference that the fast path is tested (and fuzzed) against.
 pub fn apply_mask_reference(data: &mut [u8], key: [u8; 4], offset: usize) {
     for (index, byte) in data.iter_mut().enumerate() {
-        *byte ^= key[(offset + index) % 4];
+        // Wrapping is exact: 2^64 is a multiple of 4.
+        *byte ^= key[offset.wrapping_add(index) % 4];
     }
 }
 
@@ -58,6 +59,16 @@ fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn offsets_near_the_top_of_usize_wrap() {
+        let mut fast = [0u8; 2];
+        let mut slow = [0u8; 2];
+        apply_mask(&mut fast, [0x37, 0xfa, 0x2d, 0xc3], usize::MAX);
+        apply_mask_reference(&mut slow, [0x37, 0xfa, 0x2d, 0xc3], usize::MAX);
+        assert_eq!(slow, [0xc3, 0x37]);
+        assert_eq!(fast, slow);
+    }
 
     proptest! {
         #[test]

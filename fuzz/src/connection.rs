@@ -1,0 +1,591 @@
+//! A scripted driver for a whole `Connection`, and the invariants it checks after every step.
+//!
+//! The script (built with `arbitrary`) interleaves bytes from the peer, commands, the end of
+//! the stream, a synthetic clock, and polls. The driver checks:
+//!
+//! - every command returns `Ok` or the one `SendError` the documented rules predict;
+//! - events: at most one `Err`, nothing after it or after `Event::Closed`, only errors that can
+//!   happen to this role and configuration, sizes within the limits;
+//! - the bytes written, through the independent [`WireChecker`](crate::wire::WireChecker): valid
+//!   frames for the role, nothing after a close frame but control frames, nothing at all after
+//!   `Transmit::Shutdown`; and the data frames on the wire are exactly the messages sent;
+//! - once drained, `buffered_amount` is 0, a close we started went out, the peer's close was
+//!   answered, and a failed or closed connection shut its write side down (a client only after
+//!   the end of the stream).
+
+use std::time::{Duration, Instant};
+
+use arbitrary::{Arbitrary, Unstructured};
+use wsio::proto::{
+    CloseCode, CloseFrame, Config, Connection, Event, Message, MessageKind, ProtocolError, Rng,
+    Role, SendError, Transmit,
+};
+
+use crate::wire::{WireChecker, WireFrame};
+
+/// Runs the script encoded in `data` against a connection of `role`.
+pub fn run(role: Role, data: &[u8]) {
+    let Ok(script) = Script::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    let mut driver = Driver::new(role, &script.settings);
+    for op in &script.ops {
+        driver.step(op);
+    }
+    driver.finish();
+}
+
+/// Connection settings and what happens to the connection, in order.
+#[derive(Debug, Arbitrary)]
+pub struct Script {
+    settings: Settings,
+    ops: Vec<Op>,
+}
+
+/// The `Config` fields, small enough that the limits are reached; `None` turns a timer off.
+#[derive(Debug, Arbitrary)]
+struct Settings {
+    streaming: bool,
+    max_frame_size: Option<u16>,
+    max_message_size: Option<u16>,
+    max_fragments: Option<u8>,
+    keepalive_interval_secs: Option<u8>,
+    keepalive_timeout_secs: Option<u8>,
+    close_timeout_secs: Option<u8>,
+    max_buffered: Option<u16>,
+    seed: [u8; 32],
+}
+
+#[derive(Debug, Arbitrary)]
+enum Op {
+    /// Raw bytes from the peer.
+    Receive(Vec<u8>),
+    /// A frame from the peer, encoded here and delivered in two pieces.
+    ReceiveFrame(PeerFrame),
+    ReceiveEof,
+    Send {
+        text: bool,
+        data: Vec<u8>,
+    },
+    SendFragment {
+        text: bool,
+        data: Vec<u8>,
+        last: bool,
+    },
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(Option<(u16, String)>),
+    /// Moves the clock forward by this many 16 ms steps, then runs the timers if one is due.
+    Advance(u16),
+    /// Moves the clock to the next deadline and runs the timers.
+    NextTimeout,
+    PollEvents(u8),
+    PollTransmits(u8),
+}
+
+/// A frame the peer sends, mostly well-formed.
+#[derive(Debug, Arbitrary)]
+struct PeerFrame {
+    fin: bool,
+    opcode: PeerOpCode,
+    /// RSV1 to RSV3, in the low three bits.
+    reserved: Option<u8>,
+    /// Masked when the peer must not mask, or the other way round.
+    wrong_mask: bool,
+    key: [u8; 4],
+    length: LengthForm,
+    /// Where to cut the encoded frame between two `receive` calls.
+    cut: u16,
+}
+
+#[derive(Debug, Arbitrary)]
+enum PeerOpCode {
+    Continuation(Vec<u8>),
+    Text(String),
+    InvalidText(Vec<u8>),
+    Binary(Vec<u8>),
+    Close(u16, String),
+    RawClose(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Reserved(u8, Vec<u8>),
+}
+
+#[derive(Debug, Arbitrary)]
+enum LengthForm {
+    Minimal,
+    Bits16,
+    Bits64,
+}
+
+impl PeerFrame {
+    fn encode(&self, peer: Role) -> Vec<u8> {
+        let (opcode, payload): (u8, Vec<u8>) = match &self.opcode {
+            PeerOpCode::Continuation(data) => (0x0, data.clone()),
+            PeerOpCode::Text(text) => (0x1, text.clone().into_bytes()),
+            PeerOpCode::InvalidText(data) => (0x1, data.clone()),
+            PeerOpCode::Binary(data) => (0x2, data.clone()),
+            PeerOpCode::Close(code, reason) => {
+                let mut payload = code.to_be_bytes().to_vec();
+                payload.extend_from_slice(reason.as_bytes());
+                (0x8, payload)
+            }
+            PeerOpCode::RawClose(data) => (0x8, data.clone()),
+            PeerOpCode::Ping(data) => (0x9, data.clone()),
+            PeerOpCode::Pong(data) => (0xA, data.clone()),
+            PeerOpCode::Reserved(opcode, data) => (opcode & 0x0F, data.clone()),
+        };
+        let reserved = self.reserved.unwrap_or(0) & 0b111;
+        let mut wire = vec![u8::from(self.fin) << 7 | reserved << 4 | opcode];
+        let masked = (peer == Role::Client) != self.wrong_mask;
+        let mask_bit = if masked { 0b1000_0000 } else { 0 };
+        let len = payload.len();
+        match self.length {
+            LengthForm::Minimal if len <= 125 => wire.push(mask_bit | len as u8),
+            LengthForm::Minimal | LengthForm::Bits16 if len <= 0xFFFF => {
+                wire.push(mask_bit | 126);
+                wire.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                wire.push(mask_bit | 127);
+                wire.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        if masked {
+            wire.extend_from_slice(&self.key);
+            wire.extend(
+                payload
+                    .iter()
+                    .enumerate()
+                    .map(|(i, byte)| byte ^ self.key[i % 4]),
+            );
+        } else {
+            wire.extend_from_slice(&payload);
+        }
+        wire
+    }
+}
+
+struct Driver {
+    conn: Connection,
+    role: Role,
+    config: Config,
+    wire: WireChecker,
+    /// The data frames the application sent, in order, to find on the wire.
+    sent: Vec<WireFrame>,
+    /// How many of `wire.frames()` were matched against `sent`, and how many of `sent` found.
+    frames_seen: usize,
+    sent_found: usize,
+    /// The kind of our fragmented message in progress.
+    sending_fragmented: Option<MessageKind>,
+    close_started: bool,
+    /// An error or `Event::Closed` was returned: nothing may follow.
+    events_over: bool,
+    failed: bool,
+    closed: bool,
+    eof: bool,
+    /// The message being received in chunks (streaming mode): its kind and bytes so far.
+    chunked: Option<(MessageKind, Vec<u8>)>,
+    now: Instant,
+}
+
+impl Driver {
+    fn new(role: Role, settings: &Settings) -> Self {
+        let mut config = Config::default();
+        config.streaming = settings.streaming;
+        if let Some(size) = settings.max_frame_size {
+            config.max_frame_size = size.into();
+        }
+        if let Some(size) = settings.max_message_size {
+            config.max_message_size = size.into();
+        }
+        if let Some(count) = settings.max_fragments {
+            config.max_fragments = count.into();
+        }
+        let secs = |secs: Option<u8>| secs.map(|secs| Duration::from_secs(secs.into()));
+        config.keepalive_interval = secs(settings.keepalive_interval_secs);
+        config.keepalive_timeout = secs(settings.keepalive_timeout_secs);
+        config.close_timeout = secs(settings.close_timeout_secs);
+        if let Some(size) = settings.max_buffered {
+            config.max_buffered = size.into();
+        }
+        let conn = match role {
+            Role::Server => Connection::server(config.clone()),
+            Role::Client => Connection::client(config.clone(), Rng::from_seed(settings.seed)),
+        };
+        assert_eq!(conn.role(), role);
+        Self {
+            conn,
+            role,
+            config,
+            wire: WireChecker::new(role),
+            sent: Vec::new(),
+            frames_seen: 0,
+            sent_found: 0,
+            sending_fragmented: None,
+            close_started: false,
+            events_over: false,
+            failed: false,
+            closed: false,
+            eof: false,
+            chunked: None,
+            now: Instant::now(),
+        }
+    }
+
+    fn peer(&self) -> Role {
+        match self.role {
+            Role::Server => Role::Client,
+            Role::Client => Role::Server,
+        }
+    }
+
+    fn step(&mut self, op: &Op) {
+        match op {
+            Op::Receive(data) => self.conn.receive(data),
+            Op::ReceiveFrame(frame) => {
+                let wire = frame.encode(self.peer());
+                let (head, tail) = wire.split_at(usize::from(frame.cut) % (wire.len() + 1));
+                self.conn.receive(head);
+                self.conn.receive(tail);
+            }
+            Op::ReceiveEof => {
+                self.eof = true;
+                self.conn.receive_eof();
+            }
+            Op::Send { text, data } => {
+                let (message, frame) = if *text {
+                    let text = String::from_utf8_lossy(data).into_owned();
+                    let frame = WireFrame {
+                        fin: true,
+                        opcode: 0x1,
+                        payload: text.clone().into(),
+                    };
+                    (Message::text(text), frame)
+                } else {
+                    let frame = WireFrame {
+                        fin: true,
+                        opcode: 0x2,
+                        payload: data.clone(),
+                    };
+                    (Message::binary(data.clone()), frame)
+                };
+                let expected = match self.sending_fragmented {
+                    Some(_) => self.can_send().and(Err(SendError::FragmentedMessageOpen)),
+                    None => self.can_send(),
+                };
+                let result = self.conn.send(message);
+                assert_eq!(result, expected, "send");
+                if result.is_ok() {
+                    self.sent.push(frame);
+                }
+            }
+            Op::SendFragment { text, data, last } => {
+                let kind = if *text {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                let expected = self
+                    .can_send()
+                    .and_then(|()| match self.sending_fragmented {
+                        Some(open) if open != kind => Err(SendError::FragmentKindMismatch),
+                        _ => Ok(()),
+                    });
+                let result = self.conn.send_fragment(kind, data.clone(), *last);
+                assert_eq!(result, expected, "send_fragment");
+                if result.is_ok() {
+                    let opcode = match (self.sending_fragmented, kind) {
+                        (Some(_), _) => 0x0,
+                        (None, MessageKind::Text) => 0x1,
+                        (None, _) => 0x2,
+                    };
+                    self.sent.push(WireFrame {
+                        fin: *last,
+                        opcode,
+                        payload: data.clone(),
+                    });
+                    self.sending_fragmented = (!last).then_some(kind);
+                }
+            }
+            Op::Ping(data) => {
+                let expected = self.control_allowed(data.len());
+                assert_eq!(self.conn.ping(data.clone()), expected, "ping");
+            }
+            Op::Pong(data) => {
+                let expected = self.control_allowed(data.len());
+                assert_eq!(self.conn.pong(data.clone()), expected, "pong");
+            }
+            Op::Close(frame) => self.close(frame.as_ref()),
+            Op::Advance(steps) => {
+                self.now += Duration::from_millis(u64::from(*steps) * 16);
+                if self
+                    .conn
+                    .poll_timeout(self.now)
+                    .is_some_and(|due| due <= self.now)
+                {
+                    self.conn.handle_timeout(self.now);
+                }
+            }
+            Op::NextTimeout => {
+                if let Some(due) = self.conn.poll_timeout(self.now) {
+                    self.now = self.now.max(due);
+                    self.conn.handle_timeout(self.now);
+                }
+            }
+            Op::PollEvents(count) => {
+                for _ in 0..*count {
+                    if !self.poll_event() {
+                        break;
+                    }
+                }
+            }
+            Op::PollTransmits(count) => {
+                for _ in 0..*count {
+                    if !self.poll_transmit() {
+                        break;
+                    }
+                }
+            }
+        }
+        if self.events_over {
+            assert!(!self.conn.is_open(), "open after the last event");
+        }
+    }
+
+    /// Drains everything, as a driver does before dropping the connection, and checks the end
+    /// state.
+    fn finish(&mut self) {
+        loop {
+            let mut progress = false;
+            while self.poll_event() {
+                progress = true;
+            }
+            while self.poll_transmit() {
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+        assert_eq!(
+            self.conn.buffered_amount(),
+            0,
+            "bytes buffered after a full drain"
+        );
+        assert_eq!(
+            self.sent_found,
+            self.sent.len(),
+            "sent data frames missing from the wire"
+        );
+        if self.close_started {
+            assert!(
+                self.wire.close_sent(),
+                "close() succeeded but no close frame went out"
+            );
+        }
+        if self.failed {
+            assert!(
+                self.wire.is_shut_down(),
+                "failed connection never shut down"
+            );
+        }
+        if self.closed {
+            assert!(self.wire.close_sent(), "peer's close never answered");
+            // The server closes the TCP connection first; the client waits for the server's.
+            if self.role == Role::Server || self.eof {
+                assert!(
+                    self.wire.is_shut_down(),
+                    "closed connection never shut down"
+                );
+            }
+        }
+        if self.wire.is_shut_down() && self.events_over {
+            assert!(
+                self.conn.is_terminated(),
+                "closed, drained and shut down, not terminated"
+            );
+        }
+    }
+
+    /// The result `send` and `send_fragment` must give before their own checks.
+    fn can_send(&self) -> Result<(), SendError> {
+        if !self.conn.is_open() {
+            return Err(SendError::Closed);
+        }
+        let buffered = self.conn.buffered_amount();
+        if buffered > self.config.max_buffered {
+            return Err(SendError::BufferFull {
+                buffered,
+                limit: self.config.max_buffered,
+            });
+        }
+        Ok(())
+    }
+
+    fn control_allowed(&self, len: usize) -> Result<(), SendError> {
+        if !self.conn.is_open() {
+            Err(SendError::Closed)
+        } else if len > 125 {
+            Err(SendError::ControlPayloadTooLong(len))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn close(&mut self, frame: Option<&(u16, String)>) {
+        let frame = frame.map(|(code, reason)| CloseFrame::new(CloseCode(*code), reason.as_str()));
+        let expected = match &frame {
+            _ if !self.conn.is_open() => Err(SendError::Closed),
+            Some(frame) if !frame.code.is_sendable() => {
+                Err(SendError::InvalidCloseCode(frame.code.0))
+            }
+            Some(frame) if frame.reason.len() > 123 => {
+                Err(SendError::ControlPayloadTooLong(frame.reason.len() + 2))
+            }
+            _ => Ok(()),
+        };
+        let result = self.conn.close(frame);
+        assert_eq!(result, expected, "close");
+        if result.is_ok() {
+            self.close_started = true;
+            assert!(!self.conn.is_open(), "open after close()");
+        }
+    }
+
+    /// Polls one event and checks it; false when there was none.
+    fn poll_event(&mut self) -> bool {
+        let Some(event) = self.conn.poll_event() else {
+            return false;
+        };
+        assert!(!self.events_over, "event after the last one: {event:?}");
+        match event {
+            Ok(Event::Message(message)) => {
+                assert!(!self.config.streaming, "whole message in streaming mode");
+                assert!(
+                    message.len() <= self.config.max_message_size,
+                    "message over the limit"
+                );
+            }
+            Ok(Event::MessageChunk { kind, data, last }) => {
+                assert!(
+                    self.config.streaming,
+                    "message chunk outside streaming mode"
+                );
+                let (open_kind, bytes) = self.chunked.get_or_insert_with(|| (kind, Vec::new()));
+                assert_eq!(*open_kind, kind, "chunk kind changed inside a message");
+                bytes.extend_from_slice(&data);
+                assert!(
+                    bytes.len() <= self.config.max_message_size,
+                    "message over the limit"
+                );
+                if last {
+                    if kind == MessageKind::Text {
+                        assert!(
+                            std::str::from_utf8(bytes).is_ok(),
+                            "streamed text not UTF-8"
+                        );
+                    }
+                    self.chunked = None;
+                }
+            }
+            Ok(Event::Ping(data) | Event::Pong(data)) => {
+                assert!(data.len() <= 125, "control payload over 125 bytes");
+            }
+            Ok(Event::Closed(frame)) => {
+                if let Some(frame) = frame {
+                    assert!(frame.code.is_sendable(), "peer's close code {}", frame.code);
+                    assert!(frame.reason.len() <= 123, "close reason over 123 bytes");
+                }
+                self.events_over = true;
+                self.closed = true;
+            }
+            Ok(other) => panic!("undocumented event {other:?}"),
+            Err(error) => {
+                self.check_error(&error);
+                self.events_over = true;
+                self.failed = true;
+            }
+        }
+        true
+    }
+
+    /// Panics unless `error` is one that can happen to this role and configuration.
+    fn check_error(&self, error: &ProtocolError) {
+        let config = &self.config;
+        let possible = match error {
+            ProtocolError::UnmaskedClientFrame => self.role == Role::Server,
+            ProtocolError::MaskedServerFrame => self.role == Role::Client,
+            ProtocolError::FrameTooBig { size, limit } => {
+                *limit == config.max_frame_size && *size > *limit as u64
+            }
+            ProtocolError::MessageTooBig { size, limit } => {
+                *limit == config.max_message_size && *size > *limit as u64
+            }
+            ProtocolError::TooManyFragments { limit } => *limit == config.max_fragments,
+            ProtocolError::UnexpectedEof => self.eof,
+            ProtocolError::KeepaliveTimeout => config.keepalive_interval.is_some(),
+            ProtocolError::CloseTimeout => config.close_timeout.is_some(),
+            ProtocolError::ReservedOpCode(opcode) => {
+                matches!(opcode, 0x3..=0x7 | 0xB..=0xF)
+            }
+            ProtocolError::ReservedBits
+            | ProtocolError::FragmentedControlFrame
+            | ProtocolError::ControlFrameTooLong
+            | ProtocolError::NonMinimalLength
+            | ProtocolError::LengthMsbSet
+            | ProtocolError::UnexpectedContinuation
+            | ProtocolError::ExpectedContinuation
+            | ProtocolError::InvalidUtf8
+            | ProtocolError::CloseFrameTooShort
+            | ProtocolError::InvalidCloseReason => true,
+            ProtocolError::InvalidCloseCode(code) => !CloseCode(*code).is_sendable(),
+            other => panic!("undocumented error {other:?}"),
+        };
+        assert!(
+            possible,
+            "impossible error {error:?} for a {:?} with {config:?}",
+            self.role
+        );
+    }
+
+    /// Polls one transmit and checks it; false when there was none.
+    fn poll_transmit(&mut self) -> bool {
+        match self.conn.poll_transmit() {
+            Some(Transmit::Data(bytes)) => {
+                self.wire.data(&bytes);
+                self.match_sent_frames();
+                true
+            }
+            Some(Transmit::Shutdown) => {
+                self.wire.shutdown();
+                true
+            }
+            None => {
+                assert_eq!(
+                    self.conn.buffered_amount(),
+                    0,
+                    "nothing to transmit, bytes buffered"
+                );
+                false
+            }
+        }
+    }
+
+    /// Checks the data frames that just appeared on the wire against the messages sent.
+    fn match_sent_frames(&mut self) {
+        for frame in &self.wire.frames()[self.frames_seen..] {
+            if frame.opcode & 0x8 != 0 {
+                continue;
+            }
+            let expected = self.sent.get(self.sent_found);
+            assert_eq!(
+                Some(frame),
+                expected,
+                "data frame on the wire is not the one sent"
+            );
+            self.sent_found += 1;
+        }
+        self.frames_seen = self.wire.frames().len();
+    }
+}
