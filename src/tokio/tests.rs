@@ -47,13 +47,7 @@ where
 
 async fn pair() -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
     let (client_io, server_io) = tokio::io::duplex(1 << 16);
-    pair_with(
-        client_io,
-        server_io,
-        &Options::default(),
-        &Options::default(),
-    )
-    .await
+    pair_with(client_io, server_io, &plain_options(), &plain_options()).await
 }
 
 /// A server whose client is driven by hand: `raw` writes frames and reads what comes back.
@@ -254,13 +248,8 @@ async fn fed_messages_leave_in_one_write_after_flush() {
     let (client_io, server_io) = tokio::io::duplex(1 << 16);
     let (client_io, writes) = counting(client_io, true);
     let (server_io, _) = counting(server_io, true);
-    let (mut client, mut server) = pair_with(
-        client_io,
-        server_io,
-        &Options::default(),
-        &Options::default(),
-    )
-    .await;
+    let (mut client, mut server) =
+        pair_with(client_io, server_io, &plain_options(), &plain_options()).await;
     writes.store(0, Ordering::Relaxed);
     for i in 0..16 {
         client
@@ -292,13 +281,8 @@ async fn large_messages_are_gathered_into_vectored_writes() {
     let (server_io, writes) = counting(accepted.expect("accept").0, true);
     assert!(server_io.is_write_vectored());
     let (client_io, _) = counting(client_io.expect("connect"), true);
-    let (mut client, mut server) = pair_with(
-        client_io,
-        server_io,
-        &Options::default(),
-        &Options::default(),
-    )
-    .await;
+    let (mut client, mut server) =
+        pair_with(client_io, server_io, &plain_options(), &plain_options()).await;
     writes.store(0, Ordering::Relaxed);
     for i in 0..16u8 {
         server
@@ -323,13 +307,8 @@ async fn chunks_are_coalesced_without_vectored_writes() {
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     let (server_io, writes) = counting(server_io, false);
     let (client_io, _) = counting(client_io, false);
-    let (mut client, mut server) = pair_with(
-        client_io,
-        server_io,
-        &Options::default(),
-        &Options::default(),
-    )
-    .await;
+    let (mut client, mut server) =
+        pair_with(client_io, server_io, &plain_options(), &plain_options()).await;
     writes.store(0, Ordering::Relaxed);
     for i in 0..16u8 {
         server
@@ -396,7 +375,7 @@ async fn peer_close_with_code_4000_ends_the_stream() {
 
 #[tokio::test]
 async fn unmasked_client_frame_fails_with_1002() {
-    let (mut raw, mut server) = raw_client(&Options::default()).await;
+    let (mut raw, mut server) = raw_client(&plain_options()).await;
     raw.write_all(&[0x81, 0x02, b'h', b'i'])
         .await
         .expect("write");
@@ -419,7 +398,7 @@ async fn unmasked_client_frame_fails_with_1002() {
 
 #[tokio::test]
 async fn read_is_cancel_safe_mid_frame() {
-    let (mut raw, mut server) = raw_client(&Options::default()).await;
+    let (mut raw, mut server) = raw_client(&plain_options()).await;
     let frame = masked_text("hello");
     raw.write_all(&frame[..4]).await.expect("write");
     let cancelled = timeout(Duration::from_millis(50), server.read()).await;
@@ -437,7 +416,7 @@ async fn handshake_times_out_with_a_silent_client() {
     let (_silent, server_io) = tokio::io::duplex(1024);
     let options = Options {
         handshake_timeout: Some(Duration::from_millis(200)),
-        ..Options::default()
+        ..plain_options()
     };
     let started = Instant::now();
     let result = accept_with(server_io, &options, async |_: &Request| Ok(Accept::new())).await;
@@ -466,7 +445,7 @@ async fn malformed_request_gets_an_error_response() {
 #[tokio::test]
 async fn rejection_is_written_and_reported_on_both_sides() {
     let (client_io, server_io) = tokio::io::duplex(1 << 16);
-    let options = Options::default();
+    let options = plain_options();
     let deciding = accept_with(server_io, &options, async |request: &Request| {
         tokio::task::yield_now().await; // stands in for a database lookup
         match request.headers().get("authorization") {
@@ -487,10 +466,10 @@ async fn rejection_is_written_and_reported_on_both_sides() {
 #[tokio::test]
 async fn decide_can_borrow_the_request_and_choose_a_subprotocol() {
     let (client_io, server_io) = tokio::io::duplex(1 << 16);
-    let options = Options::default();
+    let options = plain_options();
     let request = request().subprotocol("chat").expect("token");
     let server = tokio::spawn(async move {
-        let options = Options::default();
+        let options = plain_options();
         accept_with(server_io, &options, async |request: &Request| {
             tokio::task::yield_now().await;
             let offered = request.subprotocols().first().expect("an offer");
@@ -583,10 +562,10 @@ async fn split_writer_close_completes_without_a_reader() {
 #[tokio::test]
 async fn keepalive_pings_an_idle_peer() {
     let (client_io, server_io) = tokio::io::duplex(1 << 16);
-    let mut server_options = Options::default();
+    let mut server_options = plain_options();
     server_options.connection.keepalive_interval = Some(Duration::from_millis(100));
     let (mut client, mut server) =
-        pair_with(client_io, server_io, &Options::default(), &server_options).await;
+        pair_with(client_io, server_io, &plain_options(), &server_options).await;
     let reading = tokio::spawn(async move { server.read().await });
     let event = timeout(WAIT, client.read_event())
         .await
@@ -599,7 +578,7 @@ async fn keepalive_pings_an_idle_peer() {
 
 #[tokio::test]
 async fn keepalive_timeout_fails_a_silent_peer() {
-    let mut options = Options::default();
+    let mut options = plain_options();
     options.connection.keepalive_interval = Some(Duration::from_millis(50));
     options.connection.keepalive_timeout = Some(Duration::from_millis(50));
     let (mut raw, mut server) = raw_client(&options).await;
@@ -619,7 +598,7 @@ async fn keepalive_timeout_fails_a_silent_peer() {
 
 #[tokio::test]
 async fn sink_close_is_bounded_by_the_close_timeout() {
-    let mut options = Options::default();
+    let mut options = plain_options();
     options.connection.close_timeout = Some(Duration::from_millis(100));
     let (mut raw, mut server) = raw_client(&options).await;
     timeout(WAIT, SinkExt::close(&mut server))
@@ -636,7 +615,7 @@ async fn sink_close_is_bounded_by_the_close_timeout() {
 
 #[tokio::test]
 async fn messages_arriving_during_sink_close_stay_readable() {
-    let (mut raw, mut server) = raw_client(&Options::default()).await;
+    let (mut raw, mut server) = raw_client(&plain_options()).await;
     let mut input = masked_text("late");
     input.extend_from_slice(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
     raw.write_all(&input).await.expect("write");
@@ -658,13 +637,8 @@ async fn messages_arriving_during_sink_close_stay_readable() {
 #[tokio::test]
 async fn poll_ready_waits_while_the_peer_does_not_read() {
     let (client_io, server_io) = tokio::io::duplex(1024);
-    let (mut client, _server) = pair_with(
-        client_io,
-        server_io,
-        &Options::default(),
-        &Options::default(),
-    )
-    .await;
+    let (mut client, _server) =
+        pair_with(client_io, server_io, &plain_options(), &plain_options()).await;
     // Incompressible (xorshift), so permessage-deflate cannot shrink it below the mark.
     let mut state = 0x2545_f491_u32;
     let noise: Vec<u8> = (0..100_000)
@@ -693,7 +667,7 @@ async fn poll_ready_waits_while_the_peer_does_not_read() {
 #[test]
 fn futures_are_send() {
     fn assert_send<T: Send>(_: T) {}
-    let options = Options::default();
+    let options = plain_options();
     let (_, io) = tokio::io::duplex(1);
     assert_send(accept_with(io, &options, async |request: &Request| {
         tokio::task::yield_now().await;
@@ -705,4 +679,16 @@ fn futures_are_send() {
         async move { Ok(Accept::new().subprotocol(target)) }
     }));
     assert_send(connect_async("ws://localhost"));
+}
+
+/// Options without permessage-deflate, so that payload sizes on the wire are what the tests
+/// write (deflate has its own tests in tests/deflate.rs and tests/abuse.rs).
+fn plain_options() -> Options {
+    #[allow(unused_mut)]
+    let mut options = Options::default();
+    #[cfg(feature = "deflate")]
+    {
+        options.deflate = None;
+    }
+    options
 }
