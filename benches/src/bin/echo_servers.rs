@@ -1,0 +1,225 @@
+//! Echo servers, one per contender, each written the way its library's docs show:
+//!
+//! ```text
+//! echo_servers NAME PORT [MAX_SECONDS]
+//! ```
+//! NAME is one of `wsio-tokio`, `wsio-sync`, `tungstenite`, `tokio-tungstenite`,
+//! `fastwebsockets`, `tokio-websockets`, `raw-tcp` (echoes bytes after a bare 101) or
+//! `tcp-hold` (answers the upgrade, echoes through a 512-byte buffer: the memory baseline).
+//! It listens on 127.0.0.1 only, prints `listening on ...` and exits by itself after
+//! MAX_SECONDS (default 600). Tokio servers run on a current-thread runtime (one core each, like
+//! the `taskset` pinning); the blocking ones use a thread per connection. Every accepted socket
+//! gets `TCP_NODELAY`; data messages are echoed one `send` at a time.
+
+use std::io::Write;
+use std::net::TcpListener as StdListener;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let name = args.first().expect("NAME").clone();
+    let port: u16 = args.get(1).and_then(|p| p.parse().ok()).expect("PORT");
+    let max_seconds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(600);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(max_seconds));
+        std::process::exit(0);
+    });
+    let addr = ("127.0.0.1", port);
+    match name.as_str() {
+        "wsio-sync" => sync_server(StdListener::bind(addr).expect("bind"), wsio_sync),
+        "tungstenite" => sync_server(StdListener::bind(addr).expect("bind"), tungstenite_sync),
+        _ => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let listener = TcpListener::bind(addr).await.expect("bind");
+                announce(port);
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    match name.as_str() {
+                        "wsio-tokio" => drop(tokio::spawn(wsio_tokio(stream))),
+                        "tokio-tungstenite" => drop(tokio::spawn(tokio_tungstenite(stream))),
+                        "fastwebsockets" => drop(tokio::spawn(fastwebsockets(stream))),
+                        "tokio-websockets" => drop(tokio::spawn(tokio_websockets(stream))),
+                        "raw-tcp" => drop(tokio::spawn(raw_tcp(stream))),
+                        "tcp-hold" => drop(tokio::spawn(tcp_hold(stream))),
+                        other => panic!("unknown server {other}"),
+                    }
+                }
+            });
+        }
+    }
+}
+
+fn announce(port: u16) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "listening on 127.0.0.1:{port}");
+    let _ = out.flush();
+}
+
+fn sync_server(listener: StdListener, handle: fn(std::net::TcpStream)) {
+    announce(listener.local_addr().expect("addr").port());
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let _ = stream.set_nodelay(true);
+        std::thread::spawn(move || handle(stream));
+    }
+}
+
+/// wsio, blocking: the README's server, thread per connection, 250 ms read timeout as the tick.
+fn wsio_sync(stream: std::net::TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(250)));
+    let run = || -> Result<(), wsio::Error> {
+        let mut ws = wsio::sync::accept(stream)?;
+        while let Some(message) = ws.read()? {
+            ws.send(message)?;
+        }
+        Ok(())
+    };
+    let _ = run();
+}
+
+/// tungstenite, blocking: `accept`, then `read` / `send`.
+fn tungstenite_sync(stream: std::net::TcpStream) {
+    let Ok(mut ws) = tungstenite::accept(stream) else {
+        return;
+    };
+    while let Ok(message) = ws.read() {
+        if (message.is_binary() || message.is_text()) && ws.send(message).is_err() {
+            return;
+        }
+    }
+}
+
+/// wsio, tokio: the README's server.
+async fn wsio_tokio(stream: TcpStream) {
+    let Ok(mut ws) = wsio::tokio::accept(stream).await else {
+        return;
+    };
+    while let Ok(Some(message)) = ws.read().await {
+        if ws.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn tokio_tungstenite(stream: TcpStream) {
+    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    while let Some(Ok(message)) = ws.next().await {
+        if (message.is_binary() || message.is_text()) && ws.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// fastwebsockets: the upgrade through hyper (its `upgrade` feature), then a `FragmentCollector`
+/// echoing frames, as in its echo_server example.
+async fn fastwebsockets(stream: TcpStream) {
+    use fastwebsockets::{FragmentCollector, OpCode, WebSocketError, upgrade};
+    use http_body_util::Empty;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::{Request, Response};
+
+    async fn handle(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
+        let mut ws = FragmentCollector::new(fut.await?);
+        loop {
+            let frame = ws.read_frame().await?;
+            match frame.opcode {
+                OpCode::Close => return Ok(()),
+                OpCode::Text | OpCode::Binary => ws.write_frame(frame).await?,
+                _ => {}
+            }
+        }
+    }
+
+    async fn upgrade_request(
+        mut request: Request<Incoming>,
+    ) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+        let (response, fut) = upgrade::upgrade(&mut request)?;
+        tokio::spawn(async move {
+            let _ = handle(fut).await;
+        });
+        Ok(response)
+    }
+
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, hyper::service::service_fn(upgrade_request))
+        .with_upgrades()
+        .await;
+}
+
+async fn tokio_websockets(stream: TcpStream) {
+    let Ok((_request, mut ws)) = tokio_websockets::ServerBuilder::new().accept(stream).await else {
+        return;
+    };
+    while let Some(Ok(message)) = ws.next().await {
+        if (message.is_binary() || message.is_text()) && ws.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads the request head and answers with a bare 101 (the load generator only checks the
+/// status line when no accept key is sent).
+async fn bare_upgrade(stream: &mut TcpStream) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    stream
+        .write_all(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+        .await
+}
+
+/// The ceiling: echoes bytes through a 64 KiB buffer, no WebSocket processing at all.
+async fn raw_tcp(mut stream: TcpStream) {
+    if bare_upgrade(&mut stream).await.is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The memory baseline: a task that holds the socket and echoes through a small buffer.
+async fn tcp_hold(mut stream: TcpStream) {
+    if bare_upgrade(&mut stream).await.is_err() {
+        return;
+    }
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Loopback echo load generator on raw TCP: it performs the HTTP upgrade itself, writes
+//! pre-masked binary frames, keeps a fixed number of messages in flight per connection and
+//! counts complete echoed frames. No WebSocket library is involved on this side.
+//!
+//! ```text
+//! loadgen suite [--quick] [--rounds R] [--seconds S] [--port P]   every contender, tables
+//! loadgen point PORT CONNS SIZE INFLIGHT [SECONDS]                one run against a server
+//! ```
+//! `suite` starts every server of `echo_servers` (pinned to CPU 0 with `taskset` when it can),
+//! and for each round runs every point against every server, in an order rotated per round and
+//! point, then prints the medians. Run it pinned to another CPU (`benches/run` does).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::process::Child;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Semaphore;
+use wsio_benches::{
+    FrameCounter, SERVERS, binary_payload, can_pin, client_upgrade, median, print_table,
+    push_frame, si, size_label, spawn_server,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Point {
+    conns: usize,
+    size: usize,
+    inflight: usize,
+}
+
+/// The longest time without any echo during the last run's measurement, in ms.
+static STALL_MS: AtomicU64 = AtomicU64::new(0);
+
+/// The WebSocket contenders that are not wsio: "the best peer" is the fastest of these.
+const PEERS: &[&str] = &[
+    "tungstenite",
+    "tokio-tungstenite",
+    "fastwebsockets",
+    "tokio-websockets",
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match args.first().map(String::as_str) {
+        Some("suite") => suite(&args[1..], &runtime),
+        Some("point") => {
+            let num = |i: usize| -> usize { args.get(i).and_then(|s| s.parse().ok()).expect("number") };
+            let port = num(1) as u16;
+            let point = Point {
+                conns: num(2),
+                size: num(3),
+                inflight: num(4),
+            };
+            let seconds = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(2.0);
+            let result = runtime.block_on(run_point(port, point, 0.5, seconds));
+            match result {
+                Ok(rate) => println!(
+                    "{} msgs/s, longest stretch without an echo {} ms",
+                    si(rate),
+                    STALL_MS.load(Ordering::Relaxed)
+                ),
+                Err(error) => println!("failed: {error}"),
+            }
+        }
+        _ => eprintln!("usage: loadgen suite [--quick] | loadgen point PORT CONNS SIZE INFLIGHT"),
+    }
+}
+
+fn suite(args: &[String], runtime: &tokio::runtime::Runtime) {
+    let quick = args.iter().any(|a| a == "--quick");
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let rounds = option("--rounds").map_or(if quick { 1 } else { 3 }, |r| r as usize);
+    let seconds = option("--seconds").unwrap_or(if quick { 0.5 } else { 2.0 });
+    let warmup = if quick { 0.2 } else { 0.5 };
+    let base_port = option("--port").map_or(19_300, |p| p as u16);
+    let points: Vec<Point> = if quick {
+        [1, 100]
+            .iter()
+            .flat_map(|&conns| {
+                [20, 1 << 10].into_iter().flat_map(move |size| {
+                    [1, 16].into_iter().map(move |inflight| Point {
+                        conns,
+                        size,
+                        inflight,
+                    })
+                })
+            })
+            .collect()
+    } else {
+        [1, 100, 1000]
+            .iter()
+            .flat_map(|&conns| {
+                [20, 1 << 10, 64 << 10].into_iter().flat_map(move |size| {
+                    [1, 16].into_iter().map(move |inflight| Point {
+                        conns,
+                        size,
+                        inflight,
+                    })
+                })
+            })
+            .collect()
+    };
+    let pin = can_pin();
+    let server_cpu = pin.then_some(0);
+    // Long enough for the whole suite; the servers exit by themselves after it.
+    let budget = (rounds * points.len() * SERVERS.len()) as f64 * (seconds + warmup + 2.0) + 60.0;
+    println!(
+        "loadgen: {} points x {} servers x {rounds} rounds, {warmup} s warm-up + {seconds} s \
+         measured per run; servers {}; medians of the rounds.\n",
+        points.len(),
+        SERVERS.len(),
+        if pin {
+            "pinned to CPU 0 (taskset -c 0)"
+        } else {
+            "NOT pinned (taskset or a second CPU missing)"
+        }
+    );
+    let mut servers: Vec<(&str, u16, Child)> = Vec::new();
+    for (index, name) in SERVERS.iter().enumerate() {
+        let port = base_port + index as u16;
+        match spawn_server(name, port, server_cpu, budget as u64) {
+            Ok(child) => servers.push((name, port, child)),
+            Err(error) => eprintln!("{name}: {error}"),
+        }
+    }
+    let mut samples: BTreeMap<(Point, &str), Vec<f64>> = BTreeMap::new();
+    let started = Instant::now();
+    for round in 0..rounds {
+        for (p, point) in points.iter().enumerate() {
+            for k in 0..servers.len() {
+                let (name, port, _) = &servers[(k + round + p) % servers.len()];
+                let result = runtime.block_on(run_point(*port, *point, warmup, seconds));
+                eprintln!(
+                    "[{:>5.0}s] round {} {:>4} conns {:>6} x{:<2} {:<18} {}",
+                    started.elapsed().as_secs_f64(),
+                    round + 1,
+                    point.conns,
+                    size_label(point.size),
+                    point.inflight,
+                    name,
+                    match &result {
+                        Ok(rate) => format!(
+                            "{} (longest gap {} ms)",
+                            si(*rate),
+                            STALL_MS.load(Ordering::Relaxed)
+                        ),
+                        Err(error) => format!("failed: {error}"),
+                    }
+                );
+                if let Ok(rate) = result {
+                    samples.entry((*point, name)).or_default().push(rate);
+                }
+                // Let the server reap the closed connections before the next run.
+                std::thread::sleep(Duration::from_millis(if point.conns > 100 { 300 } else { 50 }));
+            }
+        }
+    }
+    for (_, _, mut child) in servers {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    print_echo_table(&points, &mut samples);
+}
+
+fn print_echo_table(points: &[Point], samples: &mut BTreeMap<(Point, &str), Vec<f64>>) {
+    let mut headers = vec!["conns".to_string(), "size".into(), "in flight".into()];
+    headers.extend(SERVERS.iter().map(|s| s.to_string()));
+    headers.push("wsio-tokio / best peer".into());
+    headers.push("wsio-sync / best peer".into());
+    let mut rows = Vec::new();
+    for point in points {
+        let mut medians: BTreeMap<&str, f64> = BTreeMap::new();
+        for name in SERVERS {
+            if let Some(values) = samples.get_mut(&(*point, *name)) {
+                medians.insert(name, median(values));
+            }
+        }
+        let best_peer = PEERS
+            .iter()
+            .filter_map(|p| medians.get(p))
+            .fold(0.0f64, |a, &b| a.max(b));
+        let best_ws = SERVERS
+            .iter()
+            .filter(|s| **s != "raw-tcp")
+            .filter_map(|s| medians.get(s))
+            .fold(0.0f64, |a, &b| a.max(b));
+        let mut row = vec![
+            point.conns.to_string(),
+            size_label(point.size),
+            point.inflight.to_string(),
+        ];
+        for name in SERVERS {
+            row.push(match medians.get(name) {
+                Some(&rate) if *name == "raw-tcp" => si(rate),
+                Some(&rate) if rate >= best_ws * 0.995 => format!("**{}**", si(rate)),
+                Some(&rate) => si(rate),
+                None => "failed".into(),
+            });
+        }
+        for name in ["wsio-tokio", "wsio-sync"] {
+            row.push(match medians.get(name) {
+                Some(&rate) if best_peer > 0.0 => format!("{:.2}", rate / best_peer),
+                _ => "–".into(),
+            });
+        }
+        rows.push(row);
+    }
+    println!(
+        "### Loopback echo: messages/s echoed (median of rounds; bold = fastest WebSocket server)\n"
+    );
+    print_table(&headers, &rows);
+}
+
+/// Runs `point` against the server on `port`: connects and upgrades every connection, keeps
+/// `inflight` frames outstanding on each, and returns echoed messages per second over
+/// `seconds` after `warmup`.
+async fn run_point(port: u16, point: Point, warmup: f64, seconds: f64) -> Result<f64, String> {
+    let mut frames = Vec::new();
+    let payload = binary_payload(point.size);
+    for _ in 0..point.inflight {
+        push_frame(&mut frames, 0x2, &payload, true);
+    }
+    let frames: Arc<[u8]> = frames.into();
+    let frame_len = frames.len() / point.inflight;
+    let connect_limit = Arc::new(Semaphore::new(128));
+    let mut connecting = Vec::with_capacity(point.conns);
+    for _ in 0..point.conns {
+        let limit = Arc::clone(&connect_limit);
+        connecting.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await.expect("open");
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+            stream.set_nodelay(true)?;
+            let leftover = client_upgrade(&mut stream).await?;
+            if !leftover.is_empty() {
+                return Err(std::io::Error::other("data before the first frame"));
+            }
+            Ok::<_, std::io::Error>(stream)
+        }));
+    }
+    let mut streams = Vec::with_capacity(point.conns);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for task in connecting {
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(Ok(stream))) => streams.push(stream),
+            Ok(Ok(Err(error))) => return Err(format!("connect/upgrade: {error}")),
+            Ok(Err(error)) => return Err(format!("connect task: {error}")),
+            Err(_) => return Err("connecting took over 30 s".into()),
+        }
+    }
+    let echoed = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(point.conns * 2);
+    for stream in streams {
+        let (reader, writer) = stream.into_split();
+        let permits = Arc::new(Semaphore::new(0));
+        tasks.push(tokio::spawn(write_frames(
+            writer,
+            Arc::clone(&frames),
+            frame_len,
+            point.inflight,
+            Arc::clone(&permits),
+        )));
+        tasks.push(tokio::spawn(count_echoes(reader, Arc::clone(&echoed), permits)));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
+    let (start, before) = (Instant::now(), echoed.load(Ordering::Relaxed));
+    // Sample progress every 50 ms to report the longest stretch without any echo.
+    let (mut last, mut last_change, mut stall) = (before, Instant::now(), Duration::ZERO);
+    let end = start + Duration::from_secs_f64(seconds);
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(50).min(end - Instant::now())).await;
+        let now = echoed.load(Ordering::Relaxed);
+        if now != last {
+            (last, last_change) = (now, Instant::now());
+        }
+        stall = stall.max(last_change.elapsed());
+    }
+    let (elapsed, after) = (start.elapsed(), echoed.load(Ordering::Relaxed));
+    STALL_MS.store(stall.as_millis() as u64, Ordering::Relaxed);
+    let failed = tasks.iter().any(|task| task.is_finished());
+    for task in tasks {
+        task.abort();
+        let _ = task.await;
+    }
+    if failed {
+        return Err("a connection failed during the run".into());
+    }
+    if after == before {
+        return Err(format!(
+            "no echo during the measurement ({} before it)",
+            before
+        ));
+    }
+    Ok((after - before) as f64 / elapsed.as_secs_f64())
+}
+
+/// Writes the first window of frames, then one frame per permit (one per echoed frame),
+/// batching the permits that are already there.
+async fn write_frames(
+    mut writer: OwnedWriteHalf,
+    frames: Arc<[u8]>,
+    frame_len: usize,
+    inflight: usize,
+    permits: Arc<Semaphore>,
+) -> io::Result<()> {
+    writer.write_all(&frames).await?;
+    loop {
+        permits.acquire().await.expect("never closed").forget();
+        let mut count = 1;
+        while count < inflight {
+            match permits.try_acquire() {
+                Ok(permit) => {
+                    permit.forget();
+                    count += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        writer.write_all(&frames[..count * frame_len]).await?;
+    }
+}
+
+/// Counts complete echoed frames and hands the writer one permit for each.
+async fn count_echoes(
+    mut reader: OwnedReadHalf,
+    echoed: Arc<AtomicU64>,
+    permits: Arc<Semaphore>,
+) -> io::Result<()> {
+    let mut counter = FrameCounter::default();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Err(io::Error::other("server closed"));
+        }
+        let done = counter.feed(&buf[..n]);
+        if done > 0 {
+            echoed.fetch_add(done as u64, Ordering::Relaxed);
+            permits.add_permits(done);
+        }
+    }
+}
