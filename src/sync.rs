@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::Options;
 use crate::error::Error;
 use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, RequestParser, Response};
-use crate::proto::{CloseFrame, Connection, Event, Message, Rng, Transmit};
+use crate::proto::{CloseFrame, Connection, Event, Message, PreparedMessage, Rng, Transmit};
 use crate::upgrade;
 
 /// How often a stream opened by this module wakes up to run timers when idle.
@@ -238,6 +238,22 @@ impl<S: Read + Write> WebSocket<S> {
         Ok(())
     }
 
+    /// Sends a message prepared once for many connections (see [`PreparedMessage`]) and writes
+    /// it out.
+    pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.write_prepared(message)?;
+        self.flush()
+    }
+
+    /// Queues a prepared message without writing it, like [`write`](Self::write).
+    pub fn write_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        if self.finished {
+            return Err(Error::AlreadyClosed);
+        }
+        self.conn.send_prepared(message)?;
+        Ok(())
+    }
+
     /// Writes everything queued.
     pub fn flush(&mut self) -> Result<(), Error> {
         flush_transmits(&mut self.conn, &mut self.stream)
@@ -407,6 +423,17 @@ impl Writer {
             return Err(Error::AlreadyClosed);
         }
         shared.conn.send(message)?;
+        flush_tcp(&mut shared.conn, &mut shared.stream)
+    }
+
+    /// Sends a message prepared once for many connections and writes it out.
+    pub fn send_prepared(&self, message: &PreparedMessage) -> Result<(), Error> {
+        let mut guard = lock(&self.shared);
+        let shared = &mut *guard;
+        if shared.finished {
+            return Err(Error::AlreadyClosed);
+        }
+        shared.conn.send_prepared(message)?;
         flush_tcp(&mut shared.conn, &mut shared.stream)
     }
 

@@ -4,6 +4,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::error::ProtocolError;
+use super::prepared::PreparedMessage;
 
 #[cfg(feature = "deflate")]
 use super::Role;
@@ -21,6 +22,7 @@ pub(crate) struct Compression {
 #[derive(Debug)]
 struct Deflate {
     params: DeflateParams,
+    role: Role,
     compressor: Compressor,
     decompressor: Decompressor,
 }
@@ -34,6 +36,7 @@ impl Compression {
                 compressor: Compressor::new(&params, role),
                 decompressor: Decompressor::new(&params, role),
                 params,
+                role,
             })),
         }
     }
@@ -89,5 +92,21 @@ impl Compression {
         }
         let _ = payload;
         None
+    }
+
+    /// Like [`compress`](Self::compress) for a prepared message: when our side keeps no
+    /// context, the compressed payload is made once and shared with every connection under
+    /// the same window and level; otherwise our own compressor runs on it.
+    pub(crate) fn compress_prepared(&mut self, prepared: &PreparedMessage) -> Option<Bytes> {
+        #[cfg(feature = "deflate")]
+        if let Some(deflate) = &self.deflate {
+            if prepared.len() < deflate.params.threshold() {
+                return None;
+            }
+            if deflate.params.shares_compressed_frames(deflate.role) {
+                return Some(prepared.compressed(&deflate.params, deflate.role));
+            }
+        }
+        self.compress(prepared.payload())
     }
 }

@@ -14,6 +14,7 @@ use super::error::{ProtocolError, SendError};
 use super::frame::{DecoderLimits, FrameDecoder, FrameHeader, OpCode};
 use super::mask::apply_mask;
 use super::message::{Message, MessageKind, Utf8Bytes};
+use super::prepared::PreparedMessage;
 use super::rng::Rng;
 use super::utf8::Utf8Validator;
 
@@ -306,6 +307,23 @@ impl Connection {
     pub fn send_uncompressed(&mut self, message: Message) -> Result<(), SendError> {
         let (opcode, payload) = self.start_message(message)?;
         self.queue_frame(true, opcode, payload);
+        Ok(())
+    }
+
+    /// Sends a message prepared once for many connections (a broadcast).
+    ///
+    /// The same frames as [`send`](Self::send) would write, but the payload is shared and,
+    /// with permessage-deflate and no context kept on our side, compressed once for all the
+    /// connections that share a window size; see [`PreparedMessage`].
+    pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), SendError> {
+        self.check_can_send()?;
+        if self.sending_fragmented.is_some() {
+            return Err(SendError::FragmentedMessageOpen);
+        }
+        match self.compression.compress_prepared(message) {
+            Some(compressed) => self.queue_frame_with(true, true, message.opcode(), compressed),
+            None => self.queue_frame(true, message.opcode(), message.payload().clone()),
+        }
         Ok(())
     }
 

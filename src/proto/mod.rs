@@ -15,6 +15,7 @@ mod frame;
 pub mod handshake;
 mod mask;
 mod message;
+mod prepared;
 mod rng;
 mod utf8;
 
@@ -25,6 +26,7 @@ pub use error::{ProtocolError, SendError};
 pub use frame::{DecoderLimits, Frame, FrameDecoder, FrameHeader, OpCode};
 pub use mask::{apply_mask, apply_mask_reference};
 pub use message::{Message, MessageKind, Utf8Bytes};
+pub use prepared::PreparedMessage;
 pub use rng::Rng;
 pub use utf8::{InvalidUtf8, Utf8Validator};
 

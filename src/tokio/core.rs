@@ -227,6 +227,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         Ok(())
     }
 
+    pub(super) fn start_send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.check_open()?;
+        self.conn.send_prepared(message)?;
+        Ok(())
+    }
+
     pub(super) fn poll_flush(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
         self.enter(side, cx);
         let result = self.poll_output().map_err(|error| self.fail_write(error));

@@ -46,7 +46,8 @@ use crate::Options;
 use crate::error::Error;
 use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, RequestParser, Response};
 use crate::proto::{
-    CloseCode, CloseFrame, Connection, Event, Message, ProtocolError, Rng, Transmit,
+    CloseCode, CloseFrame, Connection, Event, Message, PreparedMessage, ProtocolError, Rng,
+    Transmit,
 };
 use crate::upgrade;
 
@@ -268,6 +269,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     pub async fn write(&mut self, message: Message) -> Result<(), Error> {
         poll_fn(|cx| self.core.poll_ready(Side::Write, cx)).await?;
         self.core.start_send(message)
+    }
+
+    /// Sends a message prepared once for many connections (see [`PreparedMessage`]) and writes
+    /// it out.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.write_prepared(message).await?;
+        self.flush().await
+    }
+
+    /// Queues a prepared message without writing it, like [`write`](Self::write).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if cancelled, the message was not queued.
+    pub async fn write_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_ready(Side::Write, cx)).await?;
+        self.core.start_send_prepared(message)
     }
 
     /// Writes everything queued and flushes the stream.

@@ -59,6 +59,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         lock(&self.shared).start_send(message)
     }
 
+    /// Sends a prepared message and writes it out. Cancel safety as [`WebSocketStream::send`].
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.write_prepared(message).await?;
+        self.flush().await
+    }
+
+    /// Queues a prepared message, waiting for room first. Cancel safe, like
+    /// [`WebSocketStream::write`].
+    pub async fn write_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        poll_fn(|cx| lock(&self.shared).poll_ready(Side::Write, cx)).await?;
+        lock(&self.shared).start_send_prepared(message)
+    }
+
     /// Writes everything queued. Cancel safe, like [`WebSocketStream::flush`].
     pub async fn flush(&mut self) -> Result<(), Error> {
         poll_fn(|cx| lock(&self.shared).poll_flush(Side::Write, cx)).await

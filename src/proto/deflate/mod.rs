@@ -67,8 +67,10 @@
 //! next: [`Compressor::release`] and [`Decompressor::release`] free it between messages, and
 //! the next message allocates it again. That costs a few microseconds per message, so call
 //! them when a connection goes idle rather than after every message. The same independence
-//! lets a broadcaster compress a message once for many connections: see
-//! [`DeflateParams::shares_compressed_frames`].
+//! lets a broadcaster compress a message once for many connections:
+//! [`PreparedMessage`](super::PreparedMessage) does that for every connection where
+//! [`DeflateParams::shares_compressed_frames`] holds (for a server, set
+//! [`DeflateConfig::server_no_context_takeover`]).
 
 mod codec;
 mod negotiate;
