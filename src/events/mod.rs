@@ -32,9 +32,14 @@
 mod binary;
 mod engine;
 mod packet;
+mod server;
 
 pub use binary::Args;
 pub use engine::{EngineError, EnginePacket, OpenInfo};
 pub use packet::{
     DEFAULT_NAMESPACE, DecodeError, DecodeLimits, Decoder, EncodedPacket, Packet, RESERVED_EVENTS,
+};
+pub use server::{
+    AckError, AckSender, Broadcast, Config, DisconnectReason, EmitError, Extensions, HttpResponse,
+    Namespace, Refusal, ServeError, Server, Socket,
 };
