@@ -244,7 +244,8 @@ async fn rooms_broadcast_and_except() {
     });
 
     // Each step names who must receive; a marker to everyone then proves the others did not.
-    let steps: [(&str, Box<dyn Fn() -> usize>, [bool; 3]); 6] = [
+    type Step<'a> = (&'a str, Box<dyn Fn() -> usize + 'a>, [bool; 3]);
+    let steps: [Step; 6] = [
         (
             "all",
             Box::new(|| chat.emit("m", json!(["all"])).unwrap()),
