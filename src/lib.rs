@@ -4,6 +4,7 @@
 //!   clocks or global randomness. Fuzz targets, benchmarks and the adapters all drive it.
 //! - [`sync`] (feature `sync`, default): a blocking `WebSocket` over any `Read + Write`.
 //! - `tokio` (feature `tokio`): a `Stream` + `Sink` over any `AsyncRead + AsyncWrite`.
+//! - `events` (feature `events`): a Socket.IO v5 / Engine.IO v4 server over the tokio adapter.
 //!
 //! ```no_run
 //! # #[cfg(feature = "sync")] {
@@ -19,6 +20,8 @@
 #![warn(missing_docs)]
 
 mod error;
+#[cfg(feature = "events")]
+pub mod events;
 mod options;
 pub mod proto;
 #[cfg(feature = "sync")]

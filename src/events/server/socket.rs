@@ -1,0 +1,422 @@
+//! One client's connection to one namespace: handlers, emits, acknowledgements, rooms, data.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::conn::Conn;
+use super::namespace::{Broadcast, NamespaceInner};
+use super::queue::{Push, prepare};
+use super::{AckError, DisconnectReason, EmitError, lock};
+use crate::events::{Args, Packet, RESERVED_EVENTS};
+
+/// Events a socket's dispatcher may hold before the connection's reader waits for it.
+const DISPATCH_QUEUE: usize = 64;
+
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+type EventHandler = Arc<dyn Fn(Socket, Args, Option<AckSender>) -> BoxFuture + Send + Sync>;
+type DisconnectHandler = Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture + Send + Sync>;
+
+/// A client connected to a namespace: a cheap handle, clone it freely.
+///
+/// Handlers run one at a time per socket, in the order the events arrived, in a task of the
+/// socket's own; a handler that awaits holds back the socket's next events (not other
+/// sockets'). Acknowledgements are resolved by the connection's reader, so a handler may await
+/// [`emit_with_ack`](Self::emit_with_ack).
+#[derive(Clone)]
+pub struct Socket {
+    inner: Arc<SocketInner>,
+}
+
+struct SocketInner {
+    id: String,
+    namespace: Arc<NamespaceInner>,
+    conn: Arc<Conn>,
+    auth: Value,
+    handlers: std::sync::Mutex<HashMap<String, EventHandler>>,
+    disconnect_handlers: std::sync::Mutex<Vec<DisconnectHandler>>,
+    acks: std::sync::Mutex<HashMap<u64, oneshot::Sender<Args>>>,
+    next_ack: AtomicU64,
+    connected: AtomicBool,
+    jobs: mpsc::Sender<Job>,
+    extensions: Extensions,
+}
+
+/// Work for a socket's dispatcher task, in arrival order.
+enum Job {
+    Event {
+        event: String,
+        args: Args,
+        ack: Option<AckSender>,
+    },
+    Disconnect(DisconnectReason),
+}
+
+impl Socket {
+    /// Creates the socket and starts its dispatcher task.
+    pub(crate) fn start(
+        id: String,
+        namespace: Arc<NamespaceInner>,
+        conn: Arc<Conn>,
+        auth: Value,
+    ) -> Self {
+        let (jobs, receiver) = mpsc::channel(DISPATCH_QUEUE);
+        let socket = Self {
+            inner: Arc::new(SocketInner {
+                id,
+                namespace,
+                conn,
+                auth,
+                handlers: Default::default(),
+                disconnect_handlers: Default::default(),
+                acks: Default::default(),
+                next_ack: AtomicU64::new(0),
+                connected: AtomicBool::new(true),
+                jobs,
+                extensions: Extensions::default(),
+            }),
+        };
+        tokio::spawn(dispatch(socket.clone(), receiver));
+        socket
+    }
+
+    /// The socket id, sent to the client in the CONNECT answer (`socket.id` there). The socket
+    /// is always in the room of this name.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The namespace's name.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace.name
+    }
+
+    /// The auth payload the client connected with (`auth` option of the client), or `null`.
+    pub fn auth(&self) -> &Value {
+        &self.inner.auth
+    }
+
+    /// Whether the socket is still connected to its namespace.
+    pub fn connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Acquire)
+    }
+
+    /// Sets the handler of `event`, replacing any previous one. The handler gets the socket,
+    /// the arguments and, when the client asked for an acknowledgement, the [`AckSender`].
+    ///
+    /// ```no_run
+    /// # fn demo(socket: wsio::events::Socket) {
+    /// socket.on("ping", |_socket, args, ack| async move {
+    ///     if let Some(ack) = ack {
+    ///         let _ = ack.send(args);
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn on<F, Fut>(&self, event: impl Into<String>, handler: F)
+    where
+        F: Fn(Socket, Args, Option<AckSender>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: EventHandler =
+            Arc::new(move |socket, args, ack| Box::pin(handler(socket, args, ack)));
+        lock(&self.inner.handlers).insert(event.into(), handler);
+    }
+
+    /// Adds a handler run once when the socket disconnects, after the handlers of the events
+    /// received before.
+    pub fn on_disconnect<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: DisconnectHandler =
+            Arc::new(move |socket, reason| Box::pin(handler(socket, reason)));
+        lock(&self.inner.disconnect_handlers).push(handler);
+    }
+
+    /// Sends `event` to this client. Fails on a reserved event name or a closed socket; a
+    /// connection whose queue overflows is disconnected (see [`Config::queue_limit`]).
+    ///
+    /// [`Config::queue_limit`]: super::Config::queue_limit
+    pub fn emit(&self, event: &str, args: impl Into<Args>) -> Result<(), EmitError> {
+        match self.send_event(event, args.into(), None, false)? {
+            Push::Queued => Ok(()),
+            _ => Err(EmitError::Disconnected),
+        }
+    }
+
+    /// Sends `event` unless the client's queue is full: returns whether it was queued.
+    pub fn emit_volatile(&self, event: &str, args: impl Into<Args>) -> Result<bool, EmitError> {
+        match self.send_event(event, args.into(), None, true)? {
+            Push::Queued => Ok(true),
+            Push::Dropped => Ok(false),
+            Push::Closed | Push::Overflow => Err(EmitError::Disconnected),
+        }
+    }
+
+    /// Sends `event` and waits up to `timeout` for the client's acknowledgement.
+    pub async fn emit_with_ack(
+        &self,
+        event: &str,
+        args: impl Into<Args>,
+        timeout: Duration,
+    ) -> Result<Args, AckError> {
+        let id = self.inner.next_ack.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        lock(&self.inner.acks).insert(id, sender);
+        let sent = self.send_event(event, args.into(), Some(id), false);
+        if !matches!(sent, Ok(Push::Queued)) {
+            lock(&self.inner.acks).remove(&id);
+            sent?;
+            return Err(AckError::Disconnected);
+        }
+        match tokio::time::timeout(timeout, receiver).await {
+            Ok(Ok(args)) => Ok(args),
+            Ok(Err(_)) => Err(AckError::Disconnected),
+            Err(_) => {
+                lock(&self.inner.acks).remove(&id);
+                Err(AckError::Timeout)
+            }
+        }
+    }
+
+    /// Puts the socket in `room`.
+    pub fn join(&self, room: impl AsRef<str>) {
+        if self.connected() {
+            lock(&self.inner.namespace.rooms).join(&self.inner.id, room.as_ref());
+        }
+    }
+
+    /// Takes the socket out of `room`.
+    pub fn leave(&self, room: impl AsRef<str>) {
+        lock(&self.inner.namespace.rooms).leave(&self.inner.id, room.as_ref());
+    }
+
+    /// The rooms the socket is in, its own id included, sorted.
+    pub fn rooms(&self) -> Vec<String> {
+        lock(&self.inner.namespace.rooms).rooms_of(&self.inner.id)
+    }
+
+    /// A broadcast to the sockets in `room`, this one excepted.
+    pub fn to(&self, room: impl Into<String>) -> Broadcast {
+        self.broadcast().to(room)
+    }
+
+    /// A broadcast to every socket of the namespace but those in `room` and this one.
+    pub fn except(&self, room: impl Into<String>) -> Broadcast {
+        self.broadcast().except(room)
+    }
+
+    /// A broadcast to every socket of the namespace but this one.
+    pub fn broadcast(&self) -> Broadcast {
+        Broadcast::new(Arc::clone(&self.inner.namespace)).skip(self.inner.id.clone())
+    }
+
+    /// Disconnects the socket from its namespace: the client gets a DISCONNECT packet (its
+    /// reason is `io server disconnect`) and the disconnect handlers run with
+    /// [`DisconnectReason::ServerNamespaceDisconnect`]. The connection stays open for other
+    /// namespaces.
+    pub fn disconnect(&self) {
+        if !self.connected() {
+            return;
+        }
+        let packet = Packet::Disconnect {
+            namespace: self.namespace().to_owned(),
+        };
+        self.inner.conn.push(prepare(packet.to_messages()), false);
+        self.inner.conn.remove_socket(self.namespace());
+        self.closed(DisconnectReason::ServerNamespaceDisconnect);
+    }
+
+    /// Closes the whole connection (every namespace) with [`DisconnectReason::ServerClose`].
+    pub fn close(&self) {
+        self.inner.conn.close(DisconnectReason::ServerClose);
+    }
+
+    /// Data attached to this socket by the application.
+    pub fn extensions(&self) -> &Extensions {
+        &self.inner.extensions
+    }
+
+    /// Queues an event packet.
+    fn send_event(
+        &self,
+        event: &str,
+        args: Args,
+        ack: Option<u64>,
+        volatile: bool,
+    ) -> Result<Push, EmitError> {
+        check_event_name(event)?;
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        let packet = Packet::Event {
+            namespace: self.namespace().to_owned(),
+            event: event.to_owned(),
+            args,
+            ack,
+        };
+        Ok(self
+            .inner
+            .conn
+            .push(prepare(packet.to_messages()), volatile))
+    }
+
+    /// Queues an acknowledgement packet.
+    fn send_ack(&self, id: u64, args: Args) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        let packet = Packet::Ack {
+            namespace: self.namespace().to_owned(),
+            id,
+            args,
+        };
+        match self.inner.conn.push(prepare(packet.to_messages()), false) {
+            Push::Queued => Ok(()),
+            _ => Err(EmitError::Disconnected),
+        }
+    }
+
+    /// Hands an event from the client to the dispatcher; waits while its queue is full.
+    pub(crate) async fn receive_event(&self, event: String, args: Args, ack: Option<u64>) {
+        let ack = ack.map(|id| AckSender {
+            socket: self.clone(),
+            id,
+        });
+        let _ = self.inner.jobs.send(Job::Event { event, args, ack }).await;
+    }
+
+    /// Resolves the acknowledgement `id` from the client; unknown or late ids are ignored.
+    pub(crate) fn receive_ack(&self, id: u64, args: Args) {
+        if let Some(sender) = lock(&self.inner.acks).remove(&id) {
+            let _ = sender.send(args);
+        }
+    }
+
+    /// Marks the socket disconnected: out of its namespace and rooms, pending acknowledgements
+    /// failed, disconnect handlers queued behind the events already received. Runs once.
+    pub(crate) fn closed(&self, reason: DisconnectReason) {
+        if !self.inner.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let id = &self.inner.id;
+        lock(&self.inner.namespace.rooms).leave_all(id);
+        lock(&self.inner.namespace.sockets).remove(id);
+        lock(&self.inner.acks).clear();
+        let job = Job::Disconnect(reason);
+        if let Err(mpsc::error::TrySendError::Full(job)) = self.inner.jobs.try_send(job) {
+            let jobs = self.inner.jobs.clone();
+            tokio::spawn(async move { jobs.send(job).await });
+        }
+    }
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.inner.id)
+            .field("namespace", &self.inner.namespace.name)
+            .field("connected", &self.connected())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Answers one event the client sent with an acknowledgement callback. Dropping it without
+/// sending leaves the client's callback uncalled (its own timeout, if any, fires).
+#[derive(Debug)]
+pub struct AckSender {
+    socket: Socket,
+    id: u64,
+}
+
+impl AckSender {
+    /// Sends the acknowledgement with `args`.
+    pub fn send(self, args: impl Into<Args>) -> Result<(), EmitError> {
+        self.socket.send_ack(self.id, args.into())
+    }
+}
+
+/// Values of any type attached to a socket, one per type.
+#[derive(Default)]
+pub struct Extensions {
+    map: std::sync::Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+}
+
+impl Extensions {
+    /// Stores `value`, returning the previous value of its type.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
+        lock(&self.map)
+            .insert(TypeId::of::<T>(), Box::new(value))
+            .and_then(|old| old.downcast().ok().map(|old| *old))
+    }
+
+    /// A clone of the stored value of type `T`.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        lock(&self.map)
+            .get(&TypeId::of::<T>())
+            .and_then(|value| value.downcast_ref::<T>())
+            .cloned()
+    }
+
+    /// Removes and returns the stored value of type `T`.
+    pub fn remove<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        lock(&self.map)
+            .remove(&TypeId::of::<T>())
+            .and_then(|old| old.downcast().ok().map(|old| *old))
+    }
+}
+
+impl fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Extensions")
+            .field("len", &lock(&self.map).len())
+            .finish()
+    }
+}
+
+/// Fails for the event names socket.io reserves.
+pub(crate) fn check_event_name(event: &str) -> Result<(), EmitError> {
+    match RESERVED_EVENTS.contains(&event) {
+        true => Err(EmitError::ReservedEvent(event.to_owned())),
+        false => Ok(()),
+    }
+}
+
+/// Runs a socket's handlers in arrival order until its disconnect handlers have run.
+async fn dispatch(socket: Socket, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(job) = jobs.recv().await {
+        match job {
+            Job::Event { event, args, ack } => {
+                let handler = lock(&socket.inner.handlers).get(&event).cloned();
+                if let Some(handler) = handler {
+                    handler(socket.clone(), args, ack).await;
+                }
+            }
+            Job::Disconnect(reason) => {
+                let handlers = std::mem::take(&mut *lock(&socket.inner.disconnect_handlers));
+                for handler in handlers {
+                    handler(socket.clone(), reason).await;
+                }
+                lock(&socket.inner.handlers).clear();
+                return;
+            }
+        }
+    }
+}
+
+impl Socket {
+    /// Queues a packet already encoded for a broadcast.
+    pub(crate) fn push(&self, outgoing: &super::queue::Outgoing, volatile: bool) -> Push {
+        self.inner.conn.push(Arc::clone(outgoing), volatile)
+    }
+}
