@@ -582,3 +582,38 @@ async fn polling_and_other_versions_get_a_clear_http_error() {
         "{page}"
     );
 }
+
+#[cfg(feature = "deflate")]
+#[tokio::test]
+async fn large_broadcasts_are_compressed_without_context_takeover_and_arrive_intact() {
+    let server = Server::new(config());
+    let mut sockets = watch(&server, "/");
+    let addr = start(&server).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut client = Client::connect(addr).await;
+        let params = *client
+            .ws
+            .connection()
+            .deflate_params()
+            .expect("deflate agreed");
+        assert!(params.server_no_context_takeover() && params.client_no_context_takeover());
+        client.join("/", None).await;
+        recv(&mut sockets).await;
+        clients.push(client);
+    }
+    let record = json!({"city": "Zürich", "temperature": 21.5, "tags": ["a", "b"]});
+    let big = json!(vec![record; 400]);
+    assert!(big.to_string().len() > 16 * 1024);
+    for round in 0..3 {
+        let count = server.of("/").emit("data", json!([round, big])).unwrap();
+        assert_eq!(count, 3);
+    }
+    for client in &mut clients {
+        for round in 0..3 {
+            let (event, args, _) = client.event().await;
+            assert_eq!(event, "data");
+            assert_eq!(args.values(), [json!(round), big.clone()]);
+        }
+    }
+}

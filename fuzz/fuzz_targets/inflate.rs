@@ -6,10 +6,10 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+use wsio::proto::Rng;
 use wsio::proto::Role;
 use wsio::proto::deflate::{Compressor, Decompressor, DeflateConfig, DeflateParams, InflateError};
 use wsio::proto::handshake::{ClientRequest, RequestParser};
-use wsio::proto::Rng;
 use wsio_fuzz::Split;
 
 /// A small limit, so that bombs are cheap to find.
@@ -23,8 +23,14 @@ fn params(flags: u8) -> DeflateParams {
         .and_then(|request| request.extension(&config.offer()))
         .expect("valid offer");
     let (wire, _) = request.encode(&mut Rng::from_seed([0; 32]));
-    let request = RequestParser::default().receive(&wire).expect("valid").expect("complete");
-    config.negotiate(request.extensions()).expect("acceptable offer").0
+    let request = RequestParser::default()
+        .receive(&wire)
+        .expect("valid")
+        .expect("complete");
+    config
+        .negotiate(request.extensions())
+        .expect("acceptable offer")
+        .0
 }
 
 fuzz_target!(|input: &[u8]| {

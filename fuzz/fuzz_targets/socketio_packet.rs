@@ -57,5 +57,9 @@ fn check(packet: &Packet, limits: DecodeLimits) {
         }
         .unwrap_or_else(|error| panic!("re-encoded {packet:?} fails: {error}"));
     }
-    assert_eq!(again.as_ref(), Some(packet), "round trip changed the packet");
+    assert_eq!(
+        again.as_ref(),
+        Some(packet),
+        "round trip changed the packet"
+    );
 }

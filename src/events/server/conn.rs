@@ -15,7 +15,7 @@ use super::queue::{Item, Outgoing, Push, Queue, prepare};
 use super::socket::Socket;
 use super::{DisconnectReason, ServerInner, lock};
 use crate::events::{DecodeLimits, Decoder, EnginePacket, OpenInfo, Packet};
-use crate::proto::{CloseCode, CloseFrame};
+use crate::proto::{CloseCode, CloseFrame, PreparedMessage};
 use crate::tokio::{ReadHalf, WebSocketStream, WriteHalf};
 use crate::{Message, Utf8Bytes};
 
@@ -294,13 +294,15 @@ where
     }
 }
 
-async fn write_all<S>(writer: &mut WriteHalf<S>, messages: &[Message]) -> Result<(), crate::Error>
+async fn write_all<S>(
+    writer: &mut WriteHalf<S>,
+    messages: &[PreparedMessage],
+) -> Result<(), crate::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     for message in messages {
-        // PreparedMessage: `writer.send_prepared(message)` once `Outgoing` holds them.
-        writer.write(message.clone()).await?;
+        writer.write_prepared(message).await?;
     }
     Ok(())
 }

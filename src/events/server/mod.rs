@@ -49,6 +49,12 @@ pub struct Config {
     pub overflow_timeout: Duration,
     /// The WebSocket options. The server disables WebSocket keepalive pings (Engine.IO has its
     /// own heartbeat) and caps the message size at `max_payload`.
+    ///
+    /// With the `deflate` feature, permessage-deflate is accepted by default without context
+    /// takeover in either direction and for messages of 1 KiB and more: every emit and
+    /// broadcast is then compressed once for all its recipients, and an idle connection holds
+    /// no compression state (context takeover costs about 420 KiB per connection). Set
+    /// `websocket.deflate` to change that, or to `None` to turn compression off.
     pub websocket: Options,
 }
 
@@ -62,9 +68,23 @@ impl Default for Config {
             max_attachments: 64,
             queue_limit: 1024,
             overflow_timeout: Duration::from_secs(10),
-            websocket: Options::default(),
+            websocket: default_websocket_options(),
         }
     }
+}
+
+/// The adapter's defaults, with compression tuned for a broadcasting server (see
+/// [`Config::websocket`]).
+fn default_websocket_options() -> Options {
+    #[allow(unused_mut)] // mutated only with `deflate`
+    let mut options = Options::default();
+    #[cfg(feature = "deflate")]
+    if let Some(deflate) = &mut options.deflate {
+        deflate.server_no_context_takeover = true;
+        deflate.client_no_context_takeover = true;
+        deflate.threshold = 1024;
+    }
+    options
 }
 
 /// Why a socket left its namespace. [`as_str`](Self::as_str) gives socket.io's name.

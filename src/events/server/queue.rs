@@ -14,18 +14,17 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::Message;
+use crate::proto::PreparedMessage;
 
 /// What one connection sends for one packet: its WebSocket messages, shared by every
 /// recipient of a broadcast.
-pub(crate) type Outgoing = Arc<[Message]>;
+pub(crate) type Outgoing = Arc<[PreparedMessage]>;
 
-/// Turns an encoded packet into what each connection sends. Every send path goes through here.
-///
-/// PreparedMessage: once the core has `PreparedMessage` (frame encoded, and compressed when no
-/// context takeover is in force, once for all recipients), map each message to one here and
-/// make `Outgoing` an `Arc<[PreparedMessage]>`; the writer then calls `send_prepared`.
+/// Turns an encoded packet into what each connection sends. Every send path goes through here:
+/// a broadcast is encoded once, and with permessage-deflate and no server context takeover
+/// each message is also compressed once for all its recipients.
 pub(crate) fn prepare(messages: Vec<Message>) -> Outgoing {
-    messages.into()
+    messages.into_iter().map(PreparedMessage::new).collect()
 }
 
 /// One entry of the queue.
