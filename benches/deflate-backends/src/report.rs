@@ -102,14 +102,12 @@ impl Records {
         Some((bytes, messages, rates.len()))
     }
 
-    /// Largest (max - min) / median over the rounds of one cell.
+    /// Median absolute deviation / median of one cell's MB/s over the rounds.
     fn spread(&self, backend: &str, case: &str, level: u32, op: &str) -> Option<f64> {
         let key = (backend.to_owned(), case.to_owned(), level, op.to_owned());
         let bytes: Vec<f64> = self.rates.get(&key)?.iter().map(|r| r.0).collect();
-        let (min, max) = bytes
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(lo, hi), &b| (lo.min(b), hi.max(b)));
-        Some((max - min) / median(bytes))
+        let mid = median(bytes.clone());
+        Some(median(bytes.iter().map(|b| (b - mid).abs()).collect()) / mid)
     }
 }
 
@@ -163,7 +161,8 @@ fn throughput_table(out: &mut String, records: &Records, backends: &[&str], leve
     if !spreads.is_empty() {
         let _ = writeln!(
             out,
-            "\nSpread between rounds ((max − min) / median of MB/s): median {:.0} %, worst {:.0} %.",
+            "\nSpread between rounds (median absolute deviation / median of MB/s): {:.0} % in \
+             the median cell, {:.0} % in the worst.",
             100.0 * median(spreads.clone()),
             100.0 * spreads.iter().cloned().fold(0.0, f64::max),
         );
