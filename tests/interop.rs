@@ -17,6 +17,8 @@
 mod peer;
 #[path = "interop/script.rs"]
 mod script;
+#[path = "interop/traffic.rs"]
+mod traffic;
 
 use std::net::TcpListener;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -28,6 +30,7 @@ use wsio::proto::handshake::{Accept, ClientRequest, ExtensionOffer, Request};
 
 use peer::{ClientBits, Peer, PeerDeflate, PeerKind};
 use script::{Agreed, SyncWs, TokioWs, Ws};
+use traffic::Counted;
 
 /// How long a peer may take to connect or to accept.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -415,7 +418,8 @@ fn wsio_server(
     let mut ws: Box<dyn Ws> = match adapter {
         Adapter::Sync => {
             wsio::sync::configure_tcp(&stream, &options).expect("configure");
-            let ws = wsio::sync::accept_with(stream, &options, decide).expect("sync accept");
+            let ws = wsio::sync::accept_with(Counted::new(stream), &options, decide)
+                .expect("sync accept");
             Box::new(SyncWs::new(ws))
         }
         Adapter::Tokio => {
@@ -423,7 +427,7 @@ fn wsio_server(
             let ws = runtime
                 .block_on(async {
                     stream.set_nonblocking(true)?;
-                    let stream = tokio::net::TcpStream::from_std(stream)?;
+                    let stream = Counted::new(tokio::net::TcpStream::from_std(stream)?);
                     wsio::tokio::accept_with(stream, &options, async |request: &Request| {
                         decide(request)
                     })
@@ -456,17 +460,26 @@ fn wsio_client(
     let options = wsio_options(case);
     let mut peer = Peer::server(peers, kind, &case.peer);
     let port = peer.line("listening");
-    let request = ClientRequest::new(&format!("ws://127.0.0.1:{port}/interop")).expect("url");
+    let address = format!("127.0.0.1:{port}");
+    let request = ClientRequest::new(&format!("ws://{address}/interop")).expect("url");
+    // What `connect_with` and `connect_async_with` do, over a stream that counts bytes.
     let (mut ws, response): (Box<dyn Ws>, _) = match adapter {
         Adapter::Sync => {
-            let (ws, response) = wsio::sync::connect_with(request, &options).expect("sync connect");
+            let stream = std::net::TcpStream::connect(&address).expect("connect");
+            wsio::sync::configure_tcp(&stream, &options).expect("configure");
+            let (ws, response) = wsio::sync::client(Counted::new(stream), &request, &options)
+                .expect("sync handshake");
             (Box::new(SyncWs::new(ws)), response)
         }
         Adapter::Tokio => {
             let runtime = script::runtime();
             let (ws, response) = runtime
-                .block_on(wsio::tokio::connect_async_with(request, &options))
-                .expect("tokio connect");
+                .block_on(async {
+                    let stream = tokio::net::TcpStream::connect(&address).await?;
+                    stream.set_nodelay(true)?;
+                    wsio::tokio::client_async(Counted::new(stream), &request, &options).await
+                })
+                .expect("tokio handshake");
             (Box::new(TokioWs::new(runtime, ws)), response)
         }
     };

@@ -10,6 +10,12 @@ use wsio::proto::deflate::DeflateParams;
 use wsio::{CloseCode, CloseFrame, Message};
 
 use super::peer::Peer;
+use super::traffic::{Counted, Traffic};
+
+/// The blocking adapter's stream.
+pub type SyncStream = Counted<TcpStream>;
+/// The tokio adapter's stream.
+pub type TokioStream = Counted<tokio::net::TcpStream>;
 
 /// How long wsio waits for one event through the tokio adapter. (The blocking adapter needs no
 /// such bound: a peer gives up by itself, and its exit ends the connection.)
@@ -51,13 +57,14 @@ pub trait Ws {
     fn close(&mut self, frame: CloseFrame);
     fn next_event(&mut self) -> Event;
     fn deflate(&self) -> Option<DeflateParams>;
+    fn traffic(&self) -> Traffic;
 }
 
 /// The blocking adapter.
-pub struct SyncWs(wsio::sync::WebSocket<TcpStream>);
+pub struct SyncWs(wsio::sync::WebSocket<SyncStream>);
 
 impl SyncWs {
-    pub fn new(ws: wsio::sync::WebSocket<TcpStream>) -> Self {
+    pub fn new(ws: wsio::sync::WebSocket<SyncStream>) -> Self {
         Self(ws)
     }
 }
@@ -92,6 +99,10 @@ impl Ws for SyncWs {
     fn deflate(&self) -> Option<DeflateParams> {
         self.0.connection().deflate_params().copied()
     }
+
+    fn traffic(&self) -> Traffic {
+        self.0.get_ref().traffic()
+    }
 }
 
 /// A current-thread runtime for one tokio connection.
@@ -105,13 +116,13 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// The tokio adapter, each call run to completion on its own runtime.
 pub struct TokioWs {
     runtime: tokio::runtime::Runtime,
-    ws: wsio::tokio::WebSocketStream<tokio::net::TcpStream>,
+    ws: wsio::tokio::WebSocketStream<TokioStream>,
 }
 
 impl TokioWs {
     pub fn new(
         runtime: tokio::runtime::Runtime,
-        ws: wsio::tokio::WebSocketStream<tokio::net::TcpStream>,
+        ws: wsio::tokio::WebSocketStream<TokioStream>,
     ) -> Self {
         Self { runtime, ws }
     }
@@ -157,6 +168,10 @@ impl Ws for TokioWs {
     fn deflate(&self) -> Option<DeflateParams> {
         self.ws.connection().deflate_params().copied()
     }
+
+    fn traffic(&self) -> Traffic {
+        self.ws.get_ref().traffic()
+    }
 }
 
 /// Checks the agreement on both sides, runs the whole exchange and the closing handshake, and
@@ -190,18 +205,21 @@ pub fn check_session(
         "an extension answered: {answer:?}"
     );
 
-    let mut sent = 0;
+    let mut session = Session {
+        ws,
+        sent: 0,
+        sent_payload: 0,
+        received_payload: 0,
+    };
     for message in single_messages() {
-        ws.send(message.clone());
-        sent += 1;
-        expect_message(ws, &message);
+        session.send(message.clone());
+        session.expect_message(&message);
     }
 
     let batch = json_messages();
-    ws.send_all(&batch);
-    sent += batch.len();
+    session.send_all(&batch);
     for message in &batch {
-        expect_message(ws, message);
+        session.expect_message(message);
     }
 
     // The peer sends the last message it echoed again, as fragments; text is split at bytes by
@@ -210,43 +228,112 @@ pub fn check_session(
         (fragmented_text(), 4),
         (Message::binary(random(10 << 10, 7)), 3),
     ] {
-        ws.send(message.clone());
-        expect_message(ws, &message);
-        ws.send(Message::text(format!("interop:fragment {fragments}")));
-        sent += 2;
-        expect_message(ws, &message);
+        session.send(message.clone());
+        session.expect_message(&message);
+        session.send(Message::text(format!("interop:fragment {fragments}")));
+        session.expect_message(&message);
     }
 
-    ws.ping(Bytes::from_static(b"wsio ping"));
+    session.ws.ping(Bytes::from_static(b"wsio ping"));
     assert_eq!(
-        ws.next_event(),
+        session.ws.next_event(),
         Event::Pong(Bytes::from_static(b"wsio ping"))
     );
-    ws.send(Message::text("interop:ping peer ping"));
-    sent += 1;
+    session.send(Message::text("interop:ping peer ping"));
     assert_eq!(
-        ws.next_event(),
+        session.ws.next_event(),
         Event::Ping(Bytes::from_static(b"peer ping"))
     );
-    expect_message(ws, &Message::text("interop:pong peer ping"));
+    session.expect_message(&Message::text("interop:pong peer ping"));
 
     let reason = if wsio_closes {
-        ws.close(CloseFrame::new(CloseCode::NORMAL, "bye from wsio ✓"));
+        session
+            .ws
+            .close(CloseFrame::new(CloseCode::NORMAL, "bye from wsio ✓"));
         "bye from wsio ✓"
     } else {
-        ws.send(Message::text("interop:close bye from the peer ✓"));
-        sent += 1;
+        session.send(Message::text("interop:close bye from the peer ✓"));
         "bye from the peer ✓"
     };
     // Node and Python echo the reason with the code; wsio echoes the code alone.
-    match ws.next_event() {
+    match session.ws.next_event() {
         Event::Closed(Some(frame)) => {
             assert_eq!(frame.code, CloseCode::NORMAL);
             assert_eq!(frame.reason, reason);
         }
         other => panic!("expected the close, got {}", describe_event(&other)),
     }
-    sent
+    session.check_compression(agreed.is_some());
+    session.sent
+}
+
+/// The wsio side of one exchange, counting what goes each way.
+struct Session<'a> {
+    ws: &'a mut dyn Ws,
+    /// Data messages sent.
+    sent: usize,
+    /// Their payload bytes.
+    sent_payload: u64,
+    /// Payload bytes of the data messages received.
+    received_payload: u64,
+}
+
+impl Session<'_> {
+    fn send(&mut self, message: Message) {
+        self.sent += 1;
+        self.sent_payload += message.len() as u64;
+        self.ws.send(message);
+    }
+
+    fn send_all(&mut self, messages: &[Message]) {
+        self.sent += messages.len();
+        self.sent_payload += messages.iter().map(|m| m.len() as u64).sum::<u64>();
+        self.ws.send_all(messages);
+    }
+
+    fn expect_message(&mut self, expected: &Message) {
+        match self.ws.next_event() {
+            Event::Message(message) => {
+                assert!(
+                    message == *expected,
+                    "expected {}, got {}",
+                    describe(expected),
+                    describe(&message)
+                );
+                self.received_payload += message.len() as u64;
+            }
+            other => panic!(
+                "expected {}, got {}",
+                describe(expected),
+                describe_event(&other)
+            ),
+        }
+    }
+
+    /// Checks from the bytes on the wire that both sides compressed when deflate was agreed,
+    /// and that nothing was when it was not: the 256 KiB of text alone deflate by more than
+    /// `SAVED`, and without deflate, framing and the handshake only add bytes.
+    fn check_compression(&self, deflate: bool) {
+        const SAVED: u64 = 128 << 10;
+        let traffic = self.ws.traffic();
+        eprintln!(
+            "wsio wrote {} bytes for {} of payload, read {} for {}",
+            traffic.written, self.sent_payload, traffic.read, self.received_payload
+        );
+        if deflate {
+            assert!(
+                traffic.written + SAVED < self.sent_payload,
+                "wsio did not compress: {traffic:?}"
+            );
+            assert!(
+                traffic.read + SAVED < self.received_payload,
+                "the peer did not compress: {traffic:?}"
+            );
+        } else {
+            assert!(traffic.written > self.sent_payload, "{traffic:?}");
+            assert!(traffic.read > self.received_payload, "{traffic:?}");
+        }
+    }
 }
 
 /// Checks what the peer received and how it saw the close, then that it exits by itself with
@@ -268,22 +355,6 @@ pub fn check_peer_end(mut peer: Peer, sent: usize, wsio_closes: bool) {
         "the close as the peer saw it"
     );
     peer.wait_success();
-}
-
-fn expect_message(ws: &mut dyn Ws, expected: &Message) {
-    match ws.next_event() {
-        Event::Message(message) => assert!(
-            message == *expected,
-            "expected {}, got {}",
-            describe(expected),
-            describe(&message)
-        ),
-        other => panic!(
-            "expected {}, got {}",
-            describe(expected),
-            describe_event(&other)
-        ),
-    }
 }
 
 /// A message's kind, length and where it first differs, instead of up to 256 KiB of bytes.
