@@ -362,6 +362,7 @@ fn run_matrix(direction: Direction, kind: PeerKind) {
         // Who starts the closing handshake alternates, so each side checks both the close frame
         // it is sent and the echo of its own.
         let wsio_closes = index % 2 == 0;
+        eprintln!("{direction:?} with {kind:?}: {}", case.name);
         let run = catch_unwind(AssertUnwindSafe(|| match direction {
             Direction::WsioServer(adapter) => wsio_server(&peers, kind, adapter, case, wsio_closes),
             Direction::WsioClient(adapter) => wsio_client(&peers, kind, adapter, case, wsio_closes),

@@ -294,9 +294,14 @@ impl Session<'_> {
     fn expect_message(&mut self, expected: &Message) {
         match self.ws.next_event() {
             Event::Message(message) => {
+                let first_difference = message
+                    .as_bytes()
+                    .iter()
+                    .zip(expected.as_bytes())
+                    .position(|(got, wanted)| got != wanted);
                 assert!(
                     message == *expected,
-                    "expected {}, got {}",
+                    "expected {}, got {} (first difference at {first_difference:?})",
                     describe(expected),
                     describe(&message)
                 );
@@ -357,15 +362,18 @@ pub fn check_peer_end(mut peer: Peer, sent: usize, wsio_closes: bool) {
     peer.wait_success();
 }
 
-/// A message's kind, length and where it first differs, instead of up to 256 KiB of bytes.
+/// A message's kind, length and first bytes, instead of up to 256 KiB of them.
 fn describe(message: &Message) -> String {
     let bytes = message.as_bytes();
-    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]);
-    format!(
-        "{:?} of {} bytes starting {head:?}",
-        message.kind(),
-        bytes.len()
-    )
+    let head = &bytes[..bytes.len().min(24)];
+    match message.as_text() {
+        Some(text) => format!(
+            "text of {} bytes starting {:?}",
+            bytes.len(),
+            text.chars().take(24).collect::<String>()
+        ),
+        None => format!("binary of {} bytes starting {head:02x?}", bytes.len()),
+    }
 }
 
 fn describe_event(event: &Event) -> String {
