@@ -8,12 +8,12 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// How long a peer may run before it gives up by itself (it then exits with an error).
-const PEER_TIMEOUT: Duration = Duration::from_secs(60);
+const PEER_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long to wait for one line from a peer, or for it to exit.
-const LINE_TIMEOUT: Duration = Duration::from_secs(30);
+const LINE_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// The peers' implementations.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerKind {
     /// Node `ws`, `ws_peer.js`.
     Node,
