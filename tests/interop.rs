@@ -384,16 +384,15 @@ fn small_peer_windows_without_takeover() -> PeerDeflate {
 /// Runs every case of a direction against one peer and fails with the list of failed cases.
 fn run_matrix(direction: Direction, kind: PeerKind) {
     let peers = peer::Installed::from_env();
-    let cases = match direction {
+    let cases: Vec<Case> = match direction {
         Direction::WsioServer(_) => server_cases(),
         Direction::WsioClient(_) => client_cases(),
-    };
+    }
+    .into_iter()
+    .filter(|case| case.only.is_none_or(|only| only == kind))
+    .collect();
     let started = Instant::now();
     let mut failed = Vec::new();
-    let cases: Vec<Case> = cases
-        .into_iter()
-        .filter(|case| case.only.is_none_or(|only| only == kind))
-        .collect();
     for (index, case) in cases.iter().enumerate() {
         // Who starts the closing handshake alternates, so each side checks both the close frame
         // it is sent and the echo of its own.
