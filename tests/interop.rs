@@ -480,7 +480,7 @@ fn wsio_server(
         "{}: the peer's offer",
         case.name
     );
-    let sent = script::check_session(&mut *ws, &mut peer, case.agreed, answer, wsio_closes);
+    let sent = script::check_exchange(&mut *ws, &mut peer, case.agreed, answer, wsio_closes);
     drop(ws); // closes the transport, which the peer waits for
     script::check_peer_end(peer, sent, wsio_closes);
 }
@@ -523,7 +523,7 @@ fn wsio_client(
         .headers()
         .get("sec-websocket-extensions")
         .map(str::to_owned);
-    let sent = script::check_session(&mut *ws, &mut peer, case.agreed, answer, wsio_closes);
+    let sent = script::check_exchange(&mut *ws, &mut peer, case.agreed, answer, wsio_closes);
     drop(ws);
     script::check_peer_end(peer, sent, wsio_closes);
 }

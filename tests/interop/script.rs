@@ -187,7 +187,7 @@ impl Ws for TokioWs {
 /// returns how many data messages wsio sent.
 ///
 /// `answer` is the `Sec-WebSocket-Extensions` response header as wsio sent or received it.
-pub fn check_session(
+pub fn check_exchange(
     ws: &mut dyn Ws,
     peer: &mut Peer,
     agreed: Option<Agreed>,
@@ -214,21 +214,21 @@ pub fn check_session(
         "an extension answered: {answer:?}"
     );
 
-    let mut session = Session {
+    let mut exchange = Exchange {
         ws,
         sent: 0,
         sent_payload: 0,
         received_payload: 0,
     };
     for message in single_messages() {
-        session.send(message.clone());
-        session.expect_message(&message);
+        exchange.send(message.clone());
+        exchange.expect_message(&message);
     }
 
     let batch = json_messages();
-    session.send_all(&batch);
+    exchange.send_all(&batch);
     for message in &batch {
-        session.expect_message(message);
+        exchange.expect_message(message);
     }
 
     // The peer sends the last message it echoed again, as fragments; text is split at bytes by
@@ -237,47 +237,47 @@ pub fn check_session(
         (fragmented_text(), 4),
         (Message::binary(random(10 << 10, 7)), 3),
     ] {
-        session.send(message.clone());
-        session.expect_message(&message);
-        session.send(Message::text(format!("interop:fragment {fragments}")));
-        session.expect_message(&message);
+        exchange.send(message.clone());
+        exchange.expect_message(&message);
+        exchange.send(Message::text(format!("interop:fragment {fragments}")));
+        exchange.expect_message(&message);
     }
 
-    session.ws.ping(Bytes::from_static(b"wsio ping"));
+    exchange.ws.ping(Bytes::from_static(b"wsio ping"));
     assert_eq!(
-        session.ws.next_event(),
+        exchange.ws.next_event(),
         Event::Pong(Bytes::from_static(b"wsio ping"))
     );
-    session.send(Message::text("interop:ping peer ping"));
+    exchange.send(Message::text("interop:ping peer ping"));
     assert_eq!(
-        session.ws.next_event(),
+        exchange.ws.next_event(),
         Event::Ping(Bytes::from_static(b"peer ping"))
     );
-    session.expect_message(&Message::text("interop:pong peer ping"));
+    exchange.expect_message(&Message::text("interop:pong peer ping"));
 
     let reason = if wsio_closes {
-        session
+        exchange
             .ws
             .close(CloseFrame::new(CloseCode::NORMAL, "bye from wsio ✓"));
         "bye from wsio ✓"
     } else {
-        session.send(Message::text("interop:close bye from the peer ✓"));
+        exchange.send(Message::text("interop:close bye from the peer ✓"));
         "bye from the peer ✓"
     };
     // Node and Python echo the reason with the code; wsio echoes the code alone.
-    match session.ws.next_event() {
+    match exchange.ws.next_event() {
         Event::Closed(Some(frame)) => {
             assert_eq!(frame.code, CloseCode::NORMAL);
             assert_eq!(frame.reason, reason);
         }
         other => panic!("expected the close, got {}", describe_event(&other)),
     }
-    session.check_compression();
-    session.sent
+    exchange.check_compression();
+    exchange.sent
 }
 
 /// The wsio side of one exchange, counting what goes each way.
-struct Session<'a> {
+struct Exchange<'a> {
     ws: &'a mut dyn Ws,
     /// Data messages sent.
     sent: usize,
@@ -287,7 +287,7 @@ struct Session<'a> {
     received_payload: u64,
 }
 
-impl Session<'_> {
+impl Exchange<'_> {
     fn send(&mut self, message: Message) {
         self.sent += 1;
         self.sent_payload += message.len() as u64;

@@ -96,14 +96,14 @@ async def run(args: argparse.Namespace) -> None:
     )
     if args.role == "client":
         async with connect(args.url, **options) as ws:
-            await session(ws, ws.response.headers.get("Sec-WebSocket-Extensions"), "client")
+            await exchange(ws, ws.response.headers.get("Sec-WebSocket-Extensions"), "client")
         return
     finished = asyncio.get_running_loop().create_future()
 
     async def handler(ws) -> None:
         header = ws.response.headers.get("Sec-WebSocket-Extensions")
         try:
-            await session(ws, header, "server")
+            await exchange(ws, header, "server")
         finally:
             if not finished.done():
                 finished.set_result(None)
@@ -114,7 +114,7 @@ async def run(args: argparse.Namespace) -> None:
         await finished
 
 
-async def session(ws, header: str | None, role: str) -> None:
+async def exchange(ws, header: str | None, role: str) -> None:
     """Echoes data messages and runs the test's commands until the connection closes."""
     out(f"extensions {header or 'none'}")
     out(f"deflate {deflate_view(ws, role)}")
