@@ -1,0 +1,36 @@
+// The Node side of the broadcast benchmark: socket.io 4 with the same settings as the wsio
+// server (WebSocket transport only; permessage-deflate off unless --deflate, then on for
+// messages of 1 KiB and more, socket.io's own threshold).
+//
+//   node server.mjs [--deflate]     prints "listening on 127.0.0.1:PORT"
+//
+// A client's "go" event, with a count, a payload string and a burst size, makes the server
+// emit "msg" with that payload to every connected socket, count times, yielding to the event
+// loop after each burst of emits so the sockets' writes interleave with the broadcast as they
+// do in the wsio server.
+import { createServer } from "node:http";
+import { Server } from "socket.io";
+
+const deflate = process.argv.includes("--deflate");
+const http = createServer();
+const io = new Server(http, {
+  transports: ["websocket"],
+  serveClient: false,
+  perMessageDeflate: deflate ? { threshold: 1024 } : false,
+});
+
+io.on("connection", (socket) => {
+  socket.on("go", async (count, payload, burst = 1) => {
+    for (let sent = 1; sent <= count; sent++) {
+      io.emit("msg", payload);
+      if (sent % burst === 0) {
+        await new Promise(setImmediate);
+      }
+    }
+  });
+});
+
+http.listen(0, "127.0.0.1", () => {
+  const { address, port } = http.address();
+  console.log(`listening on ${address}:${port}`);
+});
