@@ -30,6 +30,7 @@
 //! ```
 
 mod binary;
+pub mod client;
 mod engine;
 mod packet;
 
