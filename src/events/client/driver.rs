@@ -12,6 +12,7 @@ use super::DisconnectReason;
 use super::backoff::Backoff;
 use super::state::{Deferred, Settings, Shared};
 use crate::events::{Decoder, EnginePacket, OpenInfo};
+use crate::proto::ProtocolError;
 use crate::proto::handshake::ClientRequest;
 use crate::tokio::{WebSocketStream, connect_async_with};
 
@@ -167,9 +168,7 @@ async fn session(
         let message = match step {
             Step::Wake => continue,
             Step::PingTimeout => return Some(DisconnectReason::PingTimeout),
-            Step::Read(Err(error)) => {
-                return Some(DisconnectReason::TransportError(error.to_string()));
-            }
+            Step::Read(Err(error)) => return Some(read_failure(&error)),
             Step::Read(Ok(None)) => return Some(DisconnectReason::TransportClose),
             Step::Read(Ok(Some(message))) => message,
         };
@@ -205,6 +204,24 @@ async fn session(
         let deferred = strong.lock().receive(packet, shared);
         drop(strong);
         run_all(deferred);
+    }
+}
+
+/// Why reading failed: the server going away without a closing handshake is a close, as
+/// socket.io-client names it; anything else is an error.
+fn read_failure(error: &crate::Error) -> DisconnectReason {
+    use std::io::ErrorKind;
+    let closed = match error {
+        crate::Error::Protocol(ProtocolError::UnexpectedEof) => true,
+        crate::Error::Io(error) => matches!(
+            error.kind(),
+            ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+        ),
+        _ => false,
+    };
+    match closed {
+        true => DisconnectReason::TransportClose,
+        false => DisconnectReason::TransportError(error.to_string()),
     }
 }
 

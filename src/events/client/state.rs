@@ -103,6 +103,8 @@ pub(crate) enum Status {
 
 /// Messages waiting for the namespace to be connected.
 struct Outgoing {
+    /// The order it was queued in, across namespaces.
+    order: u64,
     messages: Vec<Message>,
     /// The id of the acknowledgement this event asks for.
     ack: Option<u64>,
@@ -197,6 +199,8 @@ pub(crate) struct State {
     /// No namespace is left: the connection is closed or closing, for good.
     pub ended: bool,
     pub manager: ManagerHandlers,
+    /// The order the next queued packet gets: the wire keeps it across namespaces.
+    next_order: u64,
 }
 
 /// What the connection task must write next.
@@ -216,6 +220,7 @@ impl State {
             heartbeat_paused: false,
             ended: false,
             manager,
+            next_order: 0,
         }
     }
 
@@ -250,10 +255,12 @@ impl State {
         let messages = packet.to_messages();
         check_size(&messages, max_payload)?;
         ns.outbox.push_back(Outgoing {
+            order: self.next_order,
             messages,
             ack: id,
             generation: None,
         });
+        self.next_order += 1;
         if let (Some(id), Some(reply)) = (id, reply) {
             ns.next_ack = ns.next_ack.wrapping_add(1);
             ns.pending.insert(id, PendingAck { reply, sent: false });
@@ -292,10 +299,12 @@ impl State {
         let messages = packet.to_messages();
         check_size(&messages, max_payload)?;
         ns.outbox.push_back(Outgoing {
+            order: self.next_order,
             messages,
             ack: None,
             generation: Some(generation),
         });
+        self.next_order += 1;
         Ok(())
     }
 
@@ -330,11 +339,12 @@ impl State {
         self.max_payload = usize::try_from(info.max_payload).unwrap_or(usize::MAX);
     }
 
-    /// Collects what to write: `CONNECT`s, buffered emits of connected namespaces, and the
-    /// `DISCONNECT`s of namespaces the user left.
+    /// Collects what to write: `CONNECT`s, buffered emits of connected namespaces in the order
+    /// they were made, and the `DISCONNECT`s of namespaces the user left.
     pub fn flush(&mut self) -> Flush {
         let generation = self.generation;
         let mut messages = Vec::new();
+        let mut queued = Vec::new();
         let mut leaving = Vec::new();
         for (name, ns) in &mut self.namespaces {
             match &mut ns.status {
@@ -348,13 +358,13 @@ impl State {
                         messages.extend(connect.to_messages());
                     }
                 }
-                Status::Connected { .. } => drain(ns, generation, &mut messages),
+                Status::Connected { .. } => drain(ns, generation, &mut queued),
                 Status::Leaving => {
-                    drain(ns, generation, &mut messages);
+                    drain(ns, generation, &mut queued);
                     let disconnect = Packet::Disconnect {
                         namespace: name.clone(),
                     };
-                    messages.extend(disconnect.to_messages());
+                    queued.push((u64::MAX, disconnect.to_messages()));
                     leaving.push(name.clone());
                 }
             }
@@ -362,6 +372,8 @@ impl State {
         for name in leaving {
             self.remove(&name, &ClientError::Closed);
         }
+        queued.sort_by_key(|(order, _)| *order);
+        messages.extend(queued.into_iter().flat_map(|(_, messages)| messages));
         Flush {
             messages,
             close: self.ended,
@@ -498,9 +510,9 @@ impl State {
     }
 }
 
-/// Moves the namespace's buffered messages to `out`, dropping ack replies of an older
-/// connection and marking the acks asked for as sent.
-fn drain(ns: &mut Namespace, generation: u64, out: &mut Vec<Message>) {
+/// Moves the namespace's buffered messages to `out` with their order, dropping ack replies of
+/// an older connection and marking the acks asked for as sent.
+fn drain(ns: &mut Namespace, generation: u64, out: &mut Vec<(u64, Vec<Message>)>) {
     for outgoing in ns.outbox.drain(..) {
         if outgoing.generation.is_some_and(|made| made != generation) {
             continue;
@@ -508,7 +520,7 @@ fn drain(ns: &mut Namespace, generation: u64, out: &mut Vec<Message>) {
         if let Some(pending) = outgoing.ack.and_then(|id| ns.pending.get_mut(&id)) {
             pending.sent = true;
         }
-        out.extend(outgoing.messages);
+        out.push((outgoing.order, outgoing.messages));
     }
 }
 
