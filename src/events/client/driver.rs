@@ -59,7 +59,7 @@ pub(crate) async fn run(shared: Weak<Shared>, wake: Arc<Notify>, mut ws: Ws, mut
     };
     let mut backoff = Backoff::new(settings.reconnection);
     loop {
-        let reason = match session(&shared, &wake, &settings, ws, &info).await {
+        let reason = match drive(&shared, &wake, &settings, ws, &info).await {
             Some(reason) => reason,
             None => return,
         };
@@ -121,7 +121,7 @@ async fn wait_until(shared: &Weak<Shared>, wake: &Notify, deadline: Instant) -> 
     }
 }
 
-/// What woke the session loop.
+/// What woke the connection loop.
 enum Step {
     Read(Result<Option<crate::Message>, crate::Error>),
     Wake,
@@ -130,7 +130,7 @@ enum Step {
 
 /// Drives one Engine.IO connection. Returns why it was lost, or `None` when the client is
 /// done with it (it is then closed).
-async fn session(
+async fn drive(
     shared: &Weak<Shared>,
     wake: &Notify,
     settings: &Settings,
