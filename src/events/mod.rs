@@ -76,6 +76,7 @@
 //! ```
 
 mod binary;
+pub mod client;
 mod engine;
 mod packet;
 mod server;

@@ -1,0 +1,243 @@
+//! The task that owns the connection: Engine.IO heartbeat, packets in and out, reconnection.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::ClientError;
+use super::DisconnectReason;
+use super::backoff::Backoff;
+use super::state::{Deferred, Settings, Shared};
+use crate::events::{Decoder, EnginePacket, OpenInfo};
+use crate::proto::ProtocolError;
+use crate::proto::handshake::ClientRequest;
+use crate::tokio::{WebSocketStream, connect_async_with};
+
+/// The WebSocket the client talks over.
+pub(crate) type Ws = WebSocketStream<TcpStream>;
+
+/// How long closing the WebSocket may take once no namespace is left.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Opens the WebSocket and reads the Engine.IO `open` packet, within the connect timeout.
+pub(crate) async fn open_engine(settings: &Settings) -> Result<(Ws, OpenInfo), ClientError> {
+    let open = async {
+        let mut request = ClientRequest::new(&settings.ws_url)
+            .map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
+        for (name, value) in &settings.headers {
+            request = request
+                .header(name, value)
+                .map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
+        }
+        let (mut ws, _response) = connect_async_with(request, &settings.ws_options).await?;
+        let Some(message) = ws.read().await? else {
+            return Err(ClientError::Handshake(
+                "closed before the open packet".into(),
+            ));
+        };
+        match EnginePacket::decode(&message) {
+            Ok(EnginePacket::Open(info)) => Ok((ws, info)),
+            Ok(other) => Err(ClientError::Handshake(format!(
+                "expected the open packet, got {other:?}"
+            ))),
+            Err(error) => Err(ClientError::Handshake(error.to_string())),
+        }
+    };
+    timeout(settings.connect_timeout, open)
+        .await
+        .map_err(|_| ClientError::ConnectTimeout(settings.connect_timeout))?
+}
+
+/// Runs the connection until no namespace is left, every handle is dropped, or reconnection
+/// gives up.
+pub(crate) async fn run(shared: Weak<Shared>, wake: Arc<Notify>, mut ws: Ws, mut info: OpenInfo) {
+    let Some(settings) = shared.upgrade().map(|shared| Arc::clone(&shared.settings)) else {
+        return;
+    };
+    let mut backoff = Backoff::new(settings.reconnection);
+    loop {
+        let reason = match drive(&shared, &wake, &settings, ws, &info).await {
+            Some(reason) => reason,
+            None => return,
+        };
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        let (deferred, ended) = {
+            let mut state = strong.lock();
+            let deferred = state.on_lost(&reason, settings.reconnection.enabled);
+            (deferred, state.ended)
+        };
+        drop(strong);
+        run_all(deferred);
+        if ended {
+            return;
+        }
+        let mut attempt = 0;
+        (ws, info) = loop {
+            attempt += 1;
+            if attempt > settings.reconnection.attempts {
+                if let Some(strong) = shared.upgrade() {
+                    let deferred = strong.lock().give_up();
+                    drop(strong);
+                    run_all(deferred);
+                }
+                return;
+            }
+            if !wait_until(&shared, &wake, Instant::now() + backoff.delay(attempt)).await {
+                return;
+            }
+            let result = open_engine(&settings).await;
+            let Some(strong) = shared.upgrade() else {
+                return;
+            };
+            let deferred: Vec<Deferred> = match &result {
+                Ok(_) => strong.lock().reconnected(attempt).into_iter().collect(),
+                Err(error) => strong.lock().on_attempt_failed(error),
+            };
+            drop(strong);
+            run_all(deferred);
+            if let Ok(connection) = result {
+                break connection;
+            }
+        };
+    }
+}
+
+/// Sleeps until `deadline`; false when the client ended meanwhile.
+async fn wait_until(shared: &Weak<Shared>, wake: &Notify, deadline: Instant) -> bool {
+    loop {
+        match shared.upgrade() {
+            Some(strong) if !strong.lock().ended => {}
+            _ => return false,
+        }
+        tokio::select! {
+            () = sleep_until(deadline) => return true,
+            () = wake.notified() => {}
+        }
+    }
+}
+
+/// What woke the connection loop.
+enum Step {
+    Read(Result<Option<crate::Message>, crate::Error>),
+    Wake,
+    PingTimeout,
+}
+
+/// Drives one Engine.IO connection. Returns why it was lost, or `None` when the client is
+/// done with it (it is then closed).
+async fn drive(
+    shared: &Weak<Shared>,
+    wake: &Notify,
+    settings: &Settings,
+    mut ws: Ws,
+    info: &OpenInfo,
+) -> Option<DisconnectReason> {
+    let heartbeat = Duration::from_millis(info.ping_interval.saturating_add(info.ping_timeout));
+    let mut deadline = Instant::now() + heartbeat;
+    let mut decoder = Decoder::new(settings.decode_limits);
+    shared.upgrade()?.lock().on_open(info);
+    loop {
+        let Some(strong) = shared.upgrade() else {
+            close(ws).await;
+            return None;
+        };
+        let flush = strong.lock().flush();
+        drop(strong);
+        for message in flush.messages {
+            if let Err(error) = ws.write(message).await {
+                return Some(DisconnectReason::TransportError(error.to_string()));
+            }
+        }
+        if let Err(error) = ws.flush().await {
+            return Some(DisconnectReason::TransportError(error.to_string()));
+        }
+        if flush.close {
+            close(ws).await;
+            return None;
+        }
+        let step = tokio::select! {
+            read = ws.read() => Step::Read(read),
+            () = wake.notified() => Step::Wake,
+            () = sleep_until(deadline) => Step::PingTimeout,
+        };
+        let message = match step {
+            Step::Wake => continue,
+            Step::PingTimeout => return Some(DisconnectReason::PingTimeout),
+            Step::Read(Err(error)) => return Some(read_failure(&error)),
+            Step::Read(Ok(None)) => return Some(DisconnectReason::TransportClose),
+            Step::Read(Ok(Some(message))) => message,
+        };
+        let decoded = match EnginePacket::decode(&message) {
+            Ok(EnginePacket::Ping(data)) => {
+                deadline = Instant::now() + heartbeat;
+                let paused = shared.upgrade()?.lock().heartbeat_paused;
+                if !paused {
+                    let pong = EnginePacket::Pong(data).encode();
+                    if let Err(error) = ws.send(pong).await {
+                        return Some(DisconnectReason::TransportError(error.to_string()));
+                    }
+                }
+                continue;
+            }
+            Ok(EnginePacket::Close) => return Some(DisconnectReason::TransportClose),
+            Ok(EnginePacket::Message(text)) => decoder.receive_text(text),
+            Ok(EnginePacket::Binary(data)) => decoder.receive_binary(data),
+            Ok(
+                EnginePacket::Open(_)
+                | EnginePacket::Pong(_)
+                | EnginePacket::Upgrade
+                | EnginePacket::Noop,
+            ) => continue,
+            Err(error) => return Some(DisconnectReason::ParseError(error.to_string())),
+        };
+        let packet = match decoded {
+            Ok(Some(packet)) => packet,
+            Ok(None) => continue,
+            Err(error) => return Some(DisconnectReason::ParseError(error.to_string())),
+        };
+        let strong = shared.upgrade()?;
+        let deferred = strong.lock().receive(packet, shared);
+        drop(strong);
+        run_all(deferred);
+    }
+}
+
+/// Why reading failed: the server going away without a closing handshake is a close, as
+/// socket.io-client names it; anything else is an error.
+fn read_failure(error: &crate::Error) -> DisconnectReason {
+    use std::io::ErrorKind;
+    let closed = match error {
+        crate::Error::Protocol(ProtocolError::UnexpectedEof) => true,
+        crate::Error::Io(error) => matches!(
+            error.kind(),
+            ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+        ),
+        _ => false,
+    };
+    match closed {
+        true => DisconnectReason::TransportClose,
+        false => DisconnectReason::TransportError(error.to_string()),
+    }
+}
+
+/// Closes the WebSocket, waiting a little for the server's close frame.
+async fn close(mut ws: Ws) {
+    if ws.close(None).await.is_ok() {
+        let _ = timeout(CLOSE_WAIT, async {
+            while let Ok(Some(_)) = ws.read().await {}
+        })
+        .await;
+    }
+}
+
+/// Runs callbacks collected under the lock.
+fn run_all(deferred: Vec<Deferred>) {
+    for callback in deferred {
+        callback();
+    }
+}

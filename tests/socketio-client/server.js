@@ -1,0 +1,103 @@
+// A stock socket.io 4.x server for the wsio client's interop tests (tests/events_client_interop.rs).
+//
+// Two servers on 127.0.0.1, on ports the OS picks, printed as one JSON line on stdout:
+//   {"port": P, "fastPort": F}
+// P has socket.io's default heartbeat; F pings every 300 ms and waits 200 ms for the pong, for
+// the heartbeat-timeout scenario. The process exits when its stdin closes, so it never outlives
+// the test that started it.
+"use strict";
+
+const { createServer } = require("node:http");
+const { Server } = require("socket.io");
+
+function listen(options, setup) {
+  const http = createServer();
+  const io = new Server(http, { transports: ["websocket"], ...options });
+  setup(io);
+  return new Promise((resolve) => {
+    http.listen(0, "127.0.0.1", () => resolve({ io, port: http.address().port }));
+  });
+}
+
+// The main server: every event the tests use.
+function main(io) {
+  io.on("connection", (socket) => {
+    // Acks: the server answers the client's events.
+    socket.on("sum", (a, b, ack) => ack(a + b));
+    socket.on("echo", (...args) => {
+      const ack = args.pop();
+      ack(...args);
+    });
+    socket.on("whoami", (ack) => ack({ id: socket.id, conn: socket.conn.id, nsp: socket.nsp.name }));
+
+    // The other way: the server asks the client and relays the client's answer.
+    socket.on("ask", async (question, ack) => {
+      try {
+        const answer = await socket.timeout(2000).emitWithAck("question", question);
+        ack({ answer });
+      } catch (error) {
+        ack({ error: String(error) });
+      }
+    });
+
+    // Binary from the server, top-level and nested.
+    socket.on("send-binary", () => {
+      socket.emit("binary", Buffer.from([1, 2, 3]), { name: "nested", data: Buffer.from("hello") });
+    });
+    // Reports what the client's binary looked like on this side.
+    socket.on("inspect", (value, ack) => {
+      ack({
+        isBuffer: Buffer.isBuffer(value),
+        bytes: Buffer.isBuffer(value) ? [...value] : null,
+      });
+    });
+
+    // Rooms and broadcast.
+    socket.on("join", (room, ack) => {
+      socket.join(room);
+      ack(room);
+    });
+    socket.on("to-room", (room, message) => socket.to(room).emit("room-message", message));
+    socket.on("broadcast", (message) => io.emit("announcement", message));
+
+    // The server ends the socket: the client must not reconnect.
+    socket.on("kick-me", () => socket.disconnect(true));
+
+    socket.on("disconnect", (reason) => io.emit("left", { id: socket.id, reason }));
+  });
+
+  // A namespace behind an auth middleware.
+  const admin = io.of("/admin");
+  admin.use((socket, next) => {
+    if (socket.handshake.auth && socket.handshake.auth.token === "secret") {
+      return next();
+    }
+    const error = new Error("not authorized");
+    error.data = { code: 401 };
+    next(error);
+  });
+  admin.on("connection", (socket) => {
+    socket.on("whoami", (ack) =>
+      ack({ id: socket.id, conn: socket.conn.id, nsp: socket.nsp.name, user: socket.handshake.auth.user }),
+    );
+  });
+}
+
+// The fast-heartbeat server: tells everyone why a socket left.
+function fast(io) {
+  io.on("connection", (socket) => {
+    socket.on("whoami", (ack) => ack({ id: socket.id }));
+    socket.on("disconnect", (reason) => io.emit("left", { id: socket.id, reason }));
+  });
+}
+
+(async () => {
+  const servers = await Promise.all([
+    listen({}, main),
+    listen({ pingInterval: 300, pingTimeout: 200 }, fast),
+  ]);
+  process.stdout.write(JSON.stringify({ port: servers[0].port, fastPort: servers[1].port }) + "\n");
+  process.stdin.resume();
+  process.stdin.on("end", () => process.exit(0));
+  process.stdin.on("close", () => process.exit(0));
+})();
