@@ -28,7 +28,9 @@ pub struct Options {
     /// does, and a server passes each accepted stream to
     /// [`configure_tcp`](crate::sync::configure_tcp).
     pub write_timeout: Option<Duration>,
-    /// How many bytes one read from the transport asks for. Default 64 KiB.
+    /// How many bytes one read from the transport asks for once data keeps coming. Default
+    /// 64 KiB. The tokio adapter reads into a small stack buffer first and allocates this
+    /// buffer only while reads fill that one, releasing it when the transport has nothing more.
     pub read_chunk: usize,
     /// permessage-deflate: offered by clients and accepted by servers when `Some`.
     /// Default: on, with [`DeflateConfig::default`](crate::proto::deflate::DeflateConfig).

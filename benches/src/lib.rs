@@ -131,9 +131,10 @@ impl FrameCounter {
         let mask_len = if header[1] & 0x80 != 0 { 4 } else { 0 };
         let (extra, payload_len) = match header[1] & 0x7F {
             126 if header.len() >= 4 => (2, u64::from(u16::from_be_bytes([header[2], header[3]]))),
-            127 if header.len() >= 10 => {
-                (8, u64::from_be_bytes(header[2..10].try_into().expect("8 bytes")))
-            }
+            127 if header.len() >= 10 => (
+                8,
+                u64::from_be_bytes(header[2..10].try_into().expect("8 bytes")),
+            ),
             126 | 127 => return None,
             short => (0, u64::from(short)),
         };
@@ -347,7 +348,9 @@ pub const SERVERS: &[&str] = &[
 ];
 
 /// Starts `echo_servers NAME PORT` pinned to `cpu` (when `taskset` exists) and waits until it
-/// listens. The child is killed by its own handle, never by name.
+/// listens. The child is killed by its own handle, never by name; it also exits when the
+/// returned handle (which holds its standard input) is dropped or this process ends, and after
+/// `max_seconds` in any case.
 pub fn spawn_server(
     name: &str,
     port: u16,
@@ -367,6 +370,8 @@ pub fn spawn_server(
         .arg(name)
         .arg(port.to_string())
         .arg(max_seconds.to_string())
+        .arg("--until-stdin-closes")
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped());
     let mut child = command.spawn()?;
     let mut stdout = child.stdout.take().expect("piped");
@@ -386,8 +391,9 @@ pub fn spawn_server(
 /// Whether `taskset` is on the PATH and the machine has at least two CPUs to pin to (counted
 /// from /proc/cpuinfo: this process may itself be pinned to one).
 pub fn can_pin() -> bool {
-    let cpus = std::fs::read_to_string("/proc/cpuinfo")
-        .map_or(0, |info| info.lines().filter(|l| l.starts_with("processor")).count());
+    let cpus = std::fs::read_to_string("/proc/cpuinfo").map_or(0, |info| {
+        info.lines().filter(|l| l.starts_with("processor")).count()
+    });
     cpus >= 2
         && std::process::Command::new("taskset")
             .arg("-p")
@@ -419,7 +425,10 @@ pub async fn client_upgrade(stream: &mut tokio::net::TcpStream) -> io::Result<Ve
     loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in handshake"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "eof in handshake",
+            ));
         }
         head.extend_from_slice(&buf[..n]);
         if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -427,7 +436,10 @@ pub async fn client_upgrade(stream: &mut tokio::net::TcpStream) -> io::Result<Ve
             if !text.starts_with("http/1.1 101") {
                 return Err(io::Error::other(format!("not a 101: {text}")));
             }
-            if let Some(line) = text.lines().find(|l| l.starts_with("sec-websocket-accept:")) {
+            if let Some(line) = text
+                .lines()
+                .find(|l| l.starts_with("sec-websocket-accept:"))
+            {
                 let value = line["sec-websocket-accept:".len()..].trim();
                 if value != EXPECTED_ACCEPT.to_ascii_lowercase() {
                     return Err(io::Error::other("wrong accept key"));

@@ -253,6 +253,12 @@ impl Connection {
         Some(event)
     }
 
+    /// Returns true when `poll_event` has something to hand out: a driver may answer it before
+    /// writing, so the replies to a burst of messages leave together.
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Returns the next bytes to write to the peer.
     ///
     /// Call after every `receive`, `receive_eof`, `send`, `close` and `handle_timeout`; control

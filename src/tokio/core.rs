@@ -8,7 +8,14 @@ use super::*;
 pub(super) struct Core<S> {
     pub(super) stream: S,
     pub(super) conn: Connection,
+    /// The large read buffer, allocated only while data keeps coming: reads go to a small stack
+    /// buffer first, and this one is released as soon as a read finds nothing more, so an idle
+    /// connection holds no read buffer at all.
     pub(super) read_buf: Vec<u8>,
+    pub(super) read_chunk: usize,
+    /// A read error met after some input was read in the same poll; reported by the next read,
+    /// once the events before it have been handed out.
+    pub(super) read_error: Option<io::Error>,
     pub(super) read_eof: bool,
     pub(super) phase: Phase,
     pub(super) peer_close: Option<CloseFrame>,
@@ -20,9 +27,9 @@ pub(super) struct Core<S> {
     pub(super) out: Output,
     /// The core's next deadline (keepalive, close timeout); created on first use.
     pub(super) timer: Option<Pin<Box<Sleep>>>,
-    pub(super) wakers: Arc<Wakers>,
-    /// Wakes every task waiting on this connection; given to the stream and the timers.
-    pub(super) waker: Waker,
+    /// Set when the connection is split; until then the stream and the timers are polled with
+    /// the caller's own waker, as there is only one task to wake.
+    pub(super) split: Option<SplitWakers>,
     /// Whether the current poll changed anything the other side may be waiting for.
     pub(super) progressed: bool,
 }
@@ -52,6 +59,10 @@ pub(super) struct Output {
     pub(super) timeout: Option<Duration>,
     pub(super) timer: Option<Pin<Box<Sleep>>>,
     pub(super) timer_armed: bool,
+    /// A `send` left its bytes queued because the peer's next event had already arrived: the
+    /// read that hands out that event leaves them queued too, so the replies to a burst of
+    /// messages leave in one write once the burst is answered.
+    pub(super) deferred: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +91,24 @@ impl Side {
         match self {
             Self::Read => Self::Write,
             Self::Write => Self::Read,
+        }
+    }
+}
+
+/// The wakers of a split connection: the tasks of both halves, and the waker that wakes them both.
+#[derive(Debug)]
+pub(super) struct SplitWakers {
+    pub(super) wakers: Arc<Wakers>,
+    /// Wakes every task waiting on this connection; given to the stream and the timers.
+    pub(super) waker: Waker,
+}
+
+impl SplitWakers {
+    pub(super) fn new() -> Self {
+        let wakers = Arc::new(Wakers::default());
+        Self {
+            waker: Waker::from(Arc::clone(&wakers)),
+            wakers,
         }
     }
 }
@@ -130,6 +159,11 @@ impl Wake for Wakers {
     }
 }
 
+/// The waker the stream and the timers get: the shared one once split, else the caller's.
+fn io_waker<'a>(split: &'a Option<SplitWakers>, cx: &'a Context<'_>) -> &'a Waker {
+    split.as_ref().map_or(cx.waker(), |split| &split.waker)
+}
+
 pub(super) fn lock<S>(shared: &Mutex<Core<S>>) -> MutexGuard<'_, Core<S>> {
     // A panic elsewhere while holding the lock leaves the connection usable: every poll leaves
     // it in a consistent state.
@@ -138,11 +172,12 @@ pub(super) fn lock<S>(shared: &Mutex<Core<S>>) -> MutexGuard<'_, Core<S>> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     pub(super) fn new(stream: S, conn: Connection, options: &Options) -> Self {
-        let wakers = Arc::new(Wakers::default());
         Self {
             stream,
             conn,
-            read_buf: vec![0; options.read_chunk.max(1)],
+            read_buf: Vec::new(),
+            read_chunk: options.read_chunk.max(1),
+            read_error: None,
             read_eof: false,
             phase: Phase::Open,
             peer_close: None,
@@ -157,26 +192,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 timeout: options.write_timeout,
                 timer: None,
                 timer_armed: false,
+                deferred: false,
             },
             timer: None,
-            waker: Waker::from(Arc::clone(&wakers)),
-            wakers,
+            split: None,
             progressed: false,
         }
     }
 
     /// Starts a poll on behalf of `side`; pair it with `leave`.
     pub(super) fn enter(&mut self, side: Side, cx: &Context<'_>) {
-        self.wakers.register(side, cx.waker());
+        if let Some(split) = &self.split {
+            split.wakers.register(side, cx.waker());
+        }
         self.progressed = false;
     }
 
     /// Ends a poll: the other side may be waiting for what this one did.
     pub(super) fn leave<T>(&mut self, side: Side, result: T) -> T {
-        if self.progressed {
-            self.wakers.wake_side(side.other());
+        if let Some(split) = self.split.as_ref().filter(|_| self.progressed) {
+            split.wakers.wake_side(side.other());
         }
         result
+    }
+
+    /// Switches to shared wakers before the halves of a split go to two tasks.
+    pub(super) fn prepare_split(&mut self) {
+        self.split.get_or_insert_with(SplitWakers::new);
     }
 
     pub(super) fn poll_message(
@@ -186,7 +228,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     ) -> Poll<Result<Option<Message>, Error>> {
         self.enter(side, cx);
         let result = loop {
-            match self.poll_next_event() {
+            match self.poll_next_event(cx) {
                 Poll::Ready(Some(Ok(Event::Message(message)))) => {
                     break Poll::Ready(Ok(Some(message)));
                 }
@@ -205,7 +247,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         cx: &Context<'_>,
     ) -> Poll<Result<Option<Event>, Error>> {
         self.enter(side, cx);
-        let result = self.poll_next_event().map(Option::transpose);
+        let result = self.poll_next_event(cx).map(Option::transpose);
         self.leave(side, result)
     }
 
@@ -214,7 +256,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         let result = match self.check_open() {
             Err(error) => Poll::Ready(Err(error)),
             Ok(()) if self.conn.buffered_amount() + self.out.len > HIGH_WATER_MARK => {
-                self.poll_output().map_err(|error| self.fail_write(error))
+                self.poll_output(cx).map_err(|error| self.fail_write(error))
             }
             Ok(()) => Poll::Ready(Ok(())),
         };
@@ -235,7 +277,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     pub(super) fn poll_flush(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
         self.enter(side, cx);
-        let result = self.poll_output().map_err(|error| self.fail_write(error));
+        let result = self.poll_output(cx).map_err(|error| self.fail_write(error));
         self.leave(side, result)
     }
 
@@ -243,7 +285,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         self.check_open()?;
         self.conn.close(frame)?;
         // The reader's timer has to learn about the close timeout.
-        self.wakers.wake_side(Side::Read);
+        if let Some(split) = &self.split {
+            split.wakers.wake_side(Side::Read);
+        }
         Ok(())
     }
 
@@ -268,16 +312,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 self.held.push_back(event);
                 self.progressed = true;
             }
-            if let Poll::Ready(Err(error)) = self.poll_output() {
+            if let Poll::Ready(Err(error)) = self.poll_output(cx) {
                 break Poll::Ready(Err(self.fail_write(error)));
             }
             if self.is_terminated() || matches!(self.phase, Phase::Done) {
                 break Poll::Ready(Ok(()));
             }
-            if self.poll_timers() {
+            if self.poll_timers(cx) {
                 continue;
             }
-            match self.poll_input() {
+            match self.poll_input(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(error)) => {
                     self.phase = Phase::Done;
@@ -297,19 +341,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     /// The driver loop of the read side: write, report, run timers, read.
-    pub(super) fn poll_next_event(&mut self) -> Poll<Option<Result<Event, Error>>> {
+    pub(super) fn poll_next_event(
+        &mut self,
+        cx: &Context<'_>,
+    ) -> Poll<Option<Result<Event, Error>>> {
         loop {
-            let written = match self.poll_output() {
-                Poll::Ready(Ok(())) => true,
-                Poll::Ready(Err(error)) => {
-                    // Events that arrived before the failure are still reported first.
-                    if matches!(self.phase, Phase::Open) && self.write_error.is_none() {
-                        self.write_error = Some(error);
+            let keep_deferred = self.out.deferred
+                && matches!(self.phase, Phase::Open)
+                && (!self.held.is_empty() || self.conn.has_event());
+            // The replies a `send` deferred stay queued while the events of the same burst are
+            // handed out; they are written before this read waits for anything.
+            let written = !keep_deferred
+                && match self.poll_output(cx) {
+                    Poll::Ready(Ok(())) => true,
+                    Poll::Ready(Err(error)) => {
+                        // Events that arrived before the failure are still reported first.
+                        if matches!(self.phase, Phase::Open) && self.write_error.is_none() {
+                            self.write_error = Some(error);
+                        }
+                        true
                     }
-                    true
-                }
-                Poll::Pending => false,
-            };
+                    Poll::Pending => false,
+                };
             match &self.phase {
                 Phase::Done => return Poll::Ready(None),
                 Phase::Failing(_) if !written => return Poll::Pending,
@@ -350,10 +403,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     }
                 },
             }
-            if self.poll_timers() {
+            if self.poll_timers(cx) {
                 continue;
             }
-            match self.poll_input() {
+            match self.poll_input(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(error)) => {
                     self.phase = Phase::Done;
@@ -375,7 +428,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     /// Runs the core's timers if one is due; otherwise arms the sleep for the next deadline.
-    pub(super) fn poll_timers(&mut self) -> bool {
+    pub(super) fn poll_timers(&mut self, cx: &Context<'_>) -> bool {
         let now = Instant::now();
         let Some(deadline) = self.conn.poll_timeout(now.into_std()) else {
             return false;
@@ -388,9 +441,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             if timer.deadline() != deadline {
                 timer.as_mut().reset(deadline);
             }
+            let waker = io_waker(&self.split, cx);
             if timer
                 .as_mut()
-                .poll(&mut Context::from_waker(&self.waker))
+                .poll(&mut Context::from_waker(waker))
                 .is_pending()
             {
                 return false;
@@ -402,18 +456,62 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         true
     }
 
-    /// Reads once from the stream into the connection.
-    pub(super) fn poll_input(&mut self) -> Poll<io::Result<()>> {
-        if self.read_eof {
+    /// Reads everything the stream has ready (up to `MAX_READ_PER_POLL` bytes) into the
+    /// connection, so that a burst of messages is decoded before any reply is written. Ready
+    /// when anything was read (or the stream ended), pending when nothing was.
+    pub(super) fn poll_input(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(error) = self.read_error.take() {
+            return Poll::Ready(Err(error));
+        }
+        let (mut total, mut read) = (0, false);
+        while !self.read_eof && total < MAX_READ_PER_POLL {
+            match self.read_once(cx) {
+                Poll::Pending => {
+                    // Nothing more for now: an idle connection keeps no read buffer, and no
+                    // room for write chunks once they are written.
+                    self.read_buf = Vec::new();
+                    if self.out.chunks.is_empty() {
+                        self.out.chunks = VecDeque::new();
+                    }
+                    break;
+                }
+                Poll::Ready(Ok(n)) => {
+                    total += n;
+                    read = true;
+                }
+                Poll::Ready(Err(error)) if total == 0 => return Poll::Ready(Err(error)),
+                Poll::Ready(Err(error)) => {
+                    self.read_error = Some(error);
+                    break;
+                }
+            }
+        }
+        if !read {
             return Poll::Pending;
         }
-        let mut buf = ReadBuf::new(&mut self.read_buf);
+        self.progressed = true;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads once into the connection: into a small stack buffer while reads come in small
+    /// pieces, into the large heap buffer once one filled the small buffer. Returns the bytes
+    /// read (0 at end of stream or after an interrupted read).
+    fn read_once(&mut self, cx: &Context<'_>) -> Poll<io::Result<usize>> {
+        let mut small = [MaybeUninit::<u8>::uninit(); SMALL_READ];
+        let large = self.read_buf.capacity() > 0;
+        let mut buf = if large {
+            ReadBuf::uninit(self.read_buf.spare_capacity_mut())
+        } else {
+            let len = SMALL_READ.min(self.read_chunk);
+            ReadBuf::uninit(&mut small[..len])
+        };
+        let waker = io_waker(&self.split, cx);
         let polled =
-            Pin::new(&mut self.stream).poll_read(&mut Context::from_waker(&self.waker), &mut buf);
-        let filled = buf.filled().len();
+            Pin::new(&mut self.stream).poll_read(&mut Context::from_waker(waker), &mut buf);
+        let (filled, full) = (buf.filled().len(), buf.remaining() == 0);
         match polled {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(())) if filled > 0 => self.conn.receive(&self.read_buf[..filled]),
+            Poll::Ready(Ok(())) if filled > 0 => self.conn.receive(buf.filled()),
             Poll::Ready(Ok(())) => self.receive_eof(),
             Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
             // A reset after (or instead of) the peer's close loses nothing the core can use.
@@ -422,8 +520,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             }
             Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
         }
-        self.progressed = true;
-        Poll::Ready(Ok(()))
+        if full && !large && self.read_chunk > SMALL_READ {
+            // The small buffer filled up: more is probably waiting, read it in large pieces.
+            self.read_buf = Vec::with_capacity(self.read_chunk);
+        }
+        Poll::Ready(Ok(filled))
     }
 
     pub(super) fn receive_eof(&mut self) {
@@ -432,7 +533,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     /// Writes every queued transmit, then flushes the stream and performs a queued shutdown.
-    pub(super) fn poll_output(&mut self) -> Poll<io::Result<()>> {
+    pub(super) fn poll_output(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
         if self.out.broken {
             // Nothing can be written any more; keep the connection's queue from growing.
             while self.conn.poll_transmit().is_some() {}
@@ -440,23 +541,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         }
         loop {
             self.refill();
-            let mut cx = Context::from_waker(&self.waker);
+            let mut io_cx = Context::from_waker(io_waker(&self.split, cx));
             let stream = Pin::new(&mut self.stream);
             let out = &mut self.out;
             let polled = if !out.chunks.is_empty() {
-                write_chunks(stream, out, &mut cx)
+                write_chunks(stream, out, &mut io_cx)
             } else if out.flush_needed {
-                stream.poll_flush(&mut cx).map_ok(|()| {
+                stream.poll_flush(&mut io_cx).map_ok(|()| {
                     out.flush_needed = false;
                     0
                 })
             } else if out.shutdown == WriteEnd::Pending {
-                stream.poll_shutdown(&mut cx).map_ok(|()| {
+                stream.poll_shutdown(&mut io_cx).map_ok(|()| {
                     out.shutdown = WriteEnd::Done;
                     0
                 })
             } else {
                 out.timer_armed = false;
+                out.deferred = false;
                 return Poll::Ready(Ok(()));
             };
             match polled {
@@ -468,9 +570,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 }
                 Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(self.break_output(error))),
-                Poll::Pending => return self.poll_write_timeout(),
+                Poll::Pending => return self.poll_write_timeout(cx),
             }
         }
+    }
+
+    /// Like `poll_flush`, for `send`: when the peer's next event has already arrived, the
+    /// bytes stay queued (up to `HIGH_WATER_MARK`) for the read that hands it out, which writes
+    /// them before it waits for input; otherwise everything is written now.
+    pub(super) fn poll_send_flush(
+        &mut self,
+        side: Side,
+        cx: &Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        let defer = matches!(self.phase, Phase::Open)
+            && !self.out.broken
+            && (!self.held.is_empty() || self.conn.has_event())
+            && self.conn.buffered_amount() + self.out.len <= HIGH_WATER_MARK;
+        if defer {
+            self.out.deferred = true;
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_flush(side, cx)
     }
 
     /// Takes transmits from the connection, up to `MAX_CHUNKS` chunks.
@@ -489,7 +610,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     /// A write is pending: fails it once it has waited longer than the write timeout.
-    pub(super) fn poll_write_timeout(&mut self) -> Poll<io::Result<()>> {
+    pub(super) fn poll_write_timeout(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
         let Some(timeout) = self.out.timeout else {
             return Poll::Pending;
         };
@@ -502,7 +623,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             timer.as_mut().reset(deadline);
             self.out.timer_armed = true;
         }
-        ready!(timer.as_mut().poll(&mut Context::from_waker(&self.waker)));
+        let waker = io_waker(&self.split, cx);
+        ready!(timer.as_mut().poll(&mut Context::from_waker(waker)));
         let error = io::Error::new(io::ErrorKind::TimedOut, "write timed out");
         Poll::Ready(Err(self.break_output(error)))
     }

@@ -3,16 +3,24 @@
 use super::*;
 
 /// Runs a handshake step within the handshake timeout.
-pub(super) async fn within<T>(
+///
+/// The step is boxed: its state (parser, timer, response) takes a few KiB, and a caller that
+/// awaited it inline would keep that much room in its task for the whole connection.
+pub(super) fn within<T, F>(
     timeout: Option<Duration>,
-    future: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    match timeout {
-        Some(timeout) => tokio::time::timeout(timeout, future)
-            .await
-            .unwrap_or(Err(Error::HandshakeTimeout)),
-        None => future.await,
-    }
+    future: F,
+) -> Pin<Box<impl Future<Output = Result<T, Error>>>>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    Box::pin(async move {
+        match timeout {
+            Some(timeout) => tokio::time::timeout(timeout, future)
+                .await
+                .unwrap_or(Err(Error::HandshakeTimeout)),
+            None => future.await,
+        }
+    })
 }
 
 /// Reads the request, lets `decide` answer it and writes the answer; returns the connection and

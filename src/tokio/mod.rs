@@ -30,6 +30,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker, ready};
@@ -61,6 +62,10 @@ const HIGH_WATER_MARK: usize = 64 << 10;
 const MAX_CHUNKS: usize = 64;
 /// Without vectored writes, neighbouring chunks are copied together up to this size.
 const COALESCE_LIMIT: usize = 16 << 10;
+/// Reads go to a stack buffer of this size until one fills it; then to the large buffer.
+const SMALL_READ: usize = 4 << 10;
+/// The most bytes one poll reads before handing out what it decoded.
+const MAX_READ_PER_POLL: usize = 256 << 10;
 /// How many bytes one read asks for during the opening handshake.
 const HANDSHAKE_CHUNK: usize = 4096;
 
@@ -249,6 +254,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     /// Sends a message and writes it out, with anything queued before it.
     ///
+    /// One exception makes a read-reply loop answer a burst of messages in one write: when the
+    /// peer's next event has already been read (so the next [`read`](Self::read) returns at
+    /// once), the bytes stay queued, up to 64 KiB, and the first `read`, `flush` or `close`
+    /// that finds no such event writes them all. The [`Sink`] and [`flush`](Self::flush)
+    /// always write.
+    ///
     /// # Cancel safety
     ///
     /// The message is either not queued at all (cancelled while waiting for room) or queued
@@ -256,7 +267,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// writes whatever part of it is still waiting.
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
         self.write(message).await?;
-        self.flush().await
+        poll_fn(|cx| self.core.poll_send_flush(Side::Write, cx)).await
     }
 
     /// Queues a message without writing it, like `SinkExt::feed`: when more than 64 KiB are
@@ -333,7 +344,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// Both halves share this connection behind a mutex that is held only for one non-blocking
     /// poll, never across an await. Either half writes whatever the connection has queued, so
     /// the pongs and the close echo owed by the reader go out even while the writer is idle.
-    pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
+    pub fn split(mut self) -> (ReadHalf<S>, WriteHalf<S>) {
+        self.core.prepare_split();
         let shared = Arc::new(Mutex::new(self.core));
         (
             ReadHalf {

@@ -273,6 +273,102 @@ async fn fed_messages_leave_in_one_write_after_flush() {
     }
 }
 
+/// A server and its client, the server's writes counted; the client's handshake writes are
+/// already done when this returns.
+async fn counted_pair() -> (
+    WebSocketStream<DuplexStream>,
+    WebSocketStream<Counting<DuplexStream>>,
+    Arc<AtomicUsize>,
+) {
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let (server_io, writes) = counting(server_io, true);
+    let (request, options) = (request(), plain_options());
+    let (client, server) = tokio::join!(
+        client_async(client_io, &request, &options),
+        accept_with(server_io, &options, async |_: &Request| Ok(Accept::new())),
+    );
+    writes.store(0, Ordering::Relaxed);
+    (
+        client.expect("client handshake").0,
+        server.expect("server handshake"),
+        writes,
+    )
+}
+
+#[tokio::test]
+async fn replies_to_a_burst_leave_in_one_write() {
+    for size in [20, 3000] {
+        let (mut client, mut server, writes) = counted_pair().await;
+        let sent: Vec<Message> = (0..16u8).map(|i| Message::binary(vec![i; size])).collect();
+        for message in &sent {
+            client.feed(message.clone()).await.expect("feed");
+        }
+        client.flush().await.expect("flush");
+        for _ in 0..16 {
+            let message = timeout(WAIT, server.read())
+                .await
+                .expect("in time")
+                .expect("read")
+                .expect("message");
+            server.send(message).await.expect("send");
+        }
+        assert_eq!(
+            writes.load(Ordering::Relaxed),
+            1,
+            "{size} B: one write for the burst"
+        );
+        for message in sent {
+            let echoed = timeout(WAIT, client.read()).await.expect("in time");
+            assert_eq!(echoed.expect("read"), Some(message));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reply_held_back_by_a_burst_leaves_with_flush() {
+    let (mut client, mut server, writes) = counted_pair().await;
+    client.feed(Message::text("one")).await.expect("feed");
+    client.feed(Message::text("two")).await.expect("feed");
+    client.flush().await.expect("flush");
+    let first = server.read().await.expect("read").expect("message");
+    server.send(first).await.expect("send");
+    assert_eq!(
+        writes.load(Ordering::Relaxed),
+        0,
+        "\"two\" is waiting to be answered"
+    );
+    server.flush().await.expect("flush");
+    assert_eq!(writes.load(Ordering::Relaxed), 1, "flush writes it");
+    let echoed = timeout(WAIT, client.read()).await.expect("in time");
+    assert_eq!(echoed.expect("read"), Some(Message::text("one")));
+    // The `Sink` flushes every time, burst or not.
+    client.feed(Message::text("three")).await.expect("feed");
+    client.flush().await.expect("flush");
+    let second = server.read().await.expect("read").expect("message");
+    let _third = timeout(WAIT, server.read()).await.expect("in time");
+    SinkExt::send(&mut server, second).await.expect("send");
+    assert_eq!(writes.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn a_reply_held_back_by_a_burst_leaves_with_the_next_read() {
+    let (mut client, mut server, writes) = counted_pair().await;
+    client.feed(Message::text("one")).await.expect("feed");
+    client.feed(Message::text("two")).await.expect("feed");
+    client.flush().await.expect("flush");
+    let first = server.read().await.expect("read").expect("message");
+    server.send(first).await.expect("send");
+    let second = server.read().await.expect("read");
+    assert_eq!(second, Some(Message::text("two")));
+    assert_eq!(writes.load(Ordering::Relaxed), 0, "still in the burst");
+    // No more input: the read writes the held reply before it waits.
+    let pending = timeout(Duration::from_millis(50), server.read()).await;
+    assert!(pending.is_err(), "nothing more to read");
+    assert_eq!(writes.load(Ordering::Relaxed), 1);
+    let echoed = timeout(WAIT, client.read()).await.expect("in time");
+    assert_eq!(echoed.expect("read"), Some(Message::text("one")));
+}
+
 #[tokio::test]
 async fn large_messages_are_gathered_into_vectored_writes() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -1,13 +1,15 @@
 //! Echo servers, one per contender, each written the way its library's docs show:
 //!
 //! ```text
-//! echo_servers NAME PORT [MAX_SECONDS]
+//! echo_servers NAME PORT [MAX_SECONDS] [--until-stdin-closes]
 //! ```
 //! NAME is one of `wsio-tokio`, `wsio-sync`, `tungstenite`, `tokio-tungstenite`,
 //! `fastwebsockets`, `tokio-websockets`, `raw-tcp` (echoes bytes after a bare 101) or
 //! `tcp-hold` (answers the upgrade, echoes through a 512-byte buffer: the memory baseline).
 //! It listens on 127.0.0.1 only, prints `listening on ...` and exits by itself after
-//! MAX_SECONDS (default 600). Tokio servers run on a current-thread runtime (one core each, like
+//! MAX_SECONDS (default 600), or as soon as its standard input ends with
+//! `--until-stdin-closes` (the load generators hold that pipe, so a server never outlives
+//! them and never quits in the middle of a long suite). Tokio servers run on a current-thread runtime (one core each, like
 //! the `taskset` pinning); the blocking ones use a thread per connection. Every accepted socket
 //! gets `TCP_NODELAY`; data messages are echoed one `send` at a time.
 
@@ -28,6 +30,12 @@ fn main() {
         std::thread::sleep(Duration::from_secs(max_seconds));
         std::process::exit(0);
     });
+    if args.iter().any(|a| a == "--until-stdin-closes") {
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            std::process::exit(0);
+        });
+    }
     let addr = ("127.0.0.1", port);
     match name.as_str() {
         "wsio-sync" => sync_server(StdListener::bind(addr).expect("bind"), wsio_sync),

@@ -53,7 +53,8 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("suite") => suite(&args[1..], &runtime),
         Some("point") => {
-            let num = |i: usize| -> usize { args.get(i).and_then(|s| s.parse().ok()).expect("number") };
+            let num =
+                |i: usize| -> usize { args.get(i).and_then(|s| s.parse().ok()).expect("number") };
             let port = num(1) as u16;
             let point = Point {
                 conns: num(2),
@@ -116,8 +117,8 @@ fn suite(args: &[String], runtime: &tokio::runtime::Runtime) {
     };
     let pin = can_pin();
     let server_cpu = pin.then_some(0);
-    // Long enough for the whole suite; the servers exit by themselves after it.
-    let budget = (rounds * points.len() * SERVERS.len()) as f64 * (seconds + warmup + 2.0) + 60.0;
+    // A safety net only: the servers exit when this process drops them (or dies).
+    let budget = 4.0 * (rounds * points.len() * SERVERS.len()) as f64 * (seconds + warmup + 5.0);
     println!(
         "loadgen: {} points x {} servers x {rounds} rounds, {warmup} s warm-up + {seconds} s \
          measured per run; servers {}; medians of the rounds.\n",
@@ -165,7 +166,11 @@ fn suite(args: &[String], runtime: &tokio::runtime::Runtime) {
                     samples.entry((*point, name)).or_default().push(rate);
                 }
                 // Let the server reap the closed connections before the next run.
-                std::thread::sleep(Duration::from_millis(if point.conns > 100 { 300 } else { 50 }));
+                std::thread::sleep(Duration::from_millis(if point.conns > 100 {
+                    300
+                } else {
+                    50
+                }));
             }
         }
     }
@@ -273,7 +278,11 @@ async fn run_point(port: u16, point: Point, warmup: f64, seconds: f64) -> Result
             point.inflight,
             Arc::clone(&permits),
         )));
-        tasks.push(tokio::spawn(count_echoes(reader, Arc::clone(&echoed), permits)));
+        tasks.push(tokio::spawn(count_echoes(
+            reader,
+            Arc::clone(&echoed),
+            permits,
+        )));
     }
     tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
     let (start, before) = (Instant::now(), echoed.load(Ordering::Relaxed));
