@@ -74,8 +74,6 @@ pub struct Connection {
     read_buf: BytesMut,
     decoder: FrameDecoder,
     incoming: Option<Incoming>,
-    /// Whether the UTF-8 validator has seen the frame in progress.
-    frame_validated: bool,
     events: VecDeque<Result<Event, ProtocolError>>,
     out_queue: VecDeque<Bytes>,
     out_tail: BytesMut,
@@ -99,10 +97,82 @@ struct Incoming {
     kind: MessageKind,
     /// RSV1 was set on the first frame: the payload is DEFLATE data (RFC 7692).
     compressed: bool,
+    /// Binary fragments, or inflated bytes not yet validated.
     data: BytesMut,
+    /// The text of a text message, copied out of the read buffer as it is validated: each
+    /// byte is checked once and the `String` becomes the message without a second check.
+    text: String,
     len: u64,
     fragments: usize,
     utf8: Utf8Validator,
+}
+
+impl Incoming {
+    /// Appends payload bytes still masked with `key` (from `offset` into the frame): text is
+    /// unmasked in the empty `scratch`, then validated and copied onto the `String`; binary is
+    /// copied onto `data` and unmasked there. Works in blocks that stay in the L1 cache between
+    /// the copy, the unmasking and the validation.
+    fn append_masked(
+        &mut self,
+        masked: &[u8],
+        key: Option<[u8; 4]>,
+        offset: usize,
+        scratch: &mut BytesMut,
+    ) -> Result<(), ProtocolError> {
+        const BLOCK: usize = 8 << 10;
+        let mut offset = offset;
+        match self.kind {
+            MessageKind::Text => {
+                for block in masked.chunks(BLOCK) {
+                    scratch.extend_from_slice(block);
+                    if let Some(key) = key {
+                        apply_mask(scratch, key, offset);
+                    }
+                    offset = offset.wrapping_add(block.len());
+                    let text = &mut self.text;
+                    let fed = self.utf8.feed_with(scratch, |piece| text.push_str(piece));
+                    scratch.clear();
+                    fed.map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+            }
+            MessageKind::Binary => {
+                for block in masked.chunks(BLOCK) {
+                    let start = self.data.len();
+                    self.data.extend_from_slice(block);
+                    if let Some(key) = key {
+                        apply_mask(&mut self.data[start..], key, offset);
+                    }
+                    offset = offset.wrapping_add(block.len());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes room for a frame's text up front, so the copy out of the read buffer never
+    /// reallocates. The length was checked against the frame and message limits.
+    fn reserve_text(&mut self, header: &FrameHeader, streaming: bool) {
+        if self.kind == MessageKind::Text
+            && !self.compressed
+            && !streaming
+            && !is_short_text(header)
+        {
+            self.text.reserve(header.payload_len as usize);
+        }
+    }
+}
+
+/// Binary frames at least this long that arrive in pieces are assembled on the message rather
+/// than in the read buffer, with room for the whole frame reserved from its (checked) header.
+const LARGE_FRAME: u64 = 16 << 10;
+
+/// Text frames shorter than this are validated by `std` in place when they arrive whole: below
+/// 64 bytes `simdutf8` falls back to `std` anyway, and sharing the read buffer saves the copy.
+const SHORT_TEXT: u64 = 64;
+
+/// A whole text message in one frame, too short for SIMD validation to pay.
+fn is_short_text(header: &FrameHeader) -> bool {
+    header.fin && header.opcode == OpCode::Text && header.payload_len < SHORT_TEXT
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +230,6 @@ impl Connection {
             read_buf: BytesMut::new(),
             decoder: FrameDecoder::new(role, limits),
             incoming: None,
-            frame_validated: false,
             events: VecDeque::new(),
             out_queue: VecDeque::new(),
             out_tail: BytesMut::new(),
@@ -215,8 +284,78 @@ impl Connection {
             return;
         }
         self.timers.traffic_seen = true;
-        self.read_buf.extend_from_slice(data);
+        let rest = match self.receive_direct(data) {
+            Ok(rest) => rest,
+            Err(error) => return self.fail(error),
+        };
+        // Even with nothing left, a header taken from `data` may start a frame that is already
+        // complete (an empty ping) or in the read buffer's hands.
+        self.read_buf.extend_from_slice(rest);
         self.process();
+    }
+
+    /// While nothing is buffered, decodes frames straight from `data` as long as their payload
+    /// goes onto the message anyway (text, large binary): text is then copied once, not
+    /// through the read buffer too. Returns the bytes left for the read buffer.
+    fn receive_direct<'a>(&mut self, mut data: &'a [u8]) -> Result<&'a [u8], ProtocolError> {
+        while self.read_buf.is_empty() && !data.is_empty() {
+            if let Some((header, len)) = self.decoder.decode_header_from(data)? {
+                data = &data[len..];
+                self.start_frame(&header)?;
+            }
+            if let Some(taken) = self.receive_payload(data)? {
+                data = &data[taken..];
+                continue;
+            }
+            // A whole short text frame goes through the read buffer, whose bytes it shares;
+            // that leaves the buffer empty again. Anything else stays buffered from here on.
+            let Some((&header, remaining)) = self.decoder.payload_remaining() else {
+                break;
+            };
+            if !is_short_text(&header) || remaining > data.len() as u64 {
+                break;
+            }
+            let (payload, rest) = data.split_at(remaining as usize);
+            if self.read_buf.capacity() < payload.len() {
+                // Room for the rest of `data` at once: the messages already handed out share
+                // the buffer, so every regrowth would be a new allocation.
+                self.read_buf.reserve(data.len());
+            }
+            self.read_buf.extend_from_slice(payload);
+            data = rest;
+            self.step()?;
+        }
+        Ok(data)
+    }
+
+    /// Copies the next payload bytes of a text or large binary frame in progress from `data`
+    /// straight onto the message, unmasking them on the way, and returns how many it took;
+    /// `None` when the frame in progress (if any) goes through the read buffer. Only called
+    /// with nothing buffered, so the bytes are the frame's next ones: the read buffer never
+    /// holds, nor regrows for, a payload that arrives in pieces.
+    fn receive_payload(&mut self, data: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        let Some((&header, remaining)) = self.decoder.payload_remaining() else {
+            return Ok(None);
+        };
+        let Some(incoming) = self.incoming.as_mut() else {
+            return Ok(None);
+        };
+        let direct = match incoming.kind {
+            MessageKind::Text => !is_short_text(&header),
+            MessageKind::Binary => header.payload_len >= LARGE_FRAME,
+        };
+        if !direct || header.opcode.is_control() || incoming.compressed || self.config.streaming {
+            return Ok(None);
+        }
+        let taken = usize::try_from(remaining).map_or(data.len(), |n| n.min(data.len()));
+        let (offset, done) = self.decoder.take_direct(taken);
+        incoming.append_masked(&data[..taken], header.mask, offset, &mut self.read_buf)?;
+        if done && header.fin {
+            let mut incoming = self.incoming.take().expect("data frame has a message");
+            let payload = incoming.data.split().freeze();
+            self.deliver(incoming, payload)?;
+        }
+        Ok(Some(taken))
     }
 
     /// Reports that the transport reached end of file.
@@ -565,23 +704,32 @@ impl Connection {
             };
         }
         let incoming = self.incoming.as_mut().expect("data frame has a message");
-        let complete = available as u64 == header.payload_len;
-        let unfragmented = header.fin && header.opcode != OpCode::Continuation;
-        // One whole unfragmented text frame is validated once, when it becomes a `Utf8Bytes`;
-        // anything arriving in pieces is validated as it arrives, to fail fast.
-        if incoming.kind == MessageKind::Text
-            && !incoming.compressed
-            && (self.frame_validated || !complete || !unfragmented || self.config.streaming)
-        {
-            self.frame_validated = true;
+        if incoming.kind == MessageKind::Text && !incoming.compressed {
             let arrived = &self.read_buf[available - fresh..available];
-            incoming
-                .utf8
-                .feed(arrived)
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
+            if self.config.streaming {
+                incoming
+                    .utf8
+                    .feed(arrived)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            } else {
+                return self.take_text(&header, available, fresh);
+            }
         }
         if self.config.streaming {
             return self.take_chunk(available);
+        }
+        let (_, remaining) = self
+            .decoder
+            .payload_remaining()
+            .expect("a frame in progress");
+        if header.payload_len >= LARGE_FRAME && !incoming.compressed && remaining > available as u64
+        {
+            // The rest of a large frame will come straight from `receive`: move what arrived
+            // onto the message, which has room for the whole frame.
+            incoming.data.reserve(remaining as usize);
+            incoming.data.extend_from_slice(&self.read_buf[..available]);
+            self.decoder.skip_unmasked(&mut self.read_buf);
+            return Ok(false);
         }
         match self.decoder.take_frame(&mut self.read_buf) {
             Some((header, payload)) => self.end_data_frame(header.fin, payload).map(|()| true),
@@ -589,10 +737,48 @@ impl Connection {
         }
     }
 
+    /// Validates the text bytes that arrived and copies them onto the message, so the read
+    /// buffer keeps no text and every byte is checked exactly once (whole frames in one call).
+    fn take_text(
+        &mut self,
+        header: &FrameHeader,
+        available: usize,
+        fresh: usize,
+    ) -> Result<bool, ProtocolError> {
+        if is_short_text(header) && available as u64 == header.payload_len {
+            // Short enough that SIMD validation would not pay for a copy: the payload is
+            // shared with the read buffer and checked once by `std`.
+            let (_, payload) = self.decoder.take_frame(&mut self.read_buf).expect("whole");
+            self.incoming = None;
+            let text = Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+            self.events
+                .push_back(Ok(Event::Message(Message::Text(text))));
+            return Ok(true);
+        }
+        let incoming = self.incoming.as_mut().expect("data frame has a message");
+        let text = &mut incoming.text;
+        incoming
+            .utf8
+            .feed_with(&self.read_buf[available - fresh..available], |piece| {
+                text.push_str(piece)
+            })
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+        let Some((header, done)) = self.decoder.skip_unmasked(&mut self.read_buf) else {
+            return Ok(false);
+        };
+        if !done {
+            return Ok(false);
+        }
+        if header.fin {
+            let incoming = self.incoming.take().expect("data frame has a message");
+            self.deliver(incoming, Bytes::new())?;
+        }
+        Ok(true)
+    }
+
     /// Checks a new frame's place in the message sequence and its size against the limits,
     /// before any of its payload is buffered.
     fn start_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
-        self.frame_validated = false;
         let kind = match header.opcode {
             OpCode::Close | OpCode::Ping | OpCode::Pong => return Ok(()),
             OpCode::Continuation if header.rsv1 => return Err(ProtocolError::ReservedBits),
@@ -608,7 +794,9 @@ impl Connection {
                     });
                 }
                 incoming.len += header.payload_len;
-                return check_message_size(incoming.len, self.config.max_message_size);
+                check_message_size(incoming.len, self.config.max_message_size)?;
+                incoming.reserve_text(header, self.config.streaming);
+                return Ok(());
             }
             OpCode::Text => MessageKind::Text,
             OpCode::Binary => MessageKind::Binary,
@@ -617,14 +805,16 @@ impl Connection {
             return Err(ProtocolError::ExpectedContinuation);
         }
         check_message_size(header.payload_len, self.config.max_message_size)?;
-        self.incoming = Some(Incoming {
+        let incoming = self.incoming.insert(Incoming {
             kind,
             compressed: header.rsv1,
             data: BytesMut::new(),
+            text: String::new(),
             len: header.payload_len,
             fragments: 1,
             utf8: Utf8Validator::default(),
         });
+        incoming.reserve_text(header, self.config.streaming);
         Ok(())
     }
 
@@ -681,10 +871,12 @@ impl Connection {
                 .inflate(&payload, fin, &mut incoming.data, limit)?;
             if incoming.kind == MessageKind::Text {
                 // Validated as it inflates, so a bad message fails before the rest arrives.
+                let text = &mut incoming.text;
                 incoming
                     .utf8
-                    .feed(&incoming.data[start..])
+                    .feed_with(&incoming.data[start..], |piece| text.push_str(piece))
                     .map_err(|_| ProtocolError::InvalidUtf8)?;
+                incoming.data.clear();
             }
             if !fin {
                 return Ok(());
@@ -716,7 +908,7 @@ impl Connection {
                     .utf8
                     .finish()
                     .map_err(|_| ProtocolError::InvalidUtf8)?;
-                Message::Text(Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?)
+                Message::Text(Utf8Bytes::from(std::mem::take(&mut incoming.text)))
             }
         };
         self.events.push_back(Ok(Event::Message(message)));

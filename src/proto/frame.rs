@@ -234,16 +234,31 @@ impl FrameDecoder {
         if self.current.is_some() {
             return Ok(None);
         }
-        let Some((header, header_len)) = parse_header(buf, self.role, self.limits)? else {
+        let Some((header, header_len)) = self.decode_header_from(buf)? else {
             return Ok(None);
         };
         buf.advance(header_len);
+        Ok(Some(header))
+    }
+
+    /// Parses a header at the front of `data` when none is in progress; returns it and its
+    /// length, which the caller consumes. The payload then follows `data[len..]`.
+    pub(crate) fn decode_header_from(
+        &mut self,
+        data: &[u8],
+    ) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
+        if self.current.is_some() {
+            return Ok(None);
+        }
+        let Some((header, header_len)) = parse_header(data, self.role, self.limits)? else {
+            return Ok(None);
+        };
         self.current = Some(InProgress {
             header,
             taken: 0,
             unmasked: 0,
         });
-        Ok(Some(header))
+        Ok(Some((header, header_len)))
     }
 
     /// The header of the frame in progress, if any.
@@ -268,6 +283,28 @@ impl FrameDecoder {
         (available, fresh)
     }
 
+    /// The header of the data or control frame in progress and how many of its payload bytes
+    /// have not been taken yet (some may be in the buffer).
+    pub(crate) fn payload_remaining(&self) -> Option<(&FrameHeader, u64)> {
+        let current = self.current.as_ref()?;
+        Some((&current.header, current.remaining()))
+    }
+
+    /// Counts `n` payload bytes of the frame in progress as taken straight from the transport,
+    /// bypassing the buffer (which must hold none of the frame), and returns the masking offset
+    /// of the first of them and whether they end the frame.
+    pub(crate) fn take_direct(&mut self, n: usize) -> (usize, bool) {
+        let current = self.current.as_mut().expect("a frame in progress");
+        debug_assert_eq!(current.unmasked, 0, "bytes of the frame are buffered");
+        let offset = current.taken as usize;
+        current.taken += n as u64;
+        let done = current.remaining() == 0;
+        if done {
+            self.current = None;
+        }
+        (offset, done)
+    }
+
     /// Takes the whole payload of the frame in progress once all of it is unmasked.
     pub(crate) fn take_frame(&mut self, buf: &mut BytesMut) -> Option<(FrameHeader, Bytes)> {
         let current = self.current?;
@@ -284,8 +321,22 @@ impl FrameDecoder {
         &mut self,
         buf: &mut BytesMut,
     ) -> Option<(FrameHeader, Bytes, bool)> {
-        let current = self.current.as_mut()?;
-        let chunk = buf.split_to(current.unmasked).freeze();
+        let unmasked = self.current?.unmasked;
+        let chunk = buf.split_to(unmasked).freeze();
+        let (header, done) = self.consume_unmasked();
+        Some((header, chunk, done))
+    }
+
+    /// Drops the unmasked payload bytes at the front of `buf` (the caller copied them out),
+    /// and returns the header and whether they ended the frame.
+    pub(crate) fn skip_unmasked(&mut self, buf: &mut BytesMut) -> Option<(FrameHeader, bool)> {
+        buf.advance(self.current?.unmasked);
+        Some(self.consume_unmasked())
+    }
+
+    /// Counts the unmasked bytes of the frame in progress as taken out of the buffer.
+    fn consume_unmasked(&mut self) -> (FrameHeader, bool) {
+        let current = self.current.as_mut().expect("a frame in progress");
         current.taken += current.unmasked as u64;
         current.unmasked = 0;
         let header = current.header;
@@ -293,7 +344,7 @@ impl FrameDecoder {
         if done {
             self.current = None;
         }
-        Some((header, chunk, done))
+        (header, done)
     }
 }
 
