@@ -299,54 +299,60 @@ impl Connection {
     /// through the read buffer too. Returns the bytes left for the read buffer.
     fn receive_direct<'a>(&mut self, mut data: &'a [u8]) -> Result<&'a [u8], ProtocolError> {
         while self.read_buf.is_empty() && !data.is_empty() {
-            if let Some((header, len)) = self.decoder.decode_header_from(data)? {
+            if self.decoder.current_header().is_none() {
+                // Any other frame is left, header and all, to the read buffer, where short
+                // payloads are shared rather than copied.
+                let Some((header, len)) = self.decoder.peek_header(data)? else {
+                    break;
+                };
+                if !self.goes_direct(&header) {
+                    break;
+                }
+                self.decoder.begin_frame(header);
                 data = &data[len..];
                 self.start_frame(&header)?;
             }
-            if let Some(taken) = self.receive_payload(data)? {
-                data = &data[taken..];
-                continue;
+            match self.receive_payload(data)? {
+                Some(taken) => data = &data[taken..],
+                None => break,
             }
-            // A whole short text frame goes through the read buffer, whose bytes it shares;
-            // that leaves the buffer empty again. Anything else stays buffered from here on.
-            let Some((&header, remaining)) = self.decoder.payload_remaining() else {
-                break;
-            };
-            if !is_short_text(&header) || remaining > data.len() as u64 {
-                break;
-            }
-            let (payload, rest) = data.split_at(remaining as usize);
-            if self.read_buf.capacity() < payload.len() {
-                // Room for the rest of `data` at once: the messages already handed out share
-                // the buffer, so every regrowth would be a new allocation.
-                self.read_buf.reserve(data.len());
-            }
-            self.read_buf.extend_from_slice(payload);
-            data = rest;
-            self.step()?;
         }
         Ok(data)
     }
 
-    /// Copies the next payload bytes of a text or large binary frame in progress from `data`
-    /// straight onto the message, unmasking them on the way, and returns how many it took;
-    /// `None` when the frame in progress (if any) goes through the read buffer. Only called
-    /// with nothing buffered, so the bytes are the frame's next ones: the read buffer never
-    /// holds, nor regrows for, a payload that arrives in pieces.
+    /// Whether a data frame's payload is copied straight from `receive` onto its message: text
+    /// (but short whole messages) and large binary, neither compressed nor streamed.
+    fn goes_direct(&self, header: &FrameHeader) -> bool {
+        if self.config.streaming {
+            return false;
+        }
+        let (kind, compressed) = match (header.opcode, &self.incoming) {
+            (OpCode::Close | OpCode::Ping | OpCode::Pong, _) => return false,
+            (OpCode::Continuation, Some(incoming)) => (incoming.kind, incoming.compressed),
+            (OpCode::Continuation, None) => return false,
+            (OpCode::Text, _) => (MessageKind::Text, header.rsv1),
+            (OpCode::Binary, _) => (MessageKind::Binary, header.rsv1),
+        };
+        !compressed
+            && match kind {
+                MessageKind::Text => !is_short_text(header),
+                MessageKind::Binary => header.payload_len >= LARGE_FRAME,
+            }
+    }
+
+    /// Copies the next payload bytes of a frame in progress that goes direct from `data` onto
+    /// its message, unmasking them on the way, and returns how many it took; `None` when the
+    /// frame in progress (if any) goes through the read buffer. Only called with nothing
+    /// buffered, so the bytes are the frame's next ones: the read buffer never holds, nor
+    /// regrows for, a payload that arrives in pieces.
     fn receive_payload(&mut self, data: &[u8]) -> Result<Option<usize>, ProtocolError> {
         let Some((&header, remaining)) = self.decoder.payload_remaining() else {
             return Ok(None);
         };
-        let Some(incoming) = self.incoming.as_mut() else {
-            return Ok(None);
-        };
-        let direct = match incoming.kind {
-            MessageKind::Text => !is_short_text(&header),
-            MessageKind::Binary => header.payload_len >= LARGE_FRAME,
-        };
-        if !direct || header.opcode.is_control() || incoming.compressed || self.config.streaming {
+        if !self.goes_direct(&header) {
             return Ok(None);
         }
+        let incoming = self.incoming.as_mut().expect("data frame has a message");
         let taken = usize::try_from(remaining).map_or(data.len(), |n| n.min(data.len()));
         let (offset, done) = self.decoder.take_direct(taken);
         incoming.append_masked(&data[..taken], header.mask, offset, &mut self.read_buf)?;
@@ -691,6 +697,9 @@ impl Connection {
     /// needed.
     fn step(&mut self) -> Result<bool, ProtocolError> {
         if let Some(header) = self.decoder.decode_header(&mut self.read_buf)? {
+            if self.take_whole_message(&header)? {
+                return Ok(true);
+            }
             self.start_frame(&header)?;
         }
         let Some(&header) = self.decoder.current_header() else {
@@ -773,6 +782,35 @@ impl Connection {
             let incoming = self.incoming.take().expect("data frame has a message");
             self.deliver(incoming, Bytes::new())?;
         }
+        Ok(true)
+    }
+
+    /// The common case without the message state machine: a whole unfragmented, uncompressed
+    /// data message, all in the read buffer. Returns false, having done nothing, otherwise.
+    fn take_whole_message(&mut self, header: &FrameHeader) -> Result<bool, ProtocolError> {
+        let whole = header.fin
+            && !header.rsv1
+            && matches!(header.opcode, OpCode::Text | OpCode::Binary)
+            && self.incoming.is_none()
+            && !self.config.streaming;
+        if !whole {
+            return Ok(false);
+        }
+        check_message_size(header.payload_len, self.config.max_message_size)?;
+        let Some(payload) = self.decoder.take_whole(&mut self.read_buf) else {
+            return Ok(false);
+        };
+        let message = if header.opcode == OpCode::Binary {
+            Message::Binary(payload)
+        } else if is_short_text(header) {
+            Message::Text(Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?)
+        } else {
+            // Checked once with SIMD; the copy is what lets the `String` skip `std`'s check.
+            let text =
+                simdutf8::basic::from_utf8(&payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+            Message::Text(Utf8Bytes::from(text))
+        };
+        self.events.push_back(Ok(Event::Message(message)));
         Ok(true)
     }
 

@@ -234,31 +234,32 @@ impl FrameDecoder {
         if self.current.is_some() {
             return Ok(None);
         }
-        let Some((header, header_len)) = self.decode_header_from(buf)? else {
+        let Some((header, header_len)) = self.peek_header(buf)? else {
             return Ok(None);
         };
         buf.advance(header_len);
+        self.begin_frame(header);
         Ok(Some(header))
     }
 
-    /// Parses a header at the front of `data` when none is in progress; returns it and its
-    /// length, which the caller consumes. The payload then follows `data[len..]`.
-    pub(crate) fn decode_header_from(
-        &mut self,
+    /// Parses and checks the header at the front of `data` without consuming anything; returns
+    /// it and its length, or `Ok(None)` until it is complete. Call between frames only.
+    pub(crate) fn peek_header(
+        &self,
         data: &[u8],
     ) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
-        if self.current.is_some() {
-            return Ok(None);
-        }
-        let Some((header, header_len)) = parse_header(data, self.role, self.limits)? else {
-            return Ok(None);
-        };
+        debug_assert!(self.current.is_none(), "a frame is in progress");
+        parse_header(data, self.role, self.limits)
+    }
+
+    /// Starts the frame of a header from [`peek_header`](Self::peek_header) whose bytes the
+    /// caller consumed: its payload comes next.
+    pub(crate) fn begin_frame(&mut self, header: FrameHeader) {
         self.current = Some(InProgress {
             header,
             taken: 0,
             unmasked: 0,
         });
-        Ok(Some((header, header_len)))
     }
 
     /// The header of the frame in progress, if any.
@@ -303,6 +304,22 @@ impl FrameDecoder {
             self.current = None;
         }
         (offset, done)
+    }
+
+    /// Takes the whole payload of a frame whose header was just decoded, unmasked, if all of it
+    /// is in `buf`.
+    pub(crate) fn take_whole(&mut self, buf: &mut BytesMut) -> Option<Bytes> {
+        let current = self.current?;
+        let len = usize::try_from(current.header.payload_len).ok()?;
+        if current.taken != 0 || current.unmasked != 0 || buf.len() < len {
+            return None;
+        }
+        self.current = None;
+        let mut payload = buf.split_to(len);
+        if let Some(key) = current.header.mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        Some(payload.freeze())
     }
 
     /// Takes the whole payload of the frame in progress once all of it is unmasked.
