@@ -164,7 +164,7 @@ impl Incoming {
 
 /// Binary frames at least this long that arrive in pieces are assembled on the message rather
 /// than in the read buffer, with room for the whole frame reserved from its (checked) header.
-const LARGE_FRAME: u64 = 16 << 10;
+const LARGE_FRAME: u64 = 64 << 10;
 
 /// Text frames shorter than this are validated by `std` in place when they arrive whole: below
 /// 64 bytes `simdutf8` falls back to `std` anyway, and sharing the read buffer saves the copy.
@@ -203,6 +203,9 @@ struct Timers {
 /// Server payloads at least this long are queued as their own chunk instead of being copied,
 /// so a driver writing vectored sends them straight from the caller's buffer.
 const COPY_THRESHOLD: usize = 1024;
+
+/// The least the outbound buffer grows by when it is full.
+const OUT_TAIL_BLOCK: usize = 4096;
 
 /// Pongs kept owed when pings pile up faster than they are answered; older ones are dropped
 /// (answering the latest ping is enough, §5.5.3).
@@ -402,7 +405,9 @@ impl Connection {
     /// Call after every `receive`, `receive_eof`, `send`, `close` and `handle_timeout`; control
     /// replies (pongs, the close echo) are queued here even when the application sent nothing.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.flush_pong();
+        if !self.pending_pongs.is_empty() {
+            self.flush_pong();
+        }
         let data = match self.out_queue.pop_front() {
             Some(data) => data,
             None if !self.out_tail.is_empty() => self.out_tail.split().freeze(),
@@ -630,9 +635,17 @@ impl Connection {
             mask,
             payload_len: payload.len() as u64,
         };
-        let before = self.out_tail.len();
-        header.encode(&mut self.out_tail);
-        self.buffered += self.out_tail.len() - before + payload.len();
+        let (head, head_len) = header.to_bytes();
+        let copied = mask.is_some() || payload.len() < COPY_THRESHOLD;
+        let needed = head_len + if copied { payload.len() } else { 0 };
+        if self.out_tail.capacity() - self.out_tail.len() < needed {
+            // Room for many small frames at once: the chunks handed out share this buffer, so
+            // growing it for every frame would go through `reserve` (and maybe allocate) each
+            // time.
+            self.out_tail.reserve(needed.max(OUT_TAIL_BLOCK));
+        }
+        self.out_tail.extend_from_slice(&head[..head_len]);
+        self.buffered += head_len + payload.len();
         match mask {
             Some(key) => {
                 let start = self.out_tail.len();
@@ -647,6 +660,8 @@ impl Connection {
         }
     }
 
+    // Out of line: pongs are rare, and inlined they would make every `poll_transmit` heavier.
+    #[inline(never)]
     fn flush_pong(&mut self) {
         while let Some(payload) = self.pending_pongs.pop_front() {
             self.queue_frame(true, OpCode::Pong, payload);

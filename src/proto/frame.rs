@@ -1,6 +1,6 @@
 //! Frame decoding and encoding (RFC 6455 §5.2).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::Role;
 use super::error::ProtocolError;
@@ -125,24 +125,37 @@ impl FrameHeader {
 
     /// Appends the header in its minimal length encoding.
     pub fn encode(&self, dst: &mut BytesMut) {
-        let first = (self.fin as u8) << 7 | (self.rsv1 as u8) << 6 | self.opcode.as_u8();
+        let (bytes, len) = self.to_bytes();
+        dst.extend_from_slice(&bytes[..len]);
+    }
+
+    /// The header in its minimal length encoding: the first `len` bytes of the array. Built on
+    /// the stack so that queueing a frame appends it in one copy.
+    pub(crate) fn to_bytes(self) -> ([u8; Self::MAX_LEN], usize) {
+        let mut bytes = [0u8; Self::MAX_LEN];
+        bytes[0] = (self.fin as u8) << 7 | (self.rsv1 as u8) << 6 | self.opcode.as_u8();
         let mask_bit = if self.mask.is_some() { 0b1000_0000 } else { 0 };
-        dst.reserve(Self::MAX_LEN);
-        dst.put_u8(first);
-        match self.payload_len {
-            len @ 0..=125 => dst.put_u8(mask_bit | len as u8),
-            len @ 126..=0xFFFF => {
-                dst.put_u8(mask_bit | 126);
-                dst.put_u16(len as u16);
+        let mut len = match self.payload_len {
+            short @ 0..=125 => {
+                bytes[1] = mask_bit | short as u8;
+                2
             }
-            len => {
-                dst.put_u8(mask_bit | 127);
-                dst.put_u64(len);
+            medium @ 126..=0xFFFF => {
+                bytes[1] = mask_bit | 126;
+                bytes[2..4].copy_from_slice(&(medium as u16).to_be_bytes());
+                4
             }
-        }
+            long => {
+                bytes[1] = mask_bit | 127;
+                bytes[2..10].copy_from_slice(&long.to_be_bytes());
+                10
+            }
+        };
         if let Some(key) = self.mask {
-            dst.put_slice(&key);
+            bytes[len..len + 4].copy_from_slice(&key);
+            len += 4;
         }
+        (bytes, len)
     }
 }
 
