@@ -80,6 +80,7 @@ impl Compression {
 
     /// Compresses a whole message when compression is on and the message is long enough to
     /// gain from it; `None` means send it as it is.
+    #[inline]
     pub(crate) fn compress(&mut self, payload: &[u8]) -> Option<Bytes> {
         #[cfg(feature = "deflate")]
         if let Some(deflate) = &mut self.deflate {

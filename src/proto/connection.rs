@@ -75,8 +75,6 @@ pub struct Connection {
     read_buf: BytesMut,
     decoder: FrameDecoder,
     incoming: Option<Incoming>,
-    /// Whether the UTF-8 validator has seen the frame in progress.
-    frame_validated: bool,
     events: VecDeque<Result<Event, ProtocolError>>,
     out_queue: VecDeque<Bytes>,
     out_tail: BytesMut,
@@ -100,10 +98,82 @@ struct Incoming {
     kind: MessageKind,
     /// RSV1 was set on the first frame: the payload is DEFLATE data (RFC 7692).
     compressed: bool,
+    /// Binary fragments, or inflated bytes not yet validated.
     data: BytesMut,
+    /// The text of a text message, copied out of the read buffer as it is validated: each
+    /// byte is checked once and the `String` becomes the message without a second check.
+    text: String,
     len: u64,
     fragments: usize,
     utf8: Utf8Validator,
+}
+
+impl Incoming {
+    /// Appends payload bytes still masked with `key` (from `offset` into the frame): text is
+    /// unmasked in the empty `scratch`, then validated and copied onto the `String`; binary is
+    /// copied onto `data` and unmasked there. Works in blocks that stay in the L1 cache between
+    /// the copy, the unmasking and the validation.
+    fn append_masked(
+        &mut self,
+        masked: &[u8],
+        key: Option<[u8; 4]>,
+        offset: usize,
+        scratch: &mut BytesMut,
+    ) -> Result<(), ProtocolError> {
+        const BLOCK: usize = 8 << 10;
+        let mut offset = offset;
+        match self.kind {
+            MessageKind::Text => {
+                for block in masked.chunks(BLOCK) {
+                    scratch.extend_from_slice(block);
+                    if let Some(key) = key {
+                        apply_mask(scratch, key, offset);
+                    }
+                    offset = offset.wrapping_add(block.len());
+                    let text = &mut self.text;
+                    let fed = self.utf8.feed_with(scratch, |piece| text.push_str(piece));
+                    scratch.clear();
+                    fed.map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+            }
+            MessageKind::Binary => {
+                for block in masked.chunks(BLOCK) {
+                    let start = self.data.len();
+                    self.data.extend_from_slice(block);
+                    if let Some(key) = key {
+                        apply_mask(&mut self.data[start..], key, offset);
+                    }
+                    offset = offset.wrapping_add(block.len());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes room for a frame's text up front, so the copy out of the read buffer never
+    /// reallocates. The length was checked against the frame and message limits.
+    fn reserve_text(&mut self, header: &FrameHeader, streaming: bool) {
+        if self.kind == MessageKind::Text
+            && !self.compressed
+            && !streaming
+            && !is_short_text(header)
+        {
+            self.text.reserve(header.payload_len as usize);
+        }
+    }
+}
+
+/// Binary frames at least this long that arrive in pieces are assembled on the message rather
+/// than in the read buffer, with room for the whole frame reserved from its (checked) header.
+const LARGE_FRAME: u64 = 64 << 10;
+
+/// Text frames shorter than this are validated by `std` in place when they arrive whole: below
+/// 64 bytes `simdutf8` falls back to `std` anyway, and sharing the read buffer saves the copy.
+const SHORT_TEXT: u64 = 64;
+
+/// A whole text message in one frame, too short for SIMD validation to pay.
+fn is_short_text(header: &FrameHeader) -> bool {
+    header.fin && header.opcode == OpCode::Text && header.payload_len < SHORT_TEXT
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +205,9 @@ struct Timers {
 /// so a driver writing vectored sends them straight from the caller's buffer.
 const COPY_THRESHOLD: usize = 1024;
 
+/// The least the outbound buffer grows by when it is full.
+const OUT_TAIL_BLOCK: usize = 4096;
+
 /// Pongs kept owed when pings pile up faster than they are answered; older ones are dropped
 /// (answering the latest ping is enough, §5.5.3).
 const MAX_PENDING_PONGS: usize = 16;
@@ -161,7 +234,6 @@ impl Connection {
             read_buf: BytesMut::new(),
             decoder: FrameDecoder::new(role, limits),
             incoming: None,
-            frame_validated: false,
             events: VecDeque::new(),
             out_queue: VecDeque::new(),
             out_tail: BytesMut::new(),
@@ -216,8 +288,84 @@ impl Connection {
             return;
         }
         self.timers.traffic_seen = true;
-        self.read_buf.extend_from_slice(data);
+        let rest = match self.receive_direct(data) {
+            Ok(rest) => rest,
+            Err(error) => return self.fail(error),
+        };
+        // Even with nothing left, a header taken from `data` may start a frame that is already
+        // complete (an empty ping) or in the read buffer's hands.
+        self.read_buf.extend_from_slice(rest);
         self.process();
+    }
+
+    /// While nothing is buffered, decodes frames straight from `data` as long as their payload
+    /// goes onto the message anyway (text, large binary): text is then copied once, not
+    /// through the read buffer too. Returns the bytes left for the read buffer.
+    fn receive_direct<'a>(&mut self, mut data: &'a [u8]) -> Result<&'a [u8], ProtocolError> {
+        while self.read_buf.is_empty() && !data.is_empty() {
+            if self.decoder.current_header().is_none() {
+                // Any other frame is left, header and all, to the read buffer, where short
+                // payloads are shared rather than copied.
+                let Some((header, len)) = self.decoder.peek_header(data)? else {
+                    break;
+                };
+                if !self.goes_direct(&header) {
+                    break;
+                }
+                self.decoder.begin_frame(header);
+                data = &data[len..];
+                self.start_frame(&header)?;
+            }
+            match self.receive_payload(data)? {
+                Some(taken) => data = &data[taken..],
+                None => break,
+            }
+        }
+        Ok(data)
+    }
+
+    /// Whether a data frame's payload is copied straight from `receive` onto its message: text
+    /// (but short whole messages) and large binary, neither compressed nor streamed.
+    fn goes_direct(&self, header: &FrameHeader) -> bool {
+        if self.config.streaming {
+            return false;
+        }
+        let (kind, compressed) = match (header.opcode, &self.incoming) {
+            (OpCode::Close | OpCode::Ping | OpCode::Pong, _) => return false,
+            (OpCode::Continuation, Some(incoming)) => (incoming.kind, incoming.compressed),
+            (OpCode::Continuation, None) => return false,
+            (OpCode::Text, _) => (MessageKind::Text, header.rsv1),
+            (OpCode::Binary, _) => (MessageKind::Binary, header.rsv1),
+        };
+        !compressed
+            && match kind {
+                MessageKind::Text => !is_short_text(header),
+                MessageKind::Binary => header.payload_len >= LARGE_FRAME,
+            }
+    }
+
+    /// Copies the next payload bytes of a frame in progress that goes direct from `data` onto
+    /// its message, unmasking them on the way, and returns how many it took; `None` when the
+    /// frame in progress (if any) goes through the read buffer. Only called with nothing
+    /// buffered, so the bytes are the frame's next ones: the read buffer never holds, nor
+    /// regrows for, a payload that arrives in pieces.
+    fn receive_payload(&mut self, data: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        let Some((&header, remaining)) = self.decoder.payload_remaining() else {
+            return Ok(None);
+        };
+        if !self.goes_direct(&header) {
+            return Ok(None);
+        }
+        let incoming = self.incoming.as_mut().expect("data frame has a message");
+        let taken = usize::try_from(remaining).map_or(data.len(), |n| n.min(data.len()));
+        let (offset, done) = self.decoder.take_direct(taken);
+        incoming.append_masked(&data[..taken], header.mask, offset, &mut self.read_buf)?;
+        if done && header.fin {
+            let mut incoming = self.incoming.take().expect("data frame has a message");
+            let payload = incoming.data.split().freeze();
+            self.deliver(incoming, payload)?;
+        }
+        Ok(Some(taken))
     }
 
     /// Reports that the transport reached end of file.
@@ -264,7 +412,9 @@ impl Connection {
     /// Call after every `receive`, `receive_eof`, `send`, `close` and `handle_timeout`; control
     /// replies (pongs, the close echo) are queued here even when the application sent nothing.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.flush_pong();
+        if !self.pending_pongs.is_empty() {
+            self.flush_pong();
+        }
         let data = match self.out_queue.pop_front() {
             Some(data) => data,
             None if !self.out_tail.is_empty() => self.out_tail.split().freeze(),
@@ -509,9 +659,17 @@ impl Connection {
             mask,
             payload_len: payload.len() as u64,
         };
-        let before = self.out_tail.len();
-        header.encode(&mut self.out_tail);
-        self.buffered += self.out_tail.len() - before + payload.len();
+        let (head, head_len) = header.to_bytes();
+        let copied = mask.is_some() || payload.len() < COPY_THRESHOLD;
+        let needed = head_len + if copied { payload.len() } else { 0 };
+        if self.out_tail.capacity() - self.out_tail.len() < needed {
+            // Room for many small frames at once: the chunks handed out share this buffer, so
+            // growing it for every frame would go through `reserve` (and maybe allocate) each
+            // time.
+            self.out_tail.reserve(needed.max(OUT_TAIL_BLOCK));
+        }
+        self.out_tail.extend_from_slice(&head[..head_len]);
+        self.buffered += head_len + payload.len();
         match mask {
             Some(key) => {
                 let start = self.out_tail.len();
@@ -526,6 +684,8 @@ impl Connection {
         }
     }
 
+    // Out of line: pongs are rare, and inlined they would make every `poll_transmit` heavier.
+    #[inline(never)]
     fn flush_pong(&mut self) {
         while let Some(payload) = self.pending_pongs.pop_front() {
             self.queue_frame(true, OpCode::Pong, payload);
@@ -576,6 +736,9 @@ impl Connection {
     /// needed.
     fn step(&mut self) -> Result<bool, ProtocolError> {
         if let Some(header) = self.decoder.decode_header(&mut self.read_buf)? {
+            if self.take_whole_message(&header)? {
+                return Ok(true);
+            }
             self.start_frame(&header)?;
         }
         let Some(&header) = self.decoder.current_header() else {
@@ -589,23 +752,32 @@ impl Connection {
             };
         }
         let incoming = self.incoming.as_mut().expect("data frame has a message");
-        let complete = available as u64 == header.payload_len;
-        let unfragmented = header.fin && header.opcode != OpCode::Continuation;
-        // One whole unfragmented text frame is validated once, when it becomes a `Utf8Bytes`;
-        // anything arriving in pieces is validated as it arrives, to fail fast.
-        if incoming.kind == MessageKind::Text
-            && !incoming.compressed
-            && (self.frame_validated || !complete || !unfragmented || self.config.streaming)
-        {
-            self.frame_validated = true;
+        if incoming.kind == MessageKind::Text && !incoming.compressed {
             let arrived = &self.read_buf[available - fresh..available];
-            incoming
-                .utf8
-                .feed(arrived)
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
+            if self.config.streaming {
+                incoming
+                    .utf8
+                    .feed(arrived)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            } else {
+                return self.take_text(&header, available, fresh);
+            }
         }
         if self.config.streaming {
             return self.take_chunk(available);
+        }
+        let (_, remaining) = self
+            .decoder
+            .payload_remaining()
+            .expect("a frame in progress");
+        if header.payload_len >= LARGE_FRAME && !incoming.compressed && remaining > available as u64
+        {
+            // The rest of a large frame will come straight from `receive`: move what arrived
+            // onto the message, which has room for the whole frame.
+            incoming.data.reserve(remaining as usize);
+            incoming.data.extend_from_slice(&self.read_buf[..available]);
+            self.decoder.skip_unmasked(&mut self.read_buf);
+            return Ok(false);
         }
         match self.decoder.take_frame(&mut self.read_buf) {
             Some((header, payload)) => self.end_data_frame(header.fin, payload).map(|()| true),
@@ -613,10 +785,77 @@ impl Connection {
         }
     }
 
+    /// Validates the text bytes that arrived and copies them onto the message, so the read
+    /// buffer keeps no text and every byte is checked exactly once (whole frames in one call).
+    fn take_text(
+        &mut self,
+        header: &FrameHeader,
+        available: usize,
+        fresh: usize,
+    ) -> Result<bool, ProtocolError> {
+        if is_short_text(header) && available as u64 == header.payload_len {
+            // Short enough that SIMD validation would not pay for a copy: the payload is
+            // shared with the read buffer and checked once by `std`.
+            let (_, payload) = self.decoder.take_frame(&mut self.read_buf).expect("whole");
+            self.incoming = None;
+            let text = Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+            self.events
+                .push_back(Ok(Event::Message(Message::Text(text))));
+            return Ok(true);
+        }
+        let incoming = self.incoming.as_mut().expect("data frame has a message");
+        let text = &mut incoming.text;
+        incoming
+            .utf8
+            .feed_with(&self.read_buf[available - fresh..available], |piece| {
+                text.push_str(piece)
+            })
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+        let Some((header, done)) = self.decoder.skip_unmasked(&mut self.read_buf) else {
+            return Ok(false);
+        };
+        if !done {
+            return Ok(false);
+        }
+        if header.fin {
+            let incoming = self.incoming.take().expect("data frame has a message");
+            self.deliver(incoming, Bytes::new())?;
+        }
+        Ok(true)
+    }
+
+    /// The common case without the message state machine: a whole unfragmented, uncompressed
+    /// data message, all in the read buffer. Returns false, having done nothing, otherwise.
+    fn take_whole_message(&mut self, header: &FrameHeader) -> Result<bool, ProtocolError> {
+        let whole = header.fin
+            && !header.rsv1
+            && matches!(header.opcode, OpCode::Text | OpCode::Binary)
+            && self.incoming.is_none()
+            && !self.config.streaming;
+        if !whole {
+            return Ok(false);
+        }
+        check_message_size(header.payload_len, self.config.max_message_size)?;
+        let Some(payload) = self.decoder.take_whole(&mut self.read_buf) else {
+            return Ok(false);
+        };
+        let message = if header.opcode == OpCode::Binary {
+            Message::Binary(payload)
+        } else if is_short_text(header) {
+            Message::Text(Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?)
+        } else {
+            // Checked once with SIMD; the copy is what lets the `String` skip `std`'s check.
+            let text =
+                simdutf8::basic::from_utf8(&payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+            Message::Text(Utf8Bytes::from(text))
+        };
+        self.events.push_back(Ok(Event::Message(message)));
+        Ok(true)
+    }
+
     /// Checks a new frame's place in the message sequence and its size against the limits,
     /// before any of its payload is buffered.
     fn start_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
-        self.frame_validated = false;
         let kind = match header.opcode {
             OpCode::Close | OpCode::Ping | OpCode::Pong => return Ok(()),
             OpCode::Continuation if header.rsv1 => return Err(ProtocolError::ReservedBits),
@@ -632,7 +871,9 @@ impl Connection {
                     });
                 }
                 incoming.len += header.payload_len;
-                return check_message_size(incoming.len, self.config.max_message_size);
+                check_message_size(incoming.len, self.config.max_message_size)?;
+                incoming.reserve_text(header, self.config.streaming);
+                return Ok(());
             }
             OpCode::Text => MessageKind::Text,
             OpCode::Binary => MessageKind::Binary,
@@ -641,14 +882,16 @@ impl Connection {
             return Err(ProtocolError::ExpectedContinuation);
         }
         check_message_size(header.payload_len, self.config.max_message_size)?;
-        self.incoming = Some(Incoming {
+        let incoming = self.incoming.insert(Incoming {
             kind,
             compressed: header.rsv1,
             data: BytesMut::new(),
+            text: String::new(),
             len: header.payload_len,
             fragments: 1,
             utf8: Utf8Validator::default(),
         });
+        incoming.reserve_text(header, self.config.streaming);
         Ok(())
     }
 
@@ -705,10 +948,12 @@ impl Connection {
                 .inflate(&payload, fin, &mut incoming.data, limit)?;
             if incoming.kind == MessageKind::Text {
                 // Validated as it inflates, so a bad message fails before the rest arrives.
+                let text = &mut incoming.text;
                 incoming
                     .utf8
-                    .feed(&incoming.data[start..])
+                    .feed_with(&incoming.data[start..], |piece| text.push_str(piece))
                     .map_err(|_| ProtocolError::InvalidUtf8)?;
+                incoming.data.clear();
             }
             if !fin {
                 return Ok(());
@@ -740,7 +985,7 @@ impl Connection {
                     .utf8
                     .finish()
                     .map_err(|_| ProtocolError::InvalidUtf8)?;
-                Message::Text(Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?)
+                Message::Text(Utf8Bytes::from(std::mem::take(&mut incoming.text)))
             }
         };
         self.events.push_back(Ok(Event::Message(message)));

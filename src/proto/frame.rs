@@ -1,6 +1,6 @@
 //! Frame decoding and encoding (RFC 6455 §5.2).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::Role;
 use super::error::ProtocolError;
@@ -125,24 +125,37 @@ impl FrameHeader {
 
     /// Appends the header in its minimal length encoding.
     pub fn encode(&self, dst: &mut BytesMut) {
-        let first = (self.fin as u8) << 7 | (self.rsv1 as u8) << 6 | self.opcode.as_u8();
+        let (bytes, len) = self.to_bytes();
+        dst.extend_from_slice(&bytes[..len]);
+    }
+
+    /// The header in its minimal length encoding: the first `len` bytes of the array. Built on
+    /// the stack so that queueing a frame appends it in one copy.
+    pub(crate) fn to_bytes(self) -> ([u8; Self::MAX_LEN], usize) {
+        let mut bytes = [0u8; Self::MAX_LEN];
+        bytes[0] = (self.fin as u8) << 7 | (self.rsv1 as u8) << 6 | self.opcode.as_u8();
         let mask_bit = if self.mask.is_some() { 0b1000_0000 } else { 0 };
-        dst.reserve(Self::MAX_LEN);
-        dst.put_u8(first);
-        match self.payload_len {
-            len @ 0..=125 => dst.put_u8(mask_bit | len as u8),
-            len @ 126..=0xFFFF => {
-                dst.put_u8(mask_bit | 126);
-                dst.put_u16(len as u16);
+        let mut len = match self.payload_len {
+            short @ 0..=125 => {
+                bytes[1] = mask_bit | short as u8;
+                2
             }
-            len => {
-                dst.put_u8(mask_bit | 127);
-                dst.put_u64(len);
+            medium @ 126..=0xFFFF => {
+                bytes[1] = mask_bit | 126;
+                bytes[2..4].copy_from_slice(&(medium as u16).to_be_bytes());
+                4
             }
-        }
+            long => {
+                bytes[1] = mask_bit | 127;
+                bytes[2..10].copy_from_slice(&long.to_be_bytes());
+                10
+            }
+        };
         if let Some(key) = self.mask {
-            dst.put_slice(&key);
+            bytes[len..len + 4].copy_from_slice(&key);
+            len += 4;
         }
+        (bytes, len)
     }
 }
 
@@ -234,16 +247,32 @@ impl FrameDecoder {
         if self.current.is_some() {
             return Ok(None);
         }
-        let Some((header, header_len)) = parse_header(buf, self.role, self.limits)? else {
+        let Some((header, header_len)) = self.peek_header(buf)? else {
             return Ok(None);
         };
         buf.advance(header_len);
+        self.begin_frame(header);
+        Ok(Some(header))
+    }
+
+    /// Parses and checks the header at the front of `data` without consuming anything; returns
+    /// it and its length, or `Ok(None)` until it is complete. Call between frames only.
+    pub(crate) fn peek_header(
+        &self,
+        data: &[u8],
+    ) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
+        debug_assert!(self.current.is_none(), "a frame is in progress");
+        parse_header(data, self.role, self.limits)
+    }
+
+    /// Starts the frame of a header from [`peek_header`](Self::peek_header) whose bytes the
+    /// caller consumed: its payload comes next.
+    pub(crate) fn begin_frame(&mut self, header: FrameHeader) {
         self.current = Some(InProgress {
             header,
             taken: 0,
             unmasked: 0,
         });
-        Ok(Some(header))
     }
 
     /// The header of the frame in progress, if any.
@@ -268,6 +297,44 @@ impl FrameDecoder {
         (available, fresh)
     }
 
+    /// The header of the data or control frame in progress and how many of its payload bytes
+    /// have not been taken yet (some may be in the buffer).
+    pub(crate) fn payload_remaining(&self) -> Option<(&FrameHeader, u64)> {
+        let current = self.current.as_ref()?;
+        Some((&current.header, current.remaining()))
+    }
+
+    /// Counts `n` payload bytes of the frame in progress as taken straight from the transport,
+    /// bypassing the buffer (which must hold none of the frame), and returns the masking offset
+    /// of the first of them and whether they end the frame.
+    pub(crate) fn take_direct(&mut self, n: usize) -> (usize, bool) {
+        let current = self.current.as_mut().expect("a frame in progress");
+        debug_assert_eq!(current.unmasked, 0, "bytes of the frame are buffered");
+        let offset = current.taken as usize;
+        current.taken += n as u64;
+        let done = current.remaining() == 0;
+        if done {
+            self.current = None;
+        }
+        (offset, done)
+    }
+
+    /// Takes the whole payload of a frame whose header was just decoded, unmasked, if all of it
+    /// is in `buf`.
+    pub(crate) fn take_whole(&mut self, buf: &mut BytesMut) -> Option<Bytes> {
+        let current = self.current?;
+        let len = usize::try_from(current.header.payload_len).ok()?;
+        if current.taken != 0 || current.unmasked != 0 || buf.len() < len {
+            return None;
+        }
+        self.current = None;
+        let mut payload = buf.split_to(len);
+        if let Some(key) = current.header.mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        Some(payload.freeze())
+    }
+
     /// Takes the whole payload of the frame in progress once all of it is unmasked.
     pub(crate) fn take_frame(&mut self, buf: &mut BytesMut) -> Option<(FrameHeader, Bytes)> {
         let current = self.current?;
@@ -284,8 +351,22 @@ impl FrameDecoder {
         &mut self,
         buf: &mut BytesMut,
     ) -> Option<(FrameHeader, Bytes, bool)> {
-        let current = self.current.as_mut()?;
-        let chunk = buf.split_to(current.unmasked).freeze();
+        let unmasked = self.current?.unmasked;
+        let chunk = buf.split_to(unmasked).freeze();
+        let (header, done) = self.consume_unmasked();
+        Some((header, chunk, done))
+    }
+
+    /// Drops the unmasked payload bytes at the front of `buf` (the caller copied them out),
+    /// and returns the header and whether they ended the frame.
+    pub(crate) fn skip_unmasked(&mut self, buf: &mut BytesMut) -> Option<(FrameHeader, bool)> {
+        buf.advance(self.current?.unmasked);
+        Some(self.consume_unmasked())
+    }
+
+    /// Counts the unmasked bytes of the frame in progress as taken out of the buffer.
+    fn consume_unmasked(&mut self) -> (FrameHeader, bool) {
+        let current = self.current.as_mut().expect("a frame in progress");
         current.taken += current.unmasked as u64;
         current.unmasked = 0;
         let header = current.header;
@@ -293,7 +374,7 @@ impl FrameDecoder {
         if done {
             self.current = None;
         }
-        Some((header, chunk, done))
+        (header, done)
     }
 }
 

@@ -17,26 +17,21 @@
 /// assert_eq!(&data, b"Hello");
 /// ```
 pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
-    let key = rotate(key, offset);
-    // Word-at-a-time: LLVM turns the fixed-size chunk loop into SIMD XORs, which keeps this
-    // within a small factor of memcpy without any `unsafe`.
-    let wide = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    // The key as it lines up with `data[0]`: rotating the bytes left is a right rotation of
+    // their little-endian value.
+    let shift = (offset % 4) as u32 * 8;
+    let key = u32::from_le_bytes(key).rotate_right(shift).to_le_bytes();
+    // 32 bytes at a time with a 32-byte key: a fixed-size XOR that LLVM turns into SIMD
+    // (two SSE2 or one AVX2 operation), so this runs near memcpy speed without `unsafe`.
+    let wide: [u8; 32] = std::array::from_fn(|index| key[index % 4]);
     let mut chunks = data.chunks_exact_mut(32);
     for chunk in &mut chunks {
-        for word in chunk.chunks_exact_mut(8) {
-            let value = u64::from_ne_bytes(word.try_into().expect("8-byte chunk")) ^ wide;
-            word.copy_from_slice(&value.to_ne_bytes());
+        for (byte, k) in chunk.iter_mut().zip(&wide) {
+            *byte ^= k;
         }
     }
-    let rest = chunks.into_remainder();
-    let mut words = rest.chunks_exact_mut(8);
-    for word in &mut words {
-        let value = u64::from_ne_bytes(word.try_into().expect("8-byte chunk")) ^ wide;
-        word.copy_from_slice(&value.to_ne_bytes());
-    }
-    for (byte, k) in words.into_remainder().iter_mut().zip(key.iter().cycle()) {
+    // The key repeats every 4 bytes, so the tail lines up with the start of `wide`.
+    for (byte, k) in chunks.into_remainder().iter_mut().zip(&wide) {
         *byte ^= k;
     }
 }
@@ -47,12 +42,6 @@ pub fn apply_mask_reference(data: &mut [u8], key: [u8; 4], offset: usize) {
         // Wrapping is exact: 2^64 is a multiple of 4.
         *byte ^= key[offset.wrapping_add(index) % 4];
     }
-}
-
-fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
-    let mut rotated = key;
-    rotated.rotate_left(offset % 4);
-    rotated
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
 //! Incremental UTF-8 validation for text messages that arrive in pieces (RFC 6455 §8.1).
+//!
+//! The bulk of every piece is checked with SIMD (`simdutf8`); only a code point split across
+//! pieces (at most four bytes) goes through `std`.
 
 use std::str;
 
@@ -27,7 +30,20 @@ pub struct InvalidUtf8;
 
 impl Utf8Validator {
     /// Validates the next piece of the stream.
-    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), InvalidUtf8> {
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), InvalidUtf8> {
+        self.feed_with(data, |_| {})
+    }
+
+    /// Validates the next piece of the stream and hands `sink` the text it completes, in order:
+    /// the code point carried over from the previous piece, if this piece completes it, then
+    /// every whole code point of this piece. Nothing is handed out past an invalid byte.
+    ///
+    /// Copying text out through `sink` builds a `String` without validating it a second time.
+    pub(crate) fn feed_with(
+        &mut self,
+        mut data: &[u8],
+        mut sink: impl FnMut(&str),
+    ) -> Result<(), InvalidUtf8> {
         while self.partial_len > 0 {
             let Some((&byte, rest)) = data.split_first() else {
                 return Ok(());
@@ -36,21 +52,27 @@ impl Utf8Validator {
             self.partial[self.partial_len] = byte;
             self.partial_len += 1;
             match str::from_utf8(&self.partial[..self.partial_len]) {
-                Ok(_) => self.partial_len = 0,
+                Ok(text) => {
+                    sink(text);
+                    self.partial_len = 0;
+                }
                 Err(error) if error.error_len().is_some() => return Err(InvalidUtf8),
                 Err(_) => {}
             }
         }
-        match str::from_utf8(data) {
-            Ok(_) => Ok(()),
-            Err(error) if error.error_len().is_some() => Err(InvalidUtf8),
-            Err(error) => {
-                let tail = &data[error.valid_up_to()..];
-                self.partial[..tail.len()].copy_from_slice(tail);
-                self.partial_len = tail.len();
-                Ok(())
+        let (whole, tail) = data.split_at(incomplete_tail_start(data));
+        let text = simdutf8::basic::from_utf8(whole).map_err(|_| InvalidUtf8)?;
+        // The tail is a lead byte and too few continuation bytes; it must still be able to
+        // become a code point, or the stream fails now rather than at the next piece.
+        if let Err(error) = str::from_utf8(tail) {
+            if error.error_len().is_some() {
+                return Err(InvalidUtf8);
             }
         }
+        sink(text);
+        self.partial[..tail.len()].copy_from_slice(tail);
+        self.partial_len = tail.len();
+        Ok(())
     }
 
     /// Ends the stream: fails if it stops inside a code point. Resets the validator.
@@ -59,6 +81,27 @@ impl Utf8Validator {
         self.partial_len = 0;
         if complete { Ok(()) } else { Err(InvalidUtf8) }
     }
+}
+
+/// Where a code point that `data` starts but does not finish begins, or `data.len()` if it ends
+/// on a code point boundary (or on bytes that are invalid anyway, which validation reports).
+fn incomplete_tail_start(data: &[u8]) -> usize {
+    // A code point is at most four bytes: its lead byte is among the last three if it is cut.
+    for back in 1..=data.len().min(3) {
+        let index = data.len() - back;
+        let byte = data[index];
+        if byte & 0b1100_0000 == 0b1000_0000 {
+            continue; // a continuation byte: the lead is further back
+        }
+        let needed = match byte {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        };
+        return if back < needed { index } else { data.len() };
+    }
+    data.len()
 }
 
 #[cfg(test)]
@@ -107,6 +150,40 @@ mod tests {
         fn agrees_with_std_for_any_chunking(
             data in proptest::collection::vec(any::<u8>(), 0..64),
             cuts in proptest::collection::vec(0usize..64, 0..6),
+        ) {
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            prop_assert_eq!(validate_in_pieces(&data, &cuts), str::from_utf8(&data).is_ok());
+        }
+
+        #[test]
+        fn sink_receives_exactly_the_valid_text(
+            text in "\\PC{0,200}",
+            cuts in proptest::collection::vec(0usize..800, 0..6),
+        ) {
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let data = text.as_bytes();
+            let mut validator = Utf8Validator::default();
+            let mut copied = String::new();
+            let mut start = 0;
+            for cut in cuts.into_iter().chain([data.len()]) {
+                let cut = cut.clamp(start, data.len());
+                prop_assert!(validator.feed_with(&data[start..cut], |piece| copied.push_str(piece)).is_ok());
+                start = cut;
+            }
+            prop_assert!(validator.finish().is_ok());
+            prop_assert_eq!(copied, text);
+        }
+
+        #[test]
+        fn agrees_with_std_on_long_inputs(
+            data in proptest::collection::vec(prop_oneof![
+                4 => 0x20u8..0x7f,
+                1 => 0x80u8..0xc0,
+                1 => 0xc0u8..=0xff,
+            ], 0..300),
+            cuts in proptest::collection::vec(0usize..300, 0..6),
         ) {
             let mut cuts = cuts;
             cuts.sort_unstable();

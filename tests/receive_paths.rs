@@ -1,0 +1,174 @@
+//! The receive paths a frame can take (through the read buffer, straight from `receive`, short
+//! text shared with the buffer, large binary assembled on the message) give the same events for
+//! any chunking, with control frames and fragments in between, for both roles.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use wsio::proto::{Connection, Event, Message, OpCode, ProtocolError};
+
+/// One frame of a message sequence: data fragments of any size around the thresholds, or a ping.
+#[derive(Debug, Clone)]
+enum Piece {
+    Message { text: bool, fragments: Vec<Vec<u8>> },
+    Ping(Vec<u8>),
+}
+
+/// Valid text of about `len` bytes (at most three short), with two- and three-byte code points,
+/// so chunk edges and fragments split them.
+fn text_of_len(len: usize) -> Vec<u8> {
+    let mut text = "añ€b".repeat(len / 7 + 1);
+    let mut cut = len;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.into_bytes()
+}
+
+fn any_piece() -> impl Strategy<Value = Piece> {
+    let len = prop_oneof![
+        0usize..70,
+        60usize..200,
+        16_000usize..20_000,
+        60_000usize..70_000
+    ];
+    prop_oneof![
+        4 => (any::<bool>(), proptest::collection::vec(len, 1..4)).prop_map(|(text, lens)| {
+            // The message as a whole is valid; its fragments split it anywhere.
+            let whole = if text { text_of_len(lens.iter().sum()) } else { vec![0xa5; lens.iter().sum()] };
+            let mut fragments = Vec::new();
+            let mut start = 0;
+            for (index, len) in lens.iter().enumerate() {
+                let end = if index + 1 == lens.len() { whole.len() } else { (start + len).min(whole.len()) };
+                fragments.push(whole[start..end].to_vec());
+                start = end;
+            }
+            Piece::Message { text, fragments }
+        }),
+        1 => proptest::collection::vec(any::<u8>(), 0..10).prop_map(Piece::Ping),
+    ]
+}
+
+fn wire_of(pieces: &[Piece], masked: bool) -> (Vec<u8>, Vec<Message>) {
+    let frame = |fin, opcode, payload: &[u8]| {
+        if masked {
+            client_frame(fin, opcode, payload)
+        } else {
+            server_frame(fin, opcode, payload)
+        }
+    };
+    let mut wire = Vec::new();
+    let mut messages = Vec::new();
+    for piece in pieces {
+        match piece {
+            Piece::Message { text, fragments } => {
+                let first = if *text { OpCode::Text } else { OpCode::Binary };
+                for (index, fragment) in fragments.iter().enumerate() {
+                    let opcode = if index == 0 {
+                        first
+                    } else {
+                        OpCode::Continuation
+                    };
+                    wire.extend(frame(index + 1 == fragments.len(), opcode, fragment));
+                }
+                let whole = fragments.concat();
+                messages.push(if *text {
+                    Message::text(String::from_utf8(whole).expect("whole text is valid"))
+                } else {
+                    Message::binary(whole)
+                });
+            }
+            Piece::Ping(payload) => wire.extend(frame(true, OpCode::Ping, payload)),
+        }
+    }
+    (wire, messages)
+}
+
+/// Feeds `wire` in pieces of the given sizes (cycled) and collects messages and pings.
+fn receive_all(
+    mut conn: Connection,
+    wire: &[u8],
+    sizes: &[usize],
+) -> Vec<Result<Event, ProtocolError>> {
+    let mut events = Vec::new();
+    let mut rest = wire;
+    for &size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (piece, tail) = rest.split_at(size.clamp(1, rest.len()));
+        rest = tail;
+        conn.receive(piece);
+        while let Some(event) = conn.poll_event() {
+            events.push(event);
+        }
+    }
+    events
+}
+
+fn messages_of(events: &[Result<Event, ProtocolError>]) -> Vec<Message> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Ok(Event::Message(message)) => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn any_chunking_gives_the_same_messages(
+        pieces in proptest::collection::vec(any_piece(), 1..6),
+        sizes in proptest::collection::vec(prop_oneof![1usize..20, 20usize..3000, 3000usize..70_000], 1..5),
+    ) {
+        for (masked, conn) in [(true, server()), (false, client())] {
+            let (wire, expected) = wire_of(&pieces, masked);
+            let events = receive_all(conn, &wire, &sizes);
+            prop_assert!(events.iter().all(Result::is_ok), "{:?}", events.iter().find(|e| e.is_err()));
+            let pings = pieces.iter().filter(|piece| matches!(piece, Piece::Ping(_))).count();
+            let pinged = events.iter().filter(|event| matches!(event, Ok(Event::Ping(_)))).count();
+            prop_assert_eq!(pinged, pings);
+            prop_assert_eq!(messages_of(&events), expected);
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_anywhere_in_a_long_text_fails_with_1007(
+        len in 64usize..40_000,
+        at in 0usize..40_000,
+        chunk in 1usize..70_000,
+    ) {
+        let mut text = text_of_len(len);
+        let at = at % len;
+        text[at] = 0xff;
+        let wire = client_frame(true, OpCode::Text, &text);
+        let events = receive_all(server(), &wire, &[chunk]);
+        prop_assert_eq!(events.last(), Some(&Err(ProtocolError::InvalidUtf8)));
+        prop_assert_eq!(messages_of(&events), Vec::<Message>::new());
+    }
+}
+
+#[test]
+fn an_empty_ping_ending_the_input_is_reported() {
+    for (masked, mut conn) in [(true, server()), (false, client())] {
+        let (wire, _) = wire_of(&[Piece::Ping(Vec::new())], masked);
+        conn.receive(&wire);
+        assert_eq!(conn.poll_event(), Some(Ok(Event::Ping(Vec::new().into()))));
+    }
+}
+
+#[test]
+fn a_large_frame_over_the_size_limit_is_refused_from_its_header() {
+    let mut wire = client_frame(true, OpCode::Binary, &vec![0; 17 << 20]);
+    wire.truncate(64 << 10);
+    let events = receive_all(server(), &wire, &[64 << 10]);
+    assert!(matches!(
+        events.last(),
+        Some(Err(ProtocolError::FrameTooBig { .. }))
+    ));
+}
