@@ -249,4 +249,48 @@ mod deflate {
             assert_eq!(deliver(&mut server, &wire), [expected.clone(), expected]);
         }
     }
+
+    fn noise(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn incompressible_data_goes_out_as_it_is_when_no_context_is_kept() {
+        let data = noise(10_000);
+        let params = agree(&DeflateConfig::default(), &no_context_server());
+        let (mut server, mut client) = pair(params, 7);
+        server.send(Message::binary(data.clone())).unwrap();
+        server
+            .send_prepared(&PreparedMessage::new(Message::binary(data.clone())))
+            .unwrap();
+        let wire = wire(&mut server);
+        assert_eq!(wire[0], 0x82, "no RSV1");
+        assert_eq!(wire.len(), 2 * (4 + data.len()), "sent raw, twice");
+        let expected = Message::binary(data);
+        assert_eq!(deliver(&mut client, &wire), [expected.clone(), expected]);
+    }
+
+    #[test]
+    fn with_context_takeover_even_incompressible_data_goes_through_the_compressor() {
+        // The peer's window has to hold the same history as ours, so nothing is skipped.
+        let data = noise(10_000);
+        let params = agree(&DeflateConfig::default(), &DeflateConfig::default());
+        let (mut server, mut client) = pair(params, 8);
+        server.send(Message::binary(data.clone())).unwrap();
+        server.send(Message::text(json(100))).unwrap();
+        let wire = wire(&mut server);
+        assert_eq!(wire[0], 0xc2, "FIN + RSV1 + binary");
+        assert_eq!(
+            deliver(&mut client, &wire),
+            [Message::binary(data), Message::text(json(100))]
+        );
+    }
 }

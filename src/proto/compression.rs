@@ -89,6 +89,12 @@ impl Compression {
             }
             let mut out = BytesMut::new();
             deflate.compressor.compress(payload, &mut out);
+            // Without context takeover nothing depends on this message having gone through
+            // the compressor, so data that did not shrink (already compressed, random) goes
+            // out as it is. With it, the peer's window must see the same history as ours.
+            if deflate.params.shares_compressed_frames(deflate.role) && out.len() >= payload.len() {
+                return None;
+            }
             return Some(out.freeze());
         }
         let _ = payload;
@@ -105,7 +111,9 @@ impl Compression {
                 return None;
             }
             if deflate.params.shares_compressed_frames(deflate.role) {
-                return Some(prepared.compressed(&deflate.params, deflate.role));
+                let compressed = prepared.compressed(&deflate.params, deflate.role);
+                // As in `compress`: no gain, no compression.
+                return (compressed.len() < prepared.len()).then_some(compressed);
             }
         }
         self.compress(prepared.payload())
