@@ -135,6 +135,20 @@ mod tests {
     }
 
     #[test]
+    fn open_packet_with_whitespace_or_unknown_fields_reads_and_re_encodes_canonically() {
+        // Found by the socketio_packet fuzz target: the JSON is re-serialised, not copied.
+        let canonical = r#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":100000}"#;
+        for text in [
+            "0{\"sid\":\"abc\",\"upgrades\":[],\"pingInterval\":25000,\"pingTimeout\":20000,\"maxPayload\":100000\r}",
+            r#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":100000,"extra":1}"#,
+        ] {
+            let packet = EnginePacket::decode_text(text).unwrap();
+            assert_eq!(packet.encode(), Message::text(canonical));
+            assert_eq!(EnginePacket::decode_text(canonical), Ok(packet));
+        }
+    }
+
+    #[test]
     fn text_packets_by_type_digit() {
         let cases = [
             ("1", EnginePacket::Close),
