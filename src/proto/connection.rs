@@ -172,6 +172,9 @@ impl Incoming {
 /// than in the read buffer, with room for the whole frame reserved from its (checked) header.
 const LARGE_FRAME: u64 = 64 << 10;
 
+/// The most a read reserves up front for its whole text messages (they grow past it if need be).
+const TEXT_ARENA_RESERVE: usize = 64 << 10;
+
 /// Text frames shorter than this are validated by `std` in place when they arrive whole: below
 /// 64 bytes `simdutf8` falls back to `std` anyway, and sharing the read buffer saves the copy.
 const SHORT_TEXT: u64 = 64;
@@ -312,11 +315,13 @@ impl Connection {
         self.events.push_back(event);
     }
 
-    /// Adds a whole text message, already validated, to the messages sharing one allocation.
+    /// Adds a whole text message, already validated, to the messages sharing one allocation;
+    /// `room` bounds the text still to come in this `receive`.
     fn push_text(&mut self, text: &str, room: usize) {
         if self.text_arena.is_empty() {
-            // Room for every text this `receive` can still decode: one allocation for all.
-            self.text_arena.reserve(room.max(text.len()));
+            // One allocation for every text of this read, within reason.
+            self.text_arena
+                .reserve(room.min(TEXT_ARENA_RESERVE).max(text.len()));
         }
         self.text_arena.push_str(text);
         self.text_lens.push(text.len());
@@ -327,7 +332,13 @@ impl Connection {
         if self.text_lens.is_empty() {
             return;
         }
-        let all = ByteString::from(std::mem::take(&mut self.text_arena));
+        let mut arena = std::mem::take(&mut self.text_arena);
+        if arena.capacity() > 2 * arena.len() {
+            // Reserved for more text than came: give the rest back (glibc shrinks in place),
+            // since any message kept alive keeps the whole allocation.
+            arena.shrink_to_fit();
+        }
+        let all = ByteString::from(arena);
         let mut start = 0;
         for len in self.text_lens.drain(..) {
             let text = all.slice_ref(&all[start..start + len]);
