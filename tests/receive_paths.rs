@@ -51,7 +51,8 @@ fn any_piece() -> impl Strategy<Value = Piece> {
     ]
 }
 
-fn wire_of(pieces: &[Piece], masked: bool) -> (Vec<u8>, Vec<Message>) {
+/// The wire form of `pieces` and the events they must give, in order.
+fn wire_of(pieces: &[Piece], masked: bool) -> (Vec<u8>, Vec<Event>) {
     let frame = |fin, opcode, payload: &[u8]| {
         if masked {
             client_frame(fin, opcode, payload)
@@ -74,13 +75,16 @@ fn wire_of(pieces: &[Piece], masked: bool) -> (Vec<u8>, Vec<Message>) {
                     wire.extend(frame(index + 1 == fragments.len(), opcode, fragment));
                 }
                 let whole = fragments.concat();
-                messages.push(if *text {
+                messages.push(Event::Message(if *text {
                     Message::text(String::from_utf8(whole).expect("whole text is valid"))
                 } else {
                     Message::binary(whole)
-                });
+                }));
             }
-            Piece::Ping(payload) => wire.extend(frame(true, OpCode::Ping, payload)),
+            Piece::Ping(payload) => {
+                wire.extend(frame(true, OpCode::Ping, payload));
+                messages.push(Event::Ping(payload.clone().into()));
+            }
         }
     }
     (wire, messages)
@@ -129,11 +133,8 @@ proptest! {
         for (masked, conn) in [(true, server()), (false, client())] {
             let (wire, expected) = wire_of(&pieces, masked);
             let events = receive_all(conn, &wire, &sizes);
-            prop_assert!(events.iter().all(Result::is_ok), "{:?}", events.iter().find(|e| e.is_err()));
-            let pings = pieces.iter().filter(|piece| matches!(piece, Piece::Ping(_))).count();
-            let pinged = events.iter().filter(|event| matches!(event, Ok(Event::Ping(_)))).count();
-            prop_assert_eq!(pinged, pings);
-            prop_assert_eq!(messages_of(&events), expected);
+            let expected: Vec<_> = expected.into_iter().map(Ok).collect();
+            prop_assert_eq!(events, expected);
         }
     }
 
@@ -171,4 +172,27 @@ fn a_large_frame_over_the_size_limit_is_refused_from_its_header() {
         events.last(),
         Some(Err(ProtocolError::FrameTooBig { .. }))
     ));
+}
+
+#[test]
+fn texts_before_an_invalid_one_in_the_same_read_are_delivered_first() {
+    let good = text_of_len(100);
+    let mut bad = text_of_len(100);
+    bad[50] = 0xff;
+    let mut wire = client_frame(true, OpCode::Text, &good);
+    wire.extend(client_frame(true, OpCode::Ping, b"p"));
+    wire.extend(client_frame(true, OpCode::Text, &good));
+    wire.extend(client_frame(true, OpCode::Text, &bad));
+    wire.extend(client_frame(true, OpCode::Text, &good));
+    let events = receive_all(server(), &wire, &[wire.len()]);
+    let text = Message::text(String::from_utf8(good).unwrap());
+    assert_eq!(
+        events,
+        vec![
+            Ok(Event::Message(text.clone())),
+            Ok(Event::Ping(b"p"[..].into())),
+            Ok(Event::Message(text)),
+            Err(ProtocolError::InvalidUtf8),
+        ]
+    );
 }

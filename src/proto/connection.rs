@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
 
 use super::Role;
 use super::close::{CloseCode, CloseFrame};
@@ -76,6 +77,11 @@ pub struct Connection {
     decoder: FrameDecoder,
     incoming: Option<Incoming>,
     events: VecDeque<Result<Event, ProtocolError>>,
+    /// The text of whole text messages decoded by the current `receive`, end to end, and the
+    /// length of each: one allocation for all of them, shared by their `Utf8Bytes`. Turned
+    /// into events before any other event and when `receive` returns.
+    text_arena: String,
+    text_lens: Vec<usize>,
     out_queue: VecDeque<Bytes>,
     out_tail: BytesMut,
     buffered: usize,
@@ -167,6 +173,9 @@ impl Incoming {
 /// than in the read buffer, with room for the whole frame reserved from its (checked) header.
 const LARGE_FRAME: u64 = 64 << 10;
 
+/// The most a read reserves up front for its whole text messages (they grow past it if need be).
+const TEXT_ARENA_RESERVE: usize = 64 << 10;
+
 /// Text frames shorter than this are validated by `std` in place when they arrive whole: below
 /// 64 bytes `simdutf8` falls back to `std` anyway, and sharing the read buffer saves the copy.
 const SHORT_TEXT: u64 = 64;
@@ -235,6 +244,8 @@ impl Connection {
             decoder: FrameDecoder::new(role, limits),
             incoming: None,
             events: VecDeque::new(),
+            text_arena: String::new(),
+            text_lens: Vec::new(),
             out_queue: VecDeque::new(),
             out_tail: BytesMut::new(),
             buffered: 0,
@@ -296,6 +307,46 @@ impl Connection {
         // complete (an empty ping) or in the read buffer's hands.
         self.read_buf.extend_from_slice(rest);
         self.process();
+        self.flush_texts();
+    }
+
+    /// Queues an event, after the text messages decoded before it.
+    fn push_event(&mut self, event: Result<Event, ProtocolError>) {
+        self.flush_texts();
+        self.events.push_back(event);
+    }
+
+    /// Adds a whole text message, already validated, to the messages sharing one allocation;
+    /// `room` bounds the text still to come in this `receive`.
+    fn push_text(&mut self, text: &str, room: usize) {
+        if self.text_arena.is_empty() {
+            // One allocation for every text of this read, within reason.
+            self.text_arena
+                .reserve(room.min(TEXT_ARENA_RESERVE).max(text.len()));
+        }
+        self.text_arena.push_str(text);
+        self.text_lens.push(text.len());
+    }
+
+    /// Turns the texts gathered by `push_text` into message events, in order.
+    fn flush_texts(&mut self) {
+        if self.text_lens.is_empty() {
+            return;
+        }
+        let mut arena = std::mem::take(&mut self.text_arena);
+        if arena.capacity() > 2 * arena.len() {
+            // Reserved for more text than came: give the rest back (glibc shrinks in place),
+            // since any message kept alive keeps the whole allocation.
+            arena.shrink_to_fit();
+        }
+        let all = ByteString::from(arena);
+        let mut start = 0;
+        for len in self.text_lens.drain(..) {
+            let text = all.slice_ref(&all[start..start + len]);
+            start += len;
+            let message = Message::Text(Utf8Bytes::from_shared(text));
+            self.events.push_back(Ok(Event::Message(message)));
+        }
     }
 
     /// While nothing is buffered, decodes frames straight from `data` as long as their payload
@@ -312,6 +363,10 @@ impl Connection {
                 if !self.goes_direct(&header) {
                     break;
                 }
+                if self.take_whole_text(&header, len, data)? {
+                    data = &data[len + header.payload_len as usize..];
+                    continue;
+                }
                 self.decoder.begin_frame(header);
                 data = &data[len..];
                 self.start_frame(&header)?;
@@ -322,6 +377,45 @@ impl Connection {
             }
         }
         Ok(data)
+    }
+
+    /// A whole unfragmented text message in `data` (its header `len` bytes long): unmasked in
+    /// the empty read buffer, validated once and added to the shared texts. False, having
+    /// done nothing, for anything else.
+    fn take_whole_text(
+        &mut self,
+        header: &FrameHeader,
+        len: usize,
+        data: &[u8],
+    ) -> Result<bool, ProtocolError> {
+        let whole = header.fin
+            && header.opcode == OpCode::Text
+            && self.incoming.is_none()
+            && (len as u64 + header.payload_len) <= data.len() as u64;
+        if !whole {
+            return Ok(false);
+        }
+        check_message_size(header.payload_len, self.config.max_message_size)?;
+        let payload = &data[len..len + header.payload_len as usize];
+        let mut scratch = std::mem::take(&mut self.read_buf);
+        scratch.extend_from_slice(payload);
+        if let Some(key) = header.mask {
+            apply_mask(&mut scratch, key, 0);
+        }
+        let valid = match simdutf8::basic::from_utf8(&scratch) {
+            Ok(text) => {
+                self.push_text(text, data.len() - len);
+                true
+            }
+            Err(_) => false,
+        };
+        scratch.clear();
+        self.read_buf = scratch;
+        if valid {
+            Ok(true)
+        } else {
+            Err(ProtocolError::InvalidUtf8)
+        }
     }
 
     /// Whether a data frame's payload is copied straight from `receive` onto its message: text
@@ -709,7 +803,7 @@ impl Connection {
         self.reading_stopped = true;
         self.incoming = None;
         self.read_buf = BytesMut::new();
-        self.events.push_back(Err(error));
+        self.push_event(Err(error));
     }
 
     /// Sends the close frame for a failure, if one may still be sent, and the shutdown.
@@ -799,8 +893,7 @@ impl Connection {
             let (_, payload) = self.decoder.take_frame(&mut self.read_buf).expect("whole");
             self.incoming = None;
             let text = Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
-            self.events
-                .push_back(Ok(Event::Message(Message::Text(text))));
+            self.push_event(Ok(Event::Message(Message::Text(text))));
             return Ok(true);
         }
         let incoming = self.incoming.as_mut().expect("data frame has a message");
@@ -847,9 +940,10 @@ impl Connection {
             // Checked once with SIMD; the copy is what lets the `String` skip `std`'s check.
             let text =
                 simdutf8::basic::from_utf8(&payload).map_err(|_| ProtocolError::InvalidUtf8)?;
-            Message::Text(Utf8Bytes::from(text))
+            self.push_text(text, payload.len() + self.read_buf.len());
+            return Ok(true);
         };
-        self.events.push_back(Ok(Event::Message(message)));
+        self.push_event(Ok(Event::Message(message)));
         Ok(true)
     }
 
@@ -933,8 +1027,7 @@ impl Connection {
             self.incoming = None;
         }
         if !data.is_empty() || last {
-            self.events
-                .push_back(Ok(Event::MessageChunk { kind, data, last }));
+            self.push_event(Ok(Event::MessageChunk { kind, data, last }));
         }
         Ok(true)
     }
@@ -988,7 +1081,7 @@ impl Connection {
                 Message::Text(Utf8Bytes::from(std::mem::take(&mut incoming.text)))
             }
         };
-        self.events.push_back(Ok(Event::Message(message)));
+        self.push_event(Ok(Event::Message(message)));
         Ok(())
     }
 
@@ -1001,9 +1094,9 @@ impl Connection {
                     }
                     self.pending_pongs.push_back(payload.clone());
                 }
-                self.events.push_back(Ok(Event::Ping(payload)));
+                self.push_event(Ok(Event::Ping(payload)));
             }
-            OpCode::Pong => self.events.push_back(Ok(Event::Pong(payload))),
+            OpCode::Pong => self.push_event(Ok(Event::Pong(payload))),
             OpCode::Close => self.on_close(payload)?,
             OpCode::Continuation | OpCode::Text | OpCode::Binary => unreachable!("data opcode"),
         }
@@ -1015,7 +1108,7 @@ impl Connection {
         self.reading_stopped = true;
         self.incoming = None;
         self.read_buf = BytesMut::new();
-        self.events.push_back(Ok(Event::Closed(frame)));
+        self.push_event(Ok(Event::Closed(frame)));
         Ok(())
     }
 

@@ -36,6 +36,11 @@ impl Utf8Bytes {
         self.0.as_bytes()
     }
 
+    /// Wraps text that shares its allocation with other messages.
+    pub(crate) fn from_shared(text: ByteString) -> Self {
+        Self(text)
+    }
+
     /// Wraps a `'static` string without copying.
     pub const fn from_static(text: &'static str) -> Self {
         Self(ByteString::from_static(text))
