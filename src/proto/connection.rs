@@ -156,22 +156,32 @@ impl Incoming {
         Ok(())
     }
 
-    /// Makes room for a frame's text up front, so the copy out of the read buffer never
-    /// reallocates. The length was checked against the frame and message limits.
+    /// Makes room for a frame's text up front (up to [`MAX_UP_FRONT`]), so the copy out of
+    /// the read buffer rarely reallocates.
     fn reserve_text(&mut self, header: &FrameHeader, streaming: bool) {
         if self.kind == MessageKind::Text
             && !self.compressed
             && !streaming
             && !is_short_text(header)
         {
-            self.text.reserve(header.payload_len as usize);
+            self.text.reserve(up_front(header.payload_len));
         }
     }
 }
 
 /// Binary frames at least this long that arrive in pieces are assembled on the message rather
-/// than in the read buffer, with room for the whole frame reserved from its (checked) header.
+/// than in the read buffer, growing as the frame arrives (see [`MAX_UP_FRONT`]).
 const LARGE_FRAME: u64 = 64 << 10;
+
+/// The most reserved from a peer-declared length before the bytes arrive: a peer that declares
+/// a large frame and stalls must not make us hold its size; beyond this, buffers grow (by
+/// doubling) as the payload comes in.
+const MAX_UP_FRONT: u64 = 256 << 10;
+
+/// What to reserve for `declared` bytes still to come.
+fn up_front(declared: u64) -> usize {
+    declared.min(MAX_UP_FRONT) as usize
+}
 
 /// The most a read reserves up front for its whole text messages (they grow past it if need be).
 const TEXT_ARENA_RESERVE: usize = 64 << 10;
@@ -868,7 +878,7 @@ impl Connection {
         {
             // The rest of a large frame will come straight from `receive`: move what arrived
             // onto the message, which has room for the whole frame.
-            incoming.data.reserve(remaining as usize);
+            incoming.data.reserve(up_front(remaining));
             incoming.data.extend_from_slice(&self.read_buf[..available]);
             self.decoder.skip_unmasked(&mut self.read_buf);
             return Ok(false);
