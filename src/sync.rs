@@ -501,7 +501,8 @@ fn apply_input(conn: &mut Connection, buf: &[u8], input: io::Result<Input>) -> R
     match input {
         Ok(Input::Data(n)) => conn.receive(&buf[..n]),
         Ok(Input::Eof) => conn.receive_eof(),
-        Ok(Input::Tick) => {}
+        // A read that timed out found nothing: the connection is idle.
+        Ok(Input::Tick) => conn.release_idle_memory(),
         Err(error) if error.kind() == io::ErrorKind::ConnectionReset => conn.receive_eof(),
         Err(error) => return Err(error.into()),
     }

@@ -1,13 +1,14 @@
-//! Memory held for a peer's declared frame length before the bytes arrive.
+//! Memory a connection holds: for a peer's declared frame length before the bytes arrive, and
+//! while idle.
 //!
-//! A counting global allocator sees every allocation of this test binary, which holds this one
-//! test so that nothing else allocates meanwhile.
+//! A counting global allocator sees every allocation of this test binary, which holds one test
+//! (running the checks in turn) so that nothing else allocates meanwhile.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::BytesMut;
-use wsio::proto::{Config, Connection, Frame, OpCode};
+use wsio::proto::{Config, Connection, Frame, Message, OpCode, Transmit};
 
 struct Counting;
 
@@ -48,6 +49,47 @@ fn declared_frame_start(opcode: OpCode, fin: bool, len: usize, sent: usize) -> V
 }
 
 #[test]
+fn memory_held_by_a_connection() {
+    a_declared_but_unsent_payload_is_not_reserved();
+    an_idle_connection_gives_its_buffers_back();
+}
+
+fn an_idle_connection_gives_its_buffers_back() {
+    let mut conn = Connection::server(Config::default());
+    let mut wire = Vec::new();
+    for text in ["hello", "a longer message with ünïcödé in it"] {
+        wire.extend(declared_frame_start(OpCode::Text, true, text.len(), 0));
+        let start = wire.len();
+        wire.extend(text.bytes());
+        wsio::proto::apply_mask(&mut wire[start..], [1, 2, 3, 4], 0);
+    }
+    wire.extend(&declared_frame_start(OpCode::Binary, true, 3000, 1000)); // an unfinished frame
+    conn.receive(&wire);
+    drop(wire);
+    while let Some(event) = conn.poll_event() {
+        if let Ok(wsio::proto::Event::Message(message)) = event {
+            conn.send(message).unwrap();
+        }
+    }
+    conn.send(Message::binary(vec![9; 100_000])).unwrap();
+    while let Some(Transmit::Data(data)) = conn.poll_transmit() {
+        drop(data); // written to the socket
+    }
+    conn.receive(&vec![b'a'; 2000]); // the rest of the binary frame (its payload, unmasked)
+    let mut messages = 0;
+    while let Some(event) = conn.poll_event() {
+        assert!(matches!(event, Ok(wsio::proto::Event::Message(_))));
+        messages += 1;
+    }
+    assert_eq!(messages, 1);
+    conn.release_idle_memory();
+    // What the connection holds is what dropping it gives back.
+    let with_conn = LIVE.load(Ordering::Relaxed);
+    drop(conn);
+    let held = with_conn - LIVE.load(Ordering::Relaxed);
+    assert!(held < 256, "{held} bytes held by an idle connection");
+}
+
 fn a_declared_but_unsent_payload_is_not_reserved() {
     let declared = 15 << 20; // within the default 16 MiB frame limit
     for (opcode, fin) in [

@@ -532,6 +532,31 @@ impl Connection {
         Some(Transmit::Data(data))
     }
 
+    /// Gives back the capacity of buffers that hold nothing: the read buffer, the event and
+    /// output queues and the spare room of the output buffer. Call it when the transport has
+    /// nothing more to read for now, so that an idle connection holds no buffer memory; the
+    /// next message allocates again. Cheap when there is nothing to free.
+    pub fn release_idle_memory(&mut self) {
+        // An empty `BytesMut` may still share the allocation of the chunks split off it (even
+        // with no spare capacity left): replacing it is the way to let go.
+        if self.read_buf.is_empty() {
+            self.read_buf = BytesMut::new();
+        }
+        if self.out_tail.is_empty() {
+            self.out_tail = BytesMut::new();
+        }
+        if self.text_arena.is_empty() && self.text_arena.capacity() > 0 {
+            self.text_arena = String::new();
+            self.text_lens = Vec::new();
+        }
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        if self.out_queue.is_empty() && self.out_queue.capacity() > 0 {
+            self.out_queue = VecDeque::new();
+        }
+    }
+
     /// The number of bytes queued for the transport and not yet handed out by `poll_transmit`.
     pub fn buffered_amount(&self) -> usize {
         self.buffered

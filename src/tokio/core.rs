@@ -473,6 +473,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     if self.out.chunks.is_empty() {
                         self.out.chunks = VecDeque::new();
                     }
+                    self.conn.release_idle_memory();
                     break;
                 }
                 Poll::Ready(Ok(n)) => {
