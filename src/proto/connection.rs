@@ -72,7 +72,9 @@ pub enum Transmit {
 pub struct Connection {
     role: Role,
     config: Config,
-    rng: Option<Rng>,
+    /// A client's masking-key generator; boxed because it is large (a ChaCha block) and a
+    /// server, which needs none, would otherwise carry its room in every connection.
+    rng: Option<Box<Rng>>,
     read_buf: BytesMut,
     decoder: FrameDecoder,
     incoming: Option<Incoming>,
@@ -96,6 +98,10 @@ pub struct Connection {
     shutdown: Shutdown,
     eof: bool,
     timers: Timers,
+    /// Room left after the bytes of a read in the read buffer: the length of the last frame
+    /// found unfinished at the end of a read (up to [`LARGE_FRAME`]), so that the next one of
+    /// its size can be completed where it began instead of being moved to make room.
+    read_slack: usize,
 }
 
 /// A data message being received.
@@ -239,10 +245,10 @@ impl Connection {
 
     /// Creates the client side of an upgraded connection; `rng` makes the masking keys.
     pub fn client(config: Config, rng: Rng) -> Self {
-        Self::new(Role::Client, config, Some(rng))
+        Self::new(Role::Client, config, Some(Box::new(rng)))
     }
 
-    fn new(role: Role, config: Config, rng: Option<Rng>) -> Self {
+    fn new(role: Role, config: Config, rng: Option<Box<Rng>>) -> Self {
         let limits = DecoderLimits {
             max_frame_size: config.max_frame_size,
             allow_rsv1: false,
@@ -267,6 +273,7 @@ impl Connection {
             shutdown: Shutdown::NotYet,
             eof: false,
             timers: Timers::default(),
+            read_slack: 0,
             config,
         }
     }
@@ -309,15 +316,48 @@ impl Connection {
             return;
         }
         self.timers.traffic_seen = true;
-        let rest = match self.receive_direct(data) {
+        let completing = self.complete_buffered_frame(data);
+        let rest = match self.receive_direct(&data[completing..]) {
             Ok(rest) => rest,
             Err(error) => return self.fail(error),
         };
         // Even with nothing left, a header taken from `data` may start a frame that is already
         // complete (an empty ping) or in the read buffer's hands.
+        if !rest.is_empty() && self.read_buf.is_empty() {
+            self.read_buf.reserve(rest.len() + self.read_slack);
+        }
         self.read_buf.extend_from_slice(rest);
         self.process();
         self.flush_texts();
+    }
+
+    /// When the read buffer ends with a frame begun in an earlier read, appends only the bytes
+    /// that frame still needs, in the room left for it (`read_slack`), and decodes it; the rest
+    /// of `data` then starts between frames, often with an empty buffer. Returns how many bytes
+    /// of `data` it took.
+    fn complete_buffered_frame(&mut self, data: &[u8]) -> usize {
+        if self.read_buf.is_empty() {
+            return 0;
+        }
+        let Some((header, remaining)) = self.decoder.payload_remaining() else {
+            // The header itself is unfinished: its length is not known yet.
+            return 0;
+        };
+        let Some(missing) = usize::try_from(remaining)
+            .ok()
+            .and_then(|remaining| remaining.checked_sub(self.read_buf.len()))
+            .filter(|&missing| missing > 0 && missing < data.len())
+        else {
+            return 0;
+        };
+        self.read_slack = header.payload_len.min(LARGE_FRAME) as usize;
+        self.read_buf.extend_from_slice(&data[..missing]);
+        self.process();
+        if self.state == State::Closed || self.reading_stopped {
+            // Nothing more is read; `receive_direct` sees no bytes.
+            return data.len();
+        }
+        missing
     }
 
     /// Queues an event, after the text messages decoded before it.
@@ -780,7 +820,7 @@ impl Connection {
     }
 
     fn queue_frame_with(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: Bytes) {
-        let mask = self.rng.as_mut().map(Rng::mask);
+        let mask = self.rng.as_deref_mut().map(Rng::mask);
         let header = FrameHeader {
             fin,
             rsv1,
