@@ -3,7 +3,8 @@
 //! message each and then gone quiet.
 //!
 //! ```text
-//! idle_memory [--quick] [--port P] [COUNT...]     default counts: 1000 10000 (quick: 1000)
+//! idle_memory [--quick] [--port P] [--only NAME,NAME] [COUNT...]
+//!     default counts: 1000 10000 (quick: 1000); --only: those servers only
 //! ```
 //! Needs `ulimit -n` above COUNT + 100 in this process and in the server (`benches/run` raises
 //! it). Kernel socket buffers are not in VmRSS, so this is the user-space cost only.
@@ -37,9 +38,14 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|p| p.parse().ok())
         .unwrap_or(19_500);
+    let only: Option<Vec<&str>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|names| names.split(',').collect());
     let mut counts: Vec<usize> = args
         .iter()
-        .filter(|a| !a.starts_with("--"))
+        .filter(|a| !a.starts_with("--") && !a.contains(|c: char| c.is_ascii_alphabetic()))
         .filter_map(|a| a.parse().ok())
         .filter(|&n| n != base_port as usize)
         .collect();
@@ -59,6 +65,9 @@ fn main() {
     let mut rows = Vec::new();
     let mut port = base_port;
     for name in SERVERS {
+        if only.as_ref().is_some_and(|only| !only.contains(name)) {
+            continue;
+        }
         let mut row = vec![name.to_string()];
         let mut baseline_kib = None;
         for &count in &counts {
