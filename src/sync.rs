@@ -5,7 +5,7 @@
 //! a write timeout so a peer that never reads cannot block a writer forever: [`connect`] does
 //! both, and a server calls [`configure_tcp`] on each accepted `TcpStream`.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown as NetShutdown, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -236,6 +236,26 @@ impl<S: Read + Write> WebSocket<S> {
         }
         self.conn.send(message)?;
         Ok(())
+    }
+
+    /// Sends a binary message copied from `data` and writes it out: the fastest way to send a
+    /// short message the caller holds as a slice (see [`Connection::send_binary`]).
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        if self.finished {
+            return Err(Error::AlreadyClosed);
+        }
+        self.conn.send_binary(data)?;
+        self.flush()
+    }
+
+    /// Sends a text message copied from `text` and writes it out; see
+    /// [`send_binary`](Self::send_binary).
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        if self.finished {
+            return Err(Error::AlreadyClosed);
+        }
+        self.conn.send_text(text)?;
+        self.flush()
     }
 
     /// Sends a message prepared once for many connections (see [`PreparedMessage`]) and writes
@@ -550,18 +570,36 @@ fn flush_then<S: Write>(
     shutdown: impl FnOnce(&mut S),
 ) -> Result<(), Error> {
     let mut wrote = false;
-    while let Some(transmit) = conn.poll_transmit() {
-        match transmit {
-            Transmit::Data(data) => {
-                stream.write_all(&data)?;
+    // Everything queued in one vectored write when the stream supports it; what a write does
+    // not take stays queued in the connection.
+    loop {
+        const SLICES: usize = 8;
+        let mut slices = [IoSlice::new(&[]); SLICES];
+        let filled = conn.transmit_slices(&mut slices);
+        let queued: usize = slices[..filled].iter().map(|slice| slice.len()).sum();
+        let result = match filled {
+            0 => break,
+            1 => stream.write(&slices[0]),
+            _ => stream.write_vectored(&slices[..filled]),
+        };
+        match result {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+            Ok(written) => {
+                conn.advance_transmit(written);
                 wrote = true;
+                if written == queued && filled < SLICES {
+                    // That was everything.
+                    break;
+                }
             }
-            Transmit::Shutdown => {
-                stream.flush()?;
-                shutdown(stream);
-                return Ok(());
-            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error.into()),
         }
+    }
+    if let Some(Transmit::Shutdown) = conn.poll_transmit() {
+        stream.flush()?;
+        shutdown(stream);
+        return Ok(());
     }
     if wrote {
         stream.flush()?;

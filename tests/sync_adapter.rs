@@ -68,6 +68,21 @@ fn echo_text_and_binary_then_close_with_a_code() {
 }
 
 #[test]
+fn borrowed_sends_are_echoed() {
+    let (addr, server) = echo_server(1);
+    let request = ClientRequest::new(&format!("ws://{addr}/echo")).unwrap();
+    let (mut ws, _) = wsio::sync::connect_with(request, &Options::default()).unwrap();
+    ws.send_text("héllo").unwrap();
+    let long = vec![3u8; 200_000];
+    ws.send_binary(&long).unwrap();
+    assert_eq!(ws.read().unwrap(), Some(Message::text("héllo")));
+    assert_eq!(ws.read().unwrap(), Some(Message::binary(long)));
+    ws.close(None).unwrap();
+    assert_eq!(ws.read().unwrap(), None);
+    assert!(server.join().unwrap()[0].is_ok());
+}
+
+#[test]
 fn rejection_reaches_the_client_with_status_and_body() {
     let (addr, server) = echo_server(1);
     let error = wsio::sync::connect(&format!("ws://{addr}/private")).unwrap_err();

@@ -572,6 +572,94 @@ impl Connection {
         Some(Transmit::Data(data))
     }
 
+    /// The next bytes to write, borrowed and left queued (empty when none): write them, then
+    /// call [`advance_transmit`](Self::advance_transmit) with how many were written. The
+    /// alternative to [`poll_transmit`](Self::poll_transmit) for drivers that write from a
+    /// borrowed slice (a partial write then needs no bookkeeping of its own); the two may be
+    /// mixed. Once nothing is left, `poll_transmit` reports a pending shutdown.
+    pub fn transmit_chunk(&mut self) -> &[u8] {
+        if !self.pending_pongs.is_empty() {
+            self.flush_pong();
+        }
+        match self.out_queue.front() {
+            Some(chunk) => chunk,
+            None => &self.out_tail,
+        }
+    }
+
+    /// Fills `slices` with the bytes waiting to be written, in order, borrowed and left queued,
+    /// and returns how many slices it filled: for one vectored write of everything queued.
+    /// Call [`advance_transmit`](Self::advance_transmit) with how many bytes were written.
+    ///
+    /// ```
+    /// use std::io::{IoSlice, Write};
+    /// use wsio::proto::{Config, Connection, Message};
+    /// let mut server = Connection::server(Config::default());
+    /// server.send(Message::binary(vec![7; 2000]))?;
+    /// server.send_text("bye")?;
+    /// let mut socket = Vec::new();
+    /// let mut slices = [IoSlice::new(&[]); 8];
+    /// let filled = server.transmit_slices(&mut slices);
+    /// let written = socket.write_vectored(&slices[..filled])?;
+    /// server.advance_transmit(written);
+    /// assert_eq!(socket.len(), 4 + 2000 + 2 + 3);
+    /// assert_eq!(server.buffered_amount(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn transmit_slices<'a>(&'a mut self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
+        if !self.pending_pongs.is_empty() {
+            self.flush_pong();
+        }
+        let mut filled = 0;
+        let (first, second) = self.out_queue.as_slices();
+        for chunk in first.iter().chain(second) {
+            let Some(slot) = slices.get_mut(filled) else {
+                return filled;
+            };
+            *slot = std::io::IoSlice::new(chunk);
+            filled += 1;
+        }
+        if let (false, Some(slot)) = (self.out_tail.is_empty(), slices.get_mut(filled)) {
+            *slot = std::io::IoSlice::new(&self.out_tail);
+            filled += 1;
+        }
+        filled
+    }
+
+    /// Marks the first `written` bytes of those waiting to be written as written (see
+    /// [`transmit_chunk`](Self::transmit_chunk) and [`transmit_slices`](Self::transmit_slices)).
+    ///
+    /// # Panics
+    ///
+    /// If `written` is more than [`buffered_amount`](Self::buffered_amount): the driver claims to
+    /// have written bytes it was never given.
+    pub fn advance_transmit(&mut self, written: usize) {
+        assert!(
+            written <= self.buffered,
+            "advance_transmit({written}) with only {} bytes queued",
+            self.buffered
+        );
+        self.buffered -= written;
+        let mut left = written;
+        while left > 0 {
+            let Some(front) = self.out_queue.front_mut() else {
+                if left == self.out_tail.len() {
+                    // Keeps the buffer's room for the next frames, where they start over.
+                    self.out_tail.clear();
+                } else {
+                    bytes::Buf::advance(&mut self.out_tail, left);
+                }
+                return;
+            };
+            if left < front.len() {
+                bytes::Buf::advance(front, left);
+                return;
+            }
+            left -= front.len();
+            self.out_queue.pop_front();
+        }
+    }
+
     /// Gives back the capacity of buffers that hold nothing: the read buffer, the event and
     /// output queues and the spare room of the output buffer. Call it when the transport has
     /// nothing more to read for now, so that an idle connection holds no buffer memory; the
@@ -632,6 +720,54 @@ impl Connection {
     pub fn send_uncompressed(&mut self, message: Message) -> Result<(), SendError> {
         let (opcode, payload) = self.start_message(message)?;
         self.queue_frame(true, opcode, payload);
+        Ok(())
+    }
+
+    /// Sends a whole binary message copied from `data`, so the caller keeps its buffer and no
+    /// `Bytes` is made for it: the frame is written straight into the outgoing buffer.
+    /// Compressed like [`send`](Self::send) when permessage-deflate is on.
+    ///
+    /// The fastest way to send a short message. A payload of a kilobyte or more that is
+    /// already a `Bytes` (an echo, a broadcast) is better given to [`send`](Self::send), which
+    /// on a server queues it as it is, without copying it.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use wsio::proto::{Config, Connection};
+    /// let mut server = Connection::server(Config::default());
+    /// for reading in [17u8, 18, 19] {
+    ///     server.send_binary(&[reading])?;
+    /// }
+    /// let mut socket = Vec::new();
+    /// loop {
+    ///     let chunk = server.transmit_chunk();
+    ///     if chunk.is_empty() {
+    ///         break;
+    ///     }
+    ///     let written = socket.write(chunk)?;
+    ///     server.advance_transmit(written);
+    /// }
+    /// assert_eq!(socket, [0x82, 1, 17, 0x82, 1, 18, 0x82, 1, 19]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.send_copied(OpCode::Binary, data)
+    }
+
+    /// Sends a whole text message copied from `text`; see [`send_binary`](Self::send_binary).
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.send_copied(OpCode::Text, text.as_bytes())
+    }
+
+    fn send_copied(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        self.check_can_send()?;
+        if self.sending_fragmented.is_some() {
+            return Err(SendError::FragmentedMessageOpen);
+        }
+        match self.compression.compress(payload) {
+            Some(compressed) => self.queue_frame_with(true, true, opcode, compressed),
+            None => self.queue_frame_copied(true, false, opcode, payload),
+        }
         Ok(())
     }
 
@@ -820,17 +956,51 @@ impl Connection {
     }
 
     fn queue_frame_with(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: Bytes) {
+        if self.rng.is_some() || payload.len() < COPY_THRESHOLD {
+            return self.queue_frame_copied(fin, rsv1, opcode, &payload);
+        }
+        // A long server payload goes out as its own chunk, after the header: a driver writing
+        // vectored sends it straight from the caller's buffer.
+        self.queue_header(fin, rsv1, opcode, None, payload.len(), 0);
+        self.buffered += payload.len();
+        self.out_queue.push_back(self.out_tail.split().freeze());
+        self.out_queue.push_back(payload);
+    }
+
+    /// Queues a frame whose payload is copied (and masked, for a client) into the outgoing
+    /// buffer right after its header.
+    #[inline]
+    fn queue_frame_copied(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) {
         let mask = self.rng.as_deref_mut().map(Rng::mask);
+        self.queue_header(fin, rsv1, opcode, mask, payload.len(), payload.len());
+        self.buffered += payload.len();
+        let start = self.out_tail.len();
+        self.out_tail.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut self.out_tail[start..], key, 0);
+        }
+    }
+
+    /// Appends a frame header to the outgoing buffer, with room for `room` more bytes.
+    #[inline(always)]
+    fn queue_header(
+        &mut self,
+        fin: bool,
+        rsv1: bool,
+        opcode: OpCode,
+        mask: Option<[u8; 4]>,
+        payload_len: usize,
+        room: usize,
+    ) {
         let header = FrameHeader {
             fin,
             rsv1,
             opcode,
             mask,
-            payload_len: payload.len() as u64,
+            payload_len: payload_len as u64,
         };
         let (head, head_len) = header.to_bytes();
-        let copied = mask.is_some() || payload.len() < COPY_THRESHOLD;
-        let needed = head_len + if copied { payload.len() } else { 0 };
+        let needed = head_len + room;
         if self.out_tail.capacity() - self.out_tail.len() < needed {
             // Room for many small frames at once: the chunks handed out share this buffer, so
             // growing it for every frame would go through `reserve` (and maybe allocate) each
@@ -838,19 +1008,7 @@ impl Connection {
             self.out_tail.reserve(needed.max(OUT_TAIL_BLOCK));
         }
         self.out_tail.extend_from_slice(&head[..head_len]);
-        self.buffered += head_len + payload.len();
-        match mask {
-            Some(key) => {
-                let start = self.out_tail.len();
-                self.out_tail.extend_from_slice(&payload);
-                apply_mask(&mut self.out_tail[start..], key, 0);
-            }
-            None if payload.len() >= COPY_THRESHOLD => {
-                self.out_queue.push_back(self.out_tail.split().freeze());
-                self.out_queue.push_back(payload);
-            }
-            None => self.out_tail.extend_from_slice(&payload),
-        }
+        self.buffered += head_len;
     }
 
     // Out of line: pongs are rare, and inlined they would make every `poll_transmit` heavier.

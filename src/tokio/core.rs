@@ -269,6 +269,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         Ok(())
     }
 
+    /// Queues a message copied from a borrow (`Connection::send_binary`/`send_text`).
+    pub(super) fn start_send_with(
+        &mut self,
+        send: impl FnOnce(&mut Connection) -> Result<(), crate::proto::SendError>,
+    ) -> Result<(), Error> {
+        self.check_open()?;
+        send(&mut self.conn)?;
+        Ok(())
+    }
+
     pub(super) fn start_send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
         self.check_open()?;
         self.conn.send_prepared(message)?;

@@ -282,6 +282,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         self.core.start_send(message)
     }
 
+    /// Sends a binary message copied from `data` and writes it out: the fastest way to send a
+    /// short message the caller holds as a slice (see
+    /// [`Connection::send_binary`](crate::proto::Connection::send_binary)).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_ready(Side::Write, cx)).await?;
+        self.core.start_send_with(|conn| conn.send_binary(data))?;
+        poll_fn(|cx| self.core.poll_send_flush(Side::Write, cx)).await
+    }
+
+    /// Sends a text message copied from `text` and writes it out; see
+    /// [`send_binary`](Self::send_binary).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_ready(Side::Write, cx)).await?;
+        self.core.start_send_with(|conn| conn.send_text(text))?;
+        poll_fn(|cx| self.core.poll_send_flush(Side::Write, cx)).await
+    }
+
     /// Sends a message prepared once for many connections (see [`PreparedMessage`]) and writes
     /// it out.
     ///

@@ -788,3 +788,21 @@ fn plain_options() -> Options {
     }
     options
 }
+
+#[tokio::test]
+async fn borrowed_sends_arrive_as_messages_in_both_directions() {
+    let (mut client, mut server) = pair().await;
+    client.send_text("héllo").await.expect("send text");
+    client.send_binary(&[1, 2, 3]).await.expect("send binary");
+    let long = vec![9u8; 30_000];
+    server.send_binary(&long).await.expect("send long");
+    server.send_text("bye").await.expect("send text");
+    for expected in [Message::text("héllo"), Message::binary(vec![1, 2, 3])] {
+        let got = timeout(WAIT, server.read()).await.expect("in time");
+        assert_eq!(got.expect("read"), Some(expected));
+    }
+    for expected in [Message::binary(long), Message::text("bye")] {
+        let got = timeout(WAIT, client.read()).await.expect("in time");
+        assert_eq!(got.expect("read"), Some(expected));
+    }
+}

@@ -351,9 +351,10 @@ fn profiled(run: Run, case: &Case, runtime: &Runtime) -> Tally {
 // Contenders. Each one decodes `case.wire` into `case.n` messages, or encodes `case.n` messages
 // into the sink, through its library's idiomatic API.
 
-/// wsio's sans-IO core: `receive` 64 KiB at a time + `poll_event`; `send` + `poll_transmit`.
+/// wsio's sans-IO core: `receive` 64 KiB at a time + `poll_event`; `send_binary`/`send_text`
+/// (short payloads) or `send` + `transmit_chunk`/`advance_transmit`.
 fn wsio_proto(case: &Case, _: &Runtime) -> Tally {
-    use wsio::proto::{Config, Connection, Event, Transmit};
+    use wsio::proto::{Config, Connection, Event};
     let mut conn = Connection::server(Config::default());
     let mut tally = Tally::default();
     let mut stream = MemStream::new(&case.wire);
@@ -372,10 +373,27 @@ fn wsio_proto(case: &Case, _: &Runtime) -> Tally {
         Dir::Encode => {
             use std::io::Write;
             let message = &case.wsio_message;
+            // As wsio's docs advise: a short payload is copied from a borrow (like
+            // fastwebsockets' `Payload::Borrowed`), one of 1 KiB or more is handed over as
+            // `Bytes` and written from there without a copy.
+            let borrowed = case.size < 1024;
             for _ in 0..case.n {
-                conn.send(message.clone()).expect("send");
-                while let Some(Transmit::Data(data)) = conn.poll_transmit() {
-                    stream.write_all(&data).expect("sink");
+                if borrowed {
+                    match message {
+                        wsio::proto::Message::Text(text) => conn.send_text(text),
+                        wsio::proto::Message::Binary(data) => conn.send_binary(data),
+                    }
+                    .expect("send");
+                } else {
+                    conn.send(message.clone()).expect("send");
+                }
+                loop {
+                    let chunk = conn.transmit_chunk();
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    let written = stream.write(chunk).expect("sink");
+                    conn.advance_transmit(written);
                 }
                 tally.add(message.len());
             }
