@@ -29,10 +29,12 @@ fn text_of_len(len: usize) -> Vec<u8> {
 
 fn any_piece() -> impl Strategy<Value = Piece> {
     let len = prop_oneof![
-        0usize..70,
-        60usize..200,
-        16_000usize..20_000,
-        60_000usize..70_000
+        3 => 0usize..70,
+        3 => 60usize..200,
+        3 => 16_000usize..20_000,
+        3 => 60_000usize..70_000,
+        // Longer than the read buffer completes in place: read onto the message.
+        1 => 262_000usize..300_000,
     ];
     prop_oneof![
         4 => (any::<bool>(), proptest::collection::vec(len, 1..4)).prop_map(|(text, lens)| {
@@ -112,6 +114,58 @@ fn receive_all(
     events
 }
 
+/// Like `receive_all`, through `receive_with` (a read that takes what fits in the room it is
+/// given, or ignores it) mixed with `receive`, as `reads` says for each piece.
+fn receive_all_with(
+    mut conn: Connection,
+    wire: &[u8],
+    sizes: &[usize],
+    room: usize,
+    reads: &[Read],
+) -> Vec<Result<Event, ProtocolError>> {
+    let mut events = Vec::new();
+    let mut rest = wire;
+    for (&size, read) in sizes.iter().cycle().zip(reads.iter().cycle()) {
+        if rest.is_empty() {
+            break;
+        }
+        let mut take = |limit: usize| {
+            let (piece, tail) = rest.split_at(size.min(limit).clamp(1, rest.len()));
+            rest = tail;
+            piece
+        };
+        match read {
+            Read::Slice => conn.receive(take(usize::MAX)),
+            Read::IntoRoom => conn.receive_with(room, |buf| {
+                let spare = buf.capacity() - buf.len();
+                buf.extend_from_slice(take(spare));
+            }),
+            Read::PastRoom => {
+                conn.receive_with(room, |buf| buf.extend_from_slice(take(usize::MAX)))
+            }
+        }
+        while let Some(event) = conn.poll_event() {
+            events.push(event);
+        }
+    }
+    events
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    Slice,
+    IntoRoom,
+    PastRoom,
+}
+
+fn any_read() -> impl Strategy<Value = Read> {
+    prop_oneof![
+        1 => Just(Read::Slice),
+        4 => Just(Read::IntoRoom),
+        1 => Just(Read::PastRoom),
+    ]
+}
+
 fn messages_of(events: &[Result<Event, ProtocolError>]) -> Vec<Message> {
     events
         .iter()
@@ -133,6 +187,21 @@ proptest! {
         for (masked, conn) in [(true, server()), (false, client())] {
             let (wire, expected) = wire_of(&pieces, masked);
             let events = receive_all(conn, &wire, &sizes);
+            let expected: Vec<_> = expected.into_iter().map(Ok).collect();
+            prop_assert_eq!(events, expected);
+        }
+    }
+
+    #[test]
+    fn reading_into_the_connection_gives_the_same_messages(
+        pieces in proptest::collection::vec(any_piece(), 1..6),
+        sizes in proptest::collection::vec(prop_oneof![1usize..20, 20usize..3000, 3000usize..140_000], 1..5),
+        room in prop_oneof![1usize..100, 4096usize..70_000],
+        reads in proptest::collection::vec(any_read(), 1..6),
+    ) {
+        for (masked, conn) in [(true, server()), (false, client())] {
+            let (wire, expected) = wire_of(&pieces, masked);
+            let events = receive_all_with(conn, &wire, &sizes, room, &reads);
             let expected: Vec<_> = expected.into_iter().map(Ok).collect();
             prop_assert_eq!(events, expected);
         }

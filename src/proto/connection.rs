@@ -184,6 +184,17 @@ const LARGE_FRAME: u64 = 64 << 10;
 /// doubling) as the payload comes in.
 const MAX_UP_FRONT: u64 = 256 << 10;
 
+/// Makes room for `additional` more bytes in a new allocation holding only the bytes of `buf`:
+/// `realloc` would copy the whole old capacity, mostly empty when a message grows by reads.
+fn grow_copying_len(buf: &mut BytesMut, additional: usize) {
+    if buf.capacity() - buf.len() >= additional {
+        return;
+    }
+    let mut grown = BytesMut::with_capacity(buf.len() + additional);
+    grown.extend_from_slice(buf);
+    *buf = grown;
+}
+
 /// What to reserve for `declared` bytes still to come.
 fn up_front(declared: u64) -> usize {
     declared.min(MAX_UP_FRONT) as usize
@@ -327,6 +338,155 @@ impl Connection {
             self.read_buf.reserve(rest.len() + self.read_slack);
         }
         self.read_buf.extend_from_slice(rest);
+        self.process();
+        self.flush_texts();
+    }
+
+    /// Reads straight into the connection's buffer, for drivers whose transport can fill a
+    /// `BytesMut` (such as `tokio_util::io::poll_read_buf`): `read` gets an empty buffer with
+    /// room for about `room` bytes (less when the end of a long frame is nearer, so that the
+    /// frame is completed where it lies), and whatever it appends is received as by
+    /// [`receive`](Self::receive), without the copy from the driver's own buffer. Returns what
+    /// `read` returns.
+    ///
+    /// ```
+    /// use bytes::BufMut;
+    /// use wsio::proto::{Config, Connection, Event};
+    /// let mut server = Connection::server(Config::default());
+    /// let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    /// server.receive_with(4096, |buf| buf.put_slice(&wire));
+    /// let Some(Ok(Event::Message(message))) = server.poll_event() else { panic!() };
+    /// assert_eq!(message.as_text(), Some("Hello"));
+    /// ```
+    pub fn receive_with<T>(&mut self, room: usize, read: impl FnOnce(&mut BytesMut) -> T) -> T {
+        let onto_message = self.reads_onto_message();
+        let target = match &mut self.incoming {
+            Some(incoming) if onto_message => {
+                // Grow the message by more than a read when its frame has proved long: fewer
+                // reallocations, while what is reserved stays within a few times what the peer
+                // has actually sent.
+                let remaining = self.decoder.payload_remaining().map_or(0, |(_, n)| n);
+                let proved = 8 * incoming.data.len() as u64 + MAX_UP_FRONT;
+                // No more than the frame still needs: what follows it goes to the read buffer.
+                let ahead = remaining.min(proved.max(room as u64)) as usize;
+                grow_copying_len(&mut incoming.data, ahead);
+                &mut incoming.data
+            }
+            _ => {
+                return self.read_into_buffer(room, read);
+            }
+        };
+        let mut fresh = target.split_off(target.len());
+        let result = read(&mut fresh);
+        if self.state == State::Closed || self.reading_stopped {
+            return result;
+        }
+        self.receive_onto_message(fresh);
+        result
+    }
+
+    /// `receive_with` into the read buffer. When a long frame is unfinished in the buffer, the
+    /// read is limited to the bytes it still needs, so that it is completed where it began and
+    /// handed out without a copy (one more read per long frame costs less than moving it);
+    /// otherwise the read gets `room` bytes.
+    fn read_into_buffer<T>(&mut self, room: usize, read: impl FnOnce(&mut BytesMut) -> T) -> T {
+        let limit = match self.decoder.payload_remaining() {
+            Some((header, remaining))
+                if header.payload_len >= LARGE_FRAME && !self.read_buf.is_empty() =>
+            {
+                // At most `MAX_UP_FRONT`: longer frames are read onto their message.
+                (remaining as usize)
+                    .saturating_sub(self.read_buf.len())
+                    .max(1)
+            }
+            _ => room.max(1),
+        };
+        // Room behind the read for a long frame it may leave unfinished, as the last one did.
+        let slack = if self.read_buf.is_empty() {
+            self.read_slack
+        } else {
+            0
+        };
+        self.read_buf.reserve(limit + slack);
+        let mut fresh = self.read_buf.split_off(self.read_buf.len());
+        let behind = (fresh.capacity() > limit).then(|| fresh.split_off(limit));
+        let result = read(&mut fresh);
+        if self.state == State::Closed || self.reading_stopped {
+            return result;
+        }
+        let received = !fresh.is_empty();
+        // Contiguous with the buffered bytes unless `read` reallocated: then this copies. The
+        // room behind is contiguous only after a full read; otherwise it is let go.
+        self.read_buf.unsplit(fresh);
+        if let Some(behind) = behind {
+            self.read_buf.unsplit(behind);
+        }
+        if received {
+            self.timers.traffic_seen = true;
+            self.process();
+            self.flush_texts();
+            if let Some((header, _)) = self.decoder.payload_remaining()
+                && !self.read_buf.is_empty()
+            {
+                let long = header.payload_len >= LARGE_FRAME;
+                self.read_slack = if long {
+                    (header.payload_len as usize + FrameHeader::MAX_LEN).min(MAX_UP_FRONT as usize)
+                } else {
+                    0
+                };
+            }
+        }
+        result
+    }
+
+    /// Whether the next bytes read belong on the message being assembled: the payload of a
+    /// large binary frame too long to complete in the read buffer (or a later fragment of a
+    /// message already there), with nothing buffered before it.
+    fn reads_onto_message(&self) -> bool {
+        let (Some((header, remaining)), Some(incoming)) =
+            (self.decoder.payload_remaining(), &self.incoming)
+        else {
+            return false;
+        };
+        self.read_buf.is_empty()
+            && incoming.kind == MessageKind::Binary
+            && self.goes_direct(header)
+            && (remaining > MAX_UP_FRONT || !incoming.data.is_empty())
+    }
+
+    /// Takes bytes read straight onto the message (see `reads_onto_message`): unmasks the
+    /// frame's part where it lies, and leaves whatever follows the frame to the read buffer.
+    fn receive_onto_message(&mut self, mut fresh: BytesMut) {
+        let incoming = self.incoming.as_mut().expect("reading onto a message");
+        if fresh.is_empty() {
+            incoming.data.unsplit(fresh);
+            return;
+        }
+        self.timers.traffic_seen = true;
+        let (&header, remaining) = self.decoder.payload_remaining().expect("a frame");
+        let taken = usize::try_from(remaining).map_or(fresh.len(), |n| n.min(fresh.len()));
+        // Split only when the frame ends inside: otherwise the room left stays the message's.
+        let after_frame = (taken < fresh.len()).then(|| fresh.split_off(taken));
+        let (offset, done) = self.decoder.take_direct(taken);
+        if let Some(key) = header.mask {
+            apply_mask(&mut fresh, key, offset);
+        }
+        incoming.data.unsplit(fresh);
+        let delivered = done && header.fin;
+        if delivered {
+            let mut incoming = self.incoming.take().expect("reading onto a message");
+            let payload = incoming.data.split().freeze();
+            if let Err(error) = self.deliver(incoming, payload) {
+                return self.fail(error);
+            }
+        }
+        match after_frame {
+            // The message went out: the bytes after it can share its allocation.
+            Some(after_frame) if delivered => self.read_buf = after_frame,
+            // Sharing would make the message copy itself when it grows again.
+            Some(after_frame) => self.read_buf.extend_from_slice(&after_frame),
+            None => {}
+        }
         self.process();
         self.flush_texts();
     }
@@ -1099,6 +1259,13 @@ impl Connection {
             .expect("a frame in progress");
         if header.payload_len >= LARGE_FRAME && !incoming.compressed && remaining > available as u64
         {
+            if remaining <= MAX_UP_FRONT {
+                // Room for the rest right after what arrived: the frame is completed where it
+                // began (by `receive` or a read straight into the buffer) and handed out
+                // without another copy.
+                self.read_buf.reserve(remaining as usize - available);
+                return Ok(false);
+            }
             // The rest of a large frame will come straight from `receive`: move what arrived
             // onto the message, which has room for the whole frame.
             incoming.data.reserve(up_front(remaining));
