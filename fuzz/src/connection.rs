@@ -60,12 +60,17 @@ struct Settings {
 enum Op {
     /// Raw bytes from the peer.
     Receive(Vec<u8>),
+    /// Raw bytes from the peer, read straight into the connection (`receive_with`) in reads
+    /// that take at most the room given, or `room` bytes.
+    ReceiveInto { data: Vec<u8>, room: u16 },
     /// A frame from the peer, encoded here and delivered in two pieces.
     ReceiveFrame(PeerFrame),
     ReceiveEof,
     Send {
         text: bool,
         data: Vec<u8>,
+        /// Through `send_text`/`send_binary` instead of `send`.
+        borrowed: bool,
     },
     SendFragment {
         text: bool,
@@ -81,6 +86,9 @@ enum Op {
     NextTimeout,
     PollEvents(u8),
     PollTransmits(u8),
+    /// Writes through the borrowed transmit API, at most `limit` bytes per write, vectored or
+    /// not, `count` times.
+    WriteSome { count: u8, limit: u16, vectored: bool },
 }
 
 /// A frame the peer sends, mostly well-formed.
@@ -243,6 +251,18 @@ impl Driver {
     fn step(&mut self, op: &Op) {
         match op {
             Op::Receive(data) => self.conn.receive(data),
+            Op::ReceiveInto { data, room } => {
+                let mut rest = &data[..];
+                let room = usize::from(*room);
+                while !rest.is_empty() {
+                    self.conn.receive_with(room, |buf| {
+                        let spare = buf.capacity() - buf.len();
+                        let take = spare.min(rest.len()).max(1);
+                        buf.extend_from_slice(&rest[..take]);
+                        rest = &rest[take..];
+                    });
+                }
+            }
             Op::ReceiveFrame(frame) => {
                 let wire = frame.encode(self.peer());
                 let (head, tail) = wire.split_at(usize::from(frame.cut) % (wire.len() + 1));
@@ -253,7 +273,11 @@ impl Driver {
                 self.eof = true;
                 self.conn.receive_eof();
             }
-            Op::Send { text, data } => {
+            Op::Send {
+                text,
+                data,
+                borrowed,
+            } => {
                 let (message, frame) = if *text {
                     let text = String::from_utf8_lossy(data).into_owned();
                     let frame = WireFrame {
@@ -274,7 +298,11 @@ impl Driver {
                     Some(_) => self.can_send().and(Err(SendError::FragmentedMessageOpen)),
                     None => self.can_send(),
                 };
-                let result = self.conn.send(message);
+                let result = match (&message, borrowed) {
+                    (Message::Text(text), true) => self.conn.send_text(text),
+                    (Message::Binary(data), true) => self.conn.send_binary(data),
+                    (_, false) => self.conn.send(message),
+                };
                 assert_eq!(result, expected, "send");
                 if result.is_ok() {
                     self.sent.push(frame);
@@ -343,6 +371,17 @@ impl Driver {
             Op::PollTransmits(count) => {
                 for _ in 0..*count {
                     if !self.poll_transmit() {
+                        break;
+                    }
+                }
+            }
+            Op::WriteSome {
+                count,
+                limit,
+                vectored,
+            } => {
+                for _ in 0..*count {
+                    if !self.write_some(usize::from(*limit).max(1), *vectored) {
                         break;
                     }
                 }
@@ -547,6 +586,32 @@ impl Driver {
             "impossible error {error:?} for a {:?} with {config:?}",
             self.role
         );
+    }
+
+    /// Writes once through the borrowed transmit API and checks the bytes; false when there
+    /// was nothing to write.
+    fn write_some(&mut self, limit: usize, vectored: bool) -> bool {
+        let mut written = Vec::new();
+        if vectored {
+            let mut slices = [std::io::IoSlice::new(&[]); 4];
+            let filled = self.conn.transmit_slices(&mut slices);
+            for slice in &slices[..filled] {
+                let take = slice.len().min(limit - written.len());
+                written.extend_from_slice(&slice[..take]);
+            }
+        } else {
+            let chunk = self.conn.transmit_chunk();
+            written.extend_from_slice(&chunk[..chunk.len().min(limit)]);
+        }
+        if written.is_empty() {
+            return false;
+        }
+        let before = self.conn.buffered_amount();
+        self.conn.advance_transmit(written.len());
+        assert_eq!(self.conn.buffered_amount(), before - written.len());
+        self.wire.data(&written);
+        self.match_sent_frames();
+        true
     }
 
     /// Polls one transmit and checks it; false when there was none.
