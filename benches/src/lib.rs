@@ -175,6 +175,16 @@ pub struct Sink {
     pub writes: u64,
 }
 
+thread_local! {
+    static SINK_WRITTEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Bytes written into every sink of this thread since the last call: how a harness checks
+/// that an encoder wrote whole frames.
+pub fn take_sink_written() -> u64 {
+    SINK_WRITTEN.with(|written| written.replace(0))
+}
+
 impl Sink {
     fn take(&mut self, data: &[u8]) {
         if self.buf.len() + data.len() > 1 << 20 {
@@ -182,6 +192,7 @@ impl Sink {
         }
         self.buf.extend_from_slice(data);
         self.written += data.len() as u64;
+        SINK_WRITTEN.with(|written| written.set(written.get() + data.len() as u64));
     }
 
     fn take_vectored(&mut self, slices: &[IoSlice<'_>]) -> usize {

@@ -50,8 +50,8 @@ pub(super) enum Phase {
 /// Bytes taken from the connection and not yet written, and the state of the write side.
 #[derive(Debug)]
 pub(super) struct Output {
-    pub(super) chunks: VecDeque<Bytes>,
-    pub(super) len: usize,
+    /// Small chunks copied together for a stream without vectored writes; empty otherwise.
+    pub(super) coalesced: BytesMut,
     pub(super) flush_needed: bool,
     pub(super) shutdown: WriteEnd,
     /// A write failed: the transport takes nothing more.
@@ -184,8 +184,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             held: VecDeque::new(),
             write_error: None,
             out: Output {
-                chunks: VecDeque::new(),
-                len: 0,
+                coalesced: BytesMut::new(),
                 flush_needed: false,
                 shutdown: WriteEnd::Open,
                 broken: false,
@@ -255,7 +254,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         self.enter(side, cx);
         let result = match self.check_open() {
             Err(error) => Poll::Ready(Err(error)),
-            Ok(()) if self.conn.buffered_amount() + self.out.len > HIGH_WATER_MARK => {
+            Ok(()) if self.conn.buffered_amount() > HIGH_WATER_MARK => {
                 self.poll_output(cx).map_err(|error| self.fail_write(error))
             }
             Ok(()) => Poll::Ready(Ok(())),
@@ -432,7 +431,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     pub(super) fn is_terminated(&self) -> bool {
         self.out.broken
             || (self.conn.is_terminated()
-                && self.out.chunks.is_empty()
                 && !self.out.flush_needed
                 && self.out.shutdown != WriteEnd::Pending)
     }
@@ -480,9 +478,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     // Nothing more for now: an idle connection keeps no read buffer, and no
                     // room for write chunks once they are written.
                     self.large_reads = false;
-                    if self.out.chunks.is_empty() {
-                        self.out.chunks = VecDeque::new();
-                    }
+                    self.out.coalesced = BytesMut::new();
                     self.conn.release_idle_memory();
                     break;
                 }
@@ -567,12 +563,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             return Poll::Ready(Ok(()));
         }
         loop {
-            self.refill();
+            // Once every byte is out (pongs owed included), the connection may ask for the
+            // transport's write side to be shut down.
+            if self.out.shutdown == WriteEnd::Open
+                && !self.conn.is_open()
+                && self.conn.transmit_chunk().is_empty()
+                && let Some(Transmit::Shutdown) = self.conn.poll_transmit()
+            {
+                self.out.shutdown = WriteEnd::Pending;
+            }
             let mut io_cx = Context::from_waker(io_waker(&self.split, cx));
+            let polled = write_queued(&mut self.conn, &mut self.stream, &mut self.out, &mut io_cx);
             let stream = Pin::new(&mut self.stream);
             let out = &mut self.out;
-            let polled = if !out.chunks.is_empty() {
-                write_chunks(stream, out, &mut io_cx)
+            let polled = if let Some(polled) = polled {
+                polled
             } else if out.flush_needed {
                 stream.poll_flush(&mut io_cx).map_ok(|()| {
                     out.flush_needed = false;
@@ -613,27 +618,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         let defer = matches!(self.phase, Phase::Open)
             && !self.out.broken
             && (!self.held.is_empty() || self.conn.has_event())
-            && self.conn.buffered_amount() + self.out.len <= HIGH_WATER_MARK;
+            && self.conn.buffered_amount() <= HIGH_WATER_MARK;
         if defer {
             self.out.deferred = true;
             return Poll::Ready(Ok(()));
         }
         self.poll_flush(side, cx)
-    }
-
-    /// Takes transmits from the connection, up to `MAX_CHUNKS` chunks.
-    pub(super) fn refill(&mut self) {
-        while self.out.chunks.len() < MAX_CHUNKS && self.out.shutdown == WriteEnd::Open {
-            match self.conn.poll_transmit() {
-                Some(Transmit::Data(data)) if data.is_empty() => {}
-                Some(Transmit::Data(data)) => {
-                    self.out.len += data.len();
-                    self.out.chunks.push_back(data);
-                }
-                Some(Transmit::Shutdown) => self.out.shutdown = WriteEnd::Pending,
-                None => break,
-            }
-        }
     }
 
     /// A write is pending: fails it once it has waited longer than the write timeout.
@@ -658,8 +648,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     pub(super) fn break_output(&mut self, error: io::Error) -> io::Error {
         self.out.broken = true;
-        self.out.chunks.clear();
-        self.out.len = 0;
+        self.out.coalesced = BytesMut::new();
+        while self.conn.poll_transmit().is_some() {}
         self.out.flush_needed = false;
         self.out.timer_armed = false;
         self.progressed = true;
@@ -674,59 +664,66 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 }
 
-/// Writes the queued chunks: gathered into one vectored write when the stream supports it,
-/// else the first chunk, with small neighbours copied into it. Returns how many bytes went out.
-pub(super) fn write_chunks<S: AsyncWrite>(
+/// Writes what the connection has queued, straight from its buffers: in one vectored write
+/// when the stream supports it, else the first chunk, with small neighbours copied together
+/// first. `None` when nothing is queued; otherwise how many bytes went out, which the connection
+/// then lets go of (a partial write leaves the rest queued there).
+pub(super) fn write_queued<S: AsyncWrite + Unpin>(
+    conn: &mut Connection,
+    stream: &mut S,
+    out: &mut Output,
+    cx: &mut Context<'_>,
+) -> Option<Poll<io::Result<usize>>> {
+    let polled = {
+        let queued = conn.buffered_amount();
+        let first = conn.transmit_chunk();
+        let stream = Pin::new(&mut *stream);
+        if first.is_empty() {
+            return None;
+        }
+        if first.len() == queued {
+            // One chunk (many small frames end to end, typically): no gathering to do.
+            stream.poll_write(cx, first)
+        } else {
+            write_gathered(conn, stream, out, cx)
+        }
+    };
+    Some(match polled {
+        Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+        Poll::Ready(Ok(written)) => {
+            conn.advance_transmit(written);
+            out.flush_needed = true;
+            Poll::Ready(Ok(written))
+        }
+        other => other,
+    })
+}
+
+/// Writes several queued chunks at once: vectored when the stream supports it, else the
+/// small ones at the front copied together.
+fn write_gathered<S: AsyncWrite>(
+    conn: &mut Connection,
     stream: Pin<&mut S>,
     out: &mut Output,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    let polled = if out.chunks.len() > 1 && stream.is_write_vectored() {
-        let mut slices = [IoSlice::new(&[]); MAX_CHUNKS];
-        let count = out.chunks.len().min(MAX_CHUNKS);
-        for (slice, chunk) in slices.iter_mut().zip(&out.chunks) {
-            *slice = IoSlice::new(chunk);
+    let mut slices = [IoSlice::new(&[]); MAX_CHUNKS];
+    let filled = conn.transmit_slices(&mut slices);
+    match filled {
+        0 => Poll::Ready(Ok(0)),
+        1 => stream.poll_write(cx, &slices[0]),
+        _ if stream.is_write_vectored() => stream.poll_write_vectored(cx, &slices[..filled]),
+        _ => {
+            // The bytes copied are a prefix of what is queued: however much of them is
+            // written, the connection lets go of that much.
+            out.coalesced.clear();
+            for slice in &slices[..filled] {
+                if !out.coalesced.is_empty() && out.coalesced.len() + slice.len() > COALESCE_LIMIT {
+                    break;
+                }
+                out.coalesced.extend_from_slice(slice);
+            }
+            stream.poll_write(cx, &out.coalesced)
         }
-        stream.poll_write_vectored(cx, &slices[..count])
-    } else {
-        coalesce(&mut out.chunks);
-        stream.poll_write(cx, &out.chunks[0])
-    };
-    let written = ready!(polled)?;
-    if written == 0 {
-        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
     }
-    out.len -= written;
-    out.flush_needed = true;
-    let mut left = written;
-    while left > 0 {
-        let front = &mut out.chunks[0];
-        if left < front.len() {
-            front.advance(left);
-            break;
-        }
-        left -= front.len();
-        out.chunks.pop_front();
-    }
-    Poll::Ready(Ok(written))
-}
-
-/// Copies the small chunks at the front of `chunks` into one, up to `COALESCE_LIMIT` bytes.
-pub(super) fn coalesce(chunks: &mut VecDeque<Bytes>) {
-    let mut len = 0;
-    let count = chunks
-        .iter()
-        .take_while(|chunk| {
-            len += chunk.len();
-            len <= COALESCE_LIMIT
-        })
-        .count();
-    if count < 2 {
-        return;
-    }
-    let mut merged = BytesMut::with_capacity(chunks.iter().take(count).map(Bytes::len).sum());
-    for chunk in chunks.drain(..count) {
-        merged.extend_from_slice(&chunk);
-    }
-    chunks.push_front(merged.freeze());
 }

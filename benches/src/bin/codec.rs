@@ -238,9 +238,22 @@ fn measure(case: &Case, runtime: &Runtime, reps: usize) -> Vec<(&'static str, f6
         messages: case.n,
         bytes: case.n * case.size,
     };
+    let header = match case.size {
+        0..=125 => 2,
+        126..=0xFFFF => 4,
+        _ => 10,
+    };
     for (name, run) in &all {
+        wsio_benches::take_sink_written();
         let tally = run(case, runtime);
         assert_eq!(tally, expected, "{name} on {}", case.id());
+        // Every encoder must really have written its frames, whole, into the sink.
+        let written = wsio_benches::take_sink_written();
+        let contender = CONTENDERS.iter().any(|(contender, _)| contender == name);
+        if case.dir == Dir::Encode && contender {
+            let frames = case.n * (header + case.size);
+            assert_eq!(written, frames as u64, "{name} wrote on {}", case.id());
+        }
     }
     let mut samples = vec![Vec::new(); all.len()];
     for round in 0..reps {
