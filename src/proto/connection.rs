@@ -195,6 +195,9 @@ fn grow_copying_len(buf: &mut BytesMut, additional: usize) {
     *buf = grown;
 }
 
+/// Room beyond a frame's end when a message grows for it (see `receive_with`).
+const FIRST_READ: usize = 4096;
+
 /// What to reserve for `declared` bytes still to come.
 fn up_front(declared: u64) -> usize {
     declared.min(MAX_UP_FRONT) as usize
@@ -344,10 +347,10 @@ impl Connection {
 
     /// Reads straight into the connection's buffer, for drivers whose transport can fill a
     /// `BytesMut` (such as `tokio_util::io::poll_read_buf`): `read` gets an empty buffer with
-    /// room for about `room` bytes (less when the end of a long frame is nearer, so that the
-    /// frame is completed where it lies), and whatever it appends is received as by
-    /// [`receive`](Self::receive), without the copy from the driver's own buffer. Returns what
-    /// `read` returns.
+    /// room for about `room` bytes, and whatever it appends is received as by
+    /// [`receive`](Self::receive), without the copy from the driver's own buffer. The rest of a
+    /// large binary frame is read straight onto its message, in room sized to the frame (and a
+    /// few kilobytes more). Returns what `read` returns.
     ///
     /// ```
     /// use bytes::BufMut;
@@ -367,9 +370,12 @@ impl Connection {
                 // has actually sent.
                 let remaining = self.decoder.payload_remaining().map_or(0, |(_, n)| n);
                 let proved = 8 * incoming.data.len() as u64 + MAX_UP_FRONT;
-                // No more than the frame still needs: what follows it goes to the read buffer.
                 let ahead = remaining.min(proved.max(room as u64)) as usize;
-                grow_copying_len(&mut incoming.data, ahead);
+                if incoming.data.capacity() - incoming.data.len() < ahead {
+                    // A little more than the frame needs: a read that ends the frame then
+                    // shows whether the transport had more (it did if it filled the room).
+                    grow_copying_len(&mut incoming.data, ahead + FIRST_READ);
+                }
                 &mut incoming.data
             }
             _ => {
@@ -385,73 +391,35 @@ impl Connection {
         result
     }
 
-    /// `receive_with` into the read buffer. When a long frame is unfinished in the buffer, the
-    /// read is limited to the bytes it still needs, so that it is completed where it began and
-    /// handed out without a copy (one more read per long frame costs less than moving it);
-    /// otherwise the read gets `room` bytes.
+    /// `receive_with` into the read buffer: the read gets `room` bytes.
     fn read_into_buffer<T>(&mut self, room: usize, read: impl FnOnce(&mut BytesMut) -> T) -> T {
-        let limit = match self.decoder.payload_remaining() {
-            Some((header, remaining))
-                if header.payload_len >= LARGE_FRAME && !self.read_buf.is_empty() =>
-            {
-                // At most `MAX_UP_FRONT`: longer frames are read onto their message.
-                (remaining as usize)
-                    .saturating_sub(self.read_buf.len())
-                    .max(1)
-            }
-            _ => room.max(1),
-        };
-        // Room behind the read for a long frame it may leave unfinished, as the last one did.
-        let slack = if self.read_buf.is_empty() {
-            self.read_slack
-        } else {
-            0
-        };
-        self.read_buf.reserve(limit + slack);
+        self.read_buf.reserve(room.max(1));
         let mut fresh = self.read_buf.split_off(self.read_buf.len());
-        let behind = (fresh.capacity() > limit).then(|| fresh.split_off(limit));
         let result = read(&mut fresh);
         if self.state == State::Closed || self.reading_stopped {
             return result;
         }
         let received = !fresh.is_empty();
-        // Contiguous with the buffered bytes unless `read` reallocated: then this copies. The
-        // room behind is contiguous only after a full read; otherwise it is let go.
+        // Contiguous with the buffered bytes unless `read` reallocated: then this copies.
         self.read_buf.unsplit(fresh);
-        if let Some(behind) = behind {
-            self.read_buf.unsplit(behind);
-        }
         if received {
             self.timers.traffic_seen = true;
             self.process();
             self.flush_texts();
-            if let Some((header, _)) = self.decoder.payload_remaining()
-                && !self.read_buf.is_empty()
-            {
-                let long = header.payload_len >= LARGE_FRAME;
-                self.read_slack = if long {
-                    (header.payload_len as usize + FrameHeader::MAX_LEN).min(MAX_UP_FRONT as usize)
-                } else {
-                    0
-                };
-            }
         }
         result
     }
 
-    /// Whether the next bytes read belong on the message being assembled: the payload of a
-    /// large binary frame too long to complete in the read buffer (or a later fragment of a
-    /// message already there), with nothing buffered before it.
+    /// Whether the next bytes read belong on the message being assembled: the rest of a large
+    /// binary frame (the one `receive` would copy straight onto its message), with nothing
+    /// buffered before it.
     fn reads_onto_message(&self) -> bool {
-        let (Some((header, remaining)), Some(incoming)) =
+        let (Some((header, _)), Some(incoming)) =
             (self.decoder.payload_remaining(), &self.incoming)
         else {
             return false;
         };
-        self.read_buf.is_empty()
-            && incoming.kind == MessageKind::Binary
-            && self.goes_direct(header)
-            && (remaining > MAX_UP_FRONT || !incoming.data.is_empty())
+        self.read_buf.is_empty() && incoming.kind == MessageKind::Binary && self.goes_direct(header)
     }
 
     /// Takes bytes read straight onto the message (see `reads_onto_message`): unmasks the
@@ -1259,13 +1227,6 @@ impl Connection {
             .expect("a frame in progress");
         if header.payload_len >= LARGE_FRAME && !incoming.compressed && remaining > available as u64
         {
-            if remaining <= MAX_UP_FRONT {
-                // Room for the rest right after what arrived: the frame is completed where it
-                // began (by `receive` or a read straight into the buffer) and handed out
-                // without another copy.
-                self.read_buf.reserve(remaining as usize - available);
-                return Ok(false);
-            }
             // The rest of a large frame will come straight from `receive`: move what arrived
             // onto the message, which has room for the whole frame.
             incoming.data.reserve(up_front(remaining));

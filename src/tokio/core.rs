@@ -8,10 +8,10 @@ use super::*;
 pub(super) struct Core<S> {
     pub(super) stream: S,
     pub(super) conn: Connection,
-    /// Reads go straight into the connection's buffer, `read_chunk` bytes at a time, while
-    /// data keeps coming; otherwise into a small stack buffer, so that an idle connection holds
-    /// no read buffer at all (the connection's is released when a read finds nothing more).
-    pub(super) large_reads: bool,
+    /// The large read buffer, allocated only while data keeps coming: reads go to a small stack
+    /// buffer first, and this one is released as soon as a read finds nothing more, so an idle
+    /// connection holds no read buffer at all.
+    pub(super) read_buf: Vec<u8>,
     pub(super) read_chunk: usize,
     /// A read error met after some input was read in the same poll; reported by the next read,
     /// once the events before it have been handed out.
@@ -175,7 +175,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         Self {
             stream,
             conn,
-            large_reads: false,
+            read_buf: Vec::new(),
             read_chunk: options.read_chunk.max(1),
             read_error: None,
             read_eof: false,
@@ -477,7 +477,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 Poll::Pending => {
                     // Nothing more for now: an idle connection keeps no read buffer, and no
                     // room for write chunks once they are written.
-                    self.large_reads = false;
+                    self.read_buf = Vec::new();
                     self.out.coalesced = BytesMut::new();
                     self.conn.release_idle_memory();
                     break;
@@ -501,53 +501,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     /// Reads once into the connection: into a small stack buffer while reads come in small
-    /// pieces, straight into the connection's buffer once one filled the small buffer. Returns
-    /// the bytes read (0 at end of stream or after an interrupted read).
+    /// pieces, into the large heap buffer once one filled the small buffer. Returns the bytes
+    /// read (0 at end of stream or after an interrupted read).
     fn read_once(&mut self, cx: &Context<'_>) -> Poll<io::Result<usize>> {
-        let waker = io_waker(&self.split, cx);
-        let mut io_cx = Context::from_waker(waker);
-        if self.large_reads {
-            let stream = &mut self.stream;
-            let polled = self.conn.receive_with(self.read_chunk, |buf| {
-                tokio_util::io::poll_read_buf(Pin::new(stream), &mut io_cx, buf)
-            });
-            return match polled {
-                Poll::Ready(Ok(0)) => {
-                    self.receive_eof();
-                    Poll::Ready(Ok(0))
-                }
-                Poll::Ready(Err(error)) => self.read_failed(error),
-                polled => polled,
-            };
-        }
         let mut small = [MaybeUninit::<u8>::uninit(); SMALL_READ];
-        let mut buf = ReadBuf::uninit(&mut small[..SMALL_READ.min(self.read_chunk)]);
-        let polled = Pin::new(&mut self.stream).poll_read(&mut io_cx, &mut buf);
+        let large = self.read_buf.capacity() > 0;
+        let mut buf = if large {
+            ReadBuf::uninit(self.read_buf.spare_capacity_mut())
+        } else {
+            let len = SMALL_READ.min(self.read_chunk);
+            ReadBuf::uninit(&mut small[..len])
+        };
+        let waker = io_waker(&self.split, cx);
+        let polled =
+            Pin::new(&mut self.stream).poll_read(&mut Context::from_waker(waker), &mut buf);
         let (filled, full) = (buf.filled().len(), buf.remaining() == 0);
         match polled {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(())) if filled > 0 => self.conn.receive(buf.filled()),
             Poll::Ready(Ok(())) => self.receive_eof(),
-            Poll::Ready(Err(error)) => return self.read_failed(error),
+            Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
+            // A reset after (or instead of) the peer's close loses nothing the core can use.
+            Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::ConnectionReset => {
+                self.receive_eof();
+            }
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
         }
-        if full && self.read_chunk > SMALL_READ {
+        if full && !large && self.read_chunk > SMALL_READ {
             // The small buffer filled up: more is probably waiting, read it in large pieces.
-            self.large_reads = true;
+            self.read_buf = Vec::with_capacity(self.read_chunk);
         }
         Poll::Ready(Ok(filled))
-    }
-
-    /// What a failed read means: nothing for an interrupted one, the end of the stream for a
-    /// reset (after, or instead of, the peer's close it loses nothing the core can use).
-    fn read_failed(&mut self, error: io::Error) -> Poll<io::Result<usize>> {
-        match error.kind() {
-            io::ErrorKind::Interrupted => Poll::Ready(Ok(0)),
-            io::ErrorKind::ConnectionReset => {
-                self.receive_eof();
-                Poll::Ready(Ok(0))
-            }
-            _ => Poll::Ready(Err(error)),
-        }
     }
 
     pub(super) fn receive_eof(&mut self) {
