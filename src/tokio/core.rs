@@ -47,7 +47,7 @@ pub(super) enum Phase {
     Done,
 }
 
-/// Bytes taken from the connection and not yet written, and the state of the write side.
+/// The state of the write side; the bytes to write stay queued in the connection until written.
 #[derive(Debug)]
 pub(super) struct Output {
     /// Small chunks copied together for a stream without vectored writes; empty otherwise.
