@@ -231,30 +231,32 @@ impl<S: Read + Write> WebSocket<S> {
     /// Queues a message without writing it; [`WebSocket::flush`] writes everything queued in as
     /// few writes as possible.
     pub fn write(&mut self, message: Message) -> Result<(), Error> {
+        self.queue(|conn| conn.send(message))
+    }
+
+    /// Queues through `send` unless the connection is over.
+    fn queue(
+        &mut self,
+        send: impl FnOnce(&mut Connection) -> Result<(), crate::proto::SendError>,
+    ) -> Result<(), Error> {
         if self.finished {
             return Err(Error::AlreadyClosed);
         }
-        self.conn.send(message)?;
+        send(&mut self.conn)?;
         Ok(())
     }
 
     /// Sends a binary message copied from `data` and writes it out: the fastest way to send a
     /// short message the caller holds as a slice (see [`Connection::send_binary`]).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        if self.finished {
-            return Err(Error::AlreadyClosed);
-        }
-        self.conn.send_binary(data)?;
+        self.queue(|conn| conn.send_binary(data))?;
         self.flush()
     }
 
     /// Sends a text message copied from `text` and writes it out; see
     /// [`send_binary`](Self::send_binary).
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        if self.finished {
-            return Err(Error::AlreadyClosed);
-        }
-        self.conn.send_text(text)?;
+        self.queue(|conn| conn.send_text(text))?;
         self.flush()
     }
 
@@ -267,11 +269,7 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Queues a prepared message without writing it, like [`write`](Self::write).
     pub fn write_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
-        if self.finished {
-            return Err(Error::AlreadyClosed);
-        }
-        self.conn.send_prepared(message)?;
-        Ok(())
+        self.queue(|conn| conn.send_prepared(message))
     }
 
     /// Writes everything queued.

@@ -362,27 +362,22 @@ impl Connection {
     /// assert_eq!(message.as_text(), Some("Hello"));
     /// ```
     pub fn receive_with<T>(&mut self, room: usize, read: impl FnOnce(&mut BytesMut) -> T) -> T {
-        let onto_message = self.reads_onto_message();
-        let target = match &mut self.incoming {
-            Some(incoming) if onto_message => {
-                // Grow the message by more than a read when its frame has proved long: fewer
-                // reallocations, while what is reserved stays within a few times what the peer
-                // has actually sent.
-                let remaining = self.decoder.payload_remaining().map_or(0, |(_, n)| n);
-                let proved = 8 * incoming.data.len() as u64 + MAX_UP_FRONT;
-                let ahead = remaining.min(proved.max(room as u64)) as usize;
-                if incoming.data.capacity() - incoming.data.len() < ahead {
-                    // A little more than the frame needs: a read that ends the frame then
-                    // shows whether the transport had more (it did if it filled the room).
-                    grow_copying_len(&mut incoming.data, ahead + FIRST_READ);
-                }
-                &mut incoming.data
-            }
-            _ => {
-                return self.read_into_buffer(room, read);
-            }
-        };
-        let mut fresh = target.split_off(target.len());
+        if !self.reads_onto_message() {
+            return self.read_into_buffer(room, read);
+        }
+        let remaining = self.decoder.payload_remaining().map_or(0, |(_, n)| n);
+        let incoming = self.incoming.as_mut().expect("reading onto a message");
+        // Grow the message by more than a read when its frame has proved long: fewer
+        // reallocations, while what is reserved stays within a few times what the peer has
+        // actually sent.
+        let proved = 8 * incoming.data.len() as u64 + MAX_UP_FRONT;
+        let ahead = remaining.min(proved.max(room as u64)) as usize;
+        if incoming.data.capacity() - incoming.data.len() < ahead {
+            // A little more than the frame needs: a read that ends the frame then shows
+            // whether the transport had more (it did if it filled the room).
+            grow_copying_len(&mut incoming.data, ahead + FIRST_READ);
+        }
+        let mut fresh = incoming.data.split_off(incoming.data.len());
         let result = read(&mut fresh);
         if self.state == State::Closed || self.reading_stopped {
             return result;
@@ -888,10 +883,7 @@ impl Connection {
     }
 
     fn send_copied(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
-        self.check_can_send()?;
-        if self.sending_fragmented.is_some() {
-            return Err(SendError::FragmentedMessageOpen);
-        }
+        self.check_can_start_message()?;
         match self.compression.compress(payload) {
             Some(compressed) => self.queue_frame_with(true, true, opcode, compressed),
             None => self.queue_frame_copied(true, false, opcode, payload),
@@ -905,10 +897,7 @@ impl Connection {
     /// with permessage-deflate and no context kept on our side, compressed once for all the
     /// connections that share a window size; see [`PreparedMessage`].
     pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), SendError> {
-        self.check_can_send()?;
-        if self.sending_fragmented.is_some() {
-            return Err(SendError::FragmentedMessageOpen);
-        }
+        self.check_can_start_message()?;
         match self.compression.compress_prepared(message) {
             Some(compressed) => self.queue_frame_with(true, true, message.opcode(), compressed),
             None => self.queue_frame(true, message.opcode(), message.payload().clone()),
@@ -1045,14 +1034,21 @@ impl Connection {
 
     /// Checks that a whole message may be sent now and splits it into opcode and payload.
     fn start_message(&self, message: Message) -> Result<(OpCode, Bytes), SendError> {
-        self.check_can_send()?;
-        if self.sending_fragmented.is_some() {
-            return Err(SendError::FragmentedMessageOpen);
-        }
+        self.check_can_start_message()?;
         Ok(match message {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
             Message::Binary(data) => (OpCode::Binary, data),
         })
+    }
+
+    /// Checks that a whole message may be sent now: open, room queued, no fragmented message
+    /// being sent.
+    fn check_can_start_message(&self) -> Result<(), SendError> {
+        self.check_can_send()?;
+        if self.sending_fragmented.is_some() {
+            return Err(SendError::FragmentedMessageOpen);
+        }
+        Ok(())
     }
 
     fn check_can_send(&self) -> Result<(), SendError> {

@@ -263,12 +263,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     pub(super) fn start_send(&mut self, message: Message) -> Result<(), Error> {
-        self.check_open()?;
-        self.conn.send(message)?;
-        Ok(())
+        self.start_send_with(|conn| conn.send(message))
     }
 
-    /// Queues a message copied from a borrow (`Connection::send_binary`/`send_text`).
+    /// Queues a message through `send` (`Connection::send`, `send_binary`, ...) unless the
+    /// connection is over.
     pub(super) fn start_send_with(
         &mut self,
         send: impl FnOnce(&mut Connection) -> Result<(), crate::proto::SendError>,
@@ -279,9 +278,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     pub(super) fn start_send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
-        self.check_open()?;
-        self.conn.send_prepared(message)?;
-        Ok(())
+        self.start_send_with(|conn| conn.send_prepared(message))
     }
 
     pub(super) fn poll_flush(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
