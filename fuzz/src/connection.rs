@@ -62,7 +62,10 @@ enum Op {
     Receive(Vec<u8>),
     /// Raw bytes from the peer, read straight into the connection (`receive_with`) in reads
     /// that take at most the room given, or `room` bytes.
-    ReceiveInto { data: Vec<u8>, room: u16 },
+    ReceiveInto {
+        data: Vec<u8>,
+        room: u16,
+    },
     /// A frame from the peer, encoded here and delivered in two pieces.
     ReceiveFrame(PeerFrame),
     ReceiveEof,
@@ -88,7 +91,11 @@ enum Op {
     PollTransmits(u8),
     /// Writes through the borrowed transmit API, at most `limit` bytes per write, vectored or
     /// not, `count` times.
-    WriteSome { count: u8, limit: u16, vectored: bool },
+    WriteSome {
+        count: u8,
+        limit: u16,
+        vectored: bool,
+    },
 }
 
 /// A frame the peer sends, mostly well-formed.
