@@ -635,18 +635,19 @@ fn floor_utf8(case: &Case, _: &Runtime) -> Tally {
     tally
 }
 
-/// Decode: copy each payload out of the wire buffer, unmask it and (text) validate it.
-/// Encode: the same as `memcpy` (the header is a few bytes).
+/// Decode: copy each payload out of the wire buffer unmasking it on the way (in one pass, with
+/// `wsio::proto::extend_unmasked`: faster than a copy and then `apply_mask`) and (text)
+/// validate it. Encode: the same as `memcpy` (the header is a few bytes).
 fn floor_all(case: &Case, runtime: &Runtime) -> Tally {
     if case.dir == Dir::Encode {
         return floor_memcpy(case, runtime);
     }
     let mut tally = Tally::default();
-    let mut dst = vec![0u8; case.size];
+    let mut dst = bytes::BytesMut::with_capacity(case.size);
     let text = case.text();
     for_each_payload(case, |payload| {
-        dst.copy_from_slice(payload);
-        wsio::proto::apply_mask(&mut dst, wsio_benches::MASK, 0);
+        dst.clear();
+        wsio::proto::extend_unmasked(&mut dst, payload, wsio_benches::MASK, 0);
         if text {
             simdutf8::basic::from_utf8(&dst).expect("utf-8");
         }
