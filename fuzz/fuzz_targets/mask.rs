@@ -1,9 +1,9 @@
-//! `apply_mask` agrees with `apply_mask_reference` for any key, offset and length, and masking
-//! in two pieces (the second at offset + split) equals masking whole.
+//! `apply_mask` and `extend_unmasked` agree with `apply_mask_reference` for any key, offset and
+//! length, and masking in two pieces (the second at offset + split) equals masking whole.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsio::proto::{apply_mask, apply_mask_reference};
+use wsio::proto::{apply_mask, apply_mask_reference, extend_unmasked};
 
 fuzz_target!(|input: &[u8]| {
     let Some((head, data)) = input.split_first_chunk::<14>() else {
@@ -27,4 +27,17 @@ fuzz_target!(|input: &[u8]| {
         pieces, fast,
         "masking in two pieces differs from masking whole"
     );
+
+    // Appending after a prefix as long as `split`, in two pieces: the stage blocks then start
+    // at every alignment to the key and to the destination.
+    let mut appended = bytes::BytesMut::from(&data[..split]);
+    extend_unmasked(&mut appended, &data[..split], key, offset);
+    extend_unmasked(
+        &mut appended,
+        &data[split..],
+        key,
+        offset.wrapping_add(split),
+    );
+    assert_eq!(&appended[..split], &data[..split], "the prefix changed");
+    assert_eq!(&appended[split..], &fast[..], "extend_unmasked differs from the reference");
 });
