@@ -39,5 +39,9 @@ fuzz_target!(|input: &[u8]| {
         offset.wrapping_add(split),
     );
     assert_eq!(&appended[..split], &data[..split], "the prefix changed");
-    assert_eq!(&appended[split..], &fast[..], "extend_unmasked differs from the reference");
+    assert_eq!(
+        &appended[split..],
+        &fast[..],
+        "extend_unmasked differs from the reference"
+    );
 });
