@@ -242,8 +242,10 @@ struct Timers {
 }
 
 /// Server payloads at least this long are queued as their own chunk instead of being copied,
-/// so a driver writing vectored sends them straight from the caller's buffer.
-const COPY_THRESHOLD: usize = 1024;
+/// so a driver writing vectored sends them straight from the caller's buffer. Below it, the
+/// copy costs less than a chunk of its own (`benches/`: 1.4 times the messages/s at 1 KiB,
+/// 0.5 times at 16 KiB), and a burst of messages leaves as one contiguous buffer.
+const COPY_THRESHOLD: usize = 4096;
 
 /// The least the outbound buffer grows by when it is full.
 const OUT_TAIL_BLOCK: usize = 4096;
@@ -881,7 +883,7 @@ impl Connection {
     /// `Bytes` is made for it: the frame is written straight into the outgoing buffer.
     /// Compressed like [`send`](Self::send) when permessage-deflate is on.
     ///
-    /// The fastest way to send a short message. A payload of a kilobyte or more that is
+    /// The fastest way to send a message from a borrow. A payload of 4 KiB or more that is
     /// already a `Bytes` (an echo, a broadcast) is better given to [`send`](Self::send), which
     /// on a server queues it as it is, without copying it.
     ///

@@ -365,7 +365,8 @@ fn profiled(run: Run, case: &Case, runtime: &Runtime) -> Tally {
 // into the sink, through its library's idiomatic API.
 
 /// wsio's sans-IO core: `receive` 64 KiB at a time + `poll_event`; `send_binary`/`send_text`
-/// (short payloads) or `send` + `transmit_chunk`/`advance_transmit`.
+/// (payloads below 4 KiB) or `send` of the `Bytes`, then `transmit_slices` + one vectored write
+/// + `advance_transmit`.
 fn wsio_proto(case: &Case, _: &Runtime) -> Tally {
     use wsio::proto::{Config, Connection, Event};
     let mut conn = Connection::server(Config::default());
@@ -386,10 +387,11 @@ fn wsio_proto(case: &Case, _: &Runtime) -> Tally {
         Dir::Encode => {
             use std::io::Write;
             let message = &case.wsio_message;
-            // As wsio's docs advise: a short payload is copied from a borrow (like
-            // fastwebsockets' `Payload::Borrowed`), one of 1 KiB or more is handed over as
-            // `Bytes` and written from there without a copy.
-            let borrowed = case.size < 1024;
+            // As wsio's docs advise: a payload is copied from a borrow (like fastwebsockets'
+            // `Payload::Borrowed`) unless it is long and already a `Bytes`, which is then
+            // handed over and written from there without a copy, in one vectored write with
+            // its header.
+            let borrowed = case.size < 4096;
             for _ in 0..case.n {
                 if borrowed {
                     match message {
@@ -400,12 +402,10 @@ fn wsio_proto(case: &Case, _: &Runtime) -> Tally {
                 } else {
                     conn.send(message.clone()).expect("send");
                 }
-                loop {
-                    let chunk = conn.transmit_chunk();
-                    if chunk.is_empty() {
-                        break;
-                    }
-                    let written = stream.write(chunk).expect("sink");
+                while conn.buffered_amount() > 0 {
+                    let mut slices = [std::io::IoSlice::new(&[]); 4];
+                    let filled = conn.transmit_slices(&mut slices);
+                    let written = stream.write_vectored(&slices[..filled]).expect("sink");
                     conn.advance_transmit(written);
                 }
                 tally.add(message.len());
