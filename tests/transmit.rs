@@ -1,6 +1,7 @@
 //! The borrowed send and transmit paths (`send_binary`/`send_text`, `transmit_chunk`,
 //! `transmit_slices`, `advance_transmit`) put the same bytes on the wire as `send` +
-//! `poll_transmit`, for any mix of messages, pings and partial writes, in both roles.
+//! `poll_transmit`, for any mix of messages (short, or long enough to be queued as they are),
+//! pings and partial writes, in both roles; and those bytes carry the messages sent.
 
 mod common;
 
@@ -21,6 +22,8 @@ fn any_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         "\\PC{0,200}".prop_map(Op::Text),
         proptest::collection::vec(any::<u8>(), 0..3000).prop_map(Op::Binary),
+        // Long enough for a server to queue the payload as it is rather than copy it.
+        proptest::collection::vec(any::<u8>(), 4000..9000).prop_map(Op::Binary),
         proptest::collection::vec(any::<u8>(), 0..125).prop_map(Op::Ping),
     ]
 }
@@ -80,6 +83,7 @@ proptest! {
     #[test]
     fn borrowed_paths_write_the_same_bytes(
         ops in proptest::collection::vec(any_op(), 1..12),
+        owned_sends in proptest::collection::vec(any::<bool>(), 12),
         limit in 1usize..5000,
         vectored in any::<bool>(),
         client in any::<bool>(),
@@ -90,7 +94,8 @@ proptest! {
         let (mut expected, mut actual) = (Vec::new(), Vec::new());
         for (index, op) in ops.iter().enumerate() {
             queue(&mut owned, op, true);
-            queue(&mut borrowed, op, false);
+            // Written through the borrowed transmit API whichever way it was queued.
+            queue(&mut borrowed, op, owned_sends[index]);
             if index % drain_every == 0 {
                 drain_owned(&mut owned, &mut expected);
                 drain_borrowed(&mut borrowed, &mut actual, limit, vectored);
@@ -100,6 +105,19 @@ proptest! {
         drain_borrowed(&mut borrowed, &mut actual, limit, vectored);
         prop_assert_eq!(borrowed.buffered_amount(), 0);
         prop_assert_eq!(&actual, &expected);
+        // And the bytes are the frames of the operations, in order.
+        let mut peer = connection(!client);
+        peer.receive(&actual);
+        for op in &ops {
+            let event = peer.poll_event().expect("an event per operation").expect("valid");
+            let wanted = match op {
+                Op::Text(text) => Event::Message(Message::text(text.clone())),
+                Op::Binary(data) => Event::Message(Message::binary(data.clone())),
+                Op::Ping(data) => Event::Ping(data.clone().into()),
+            };
+            prop_assert_eq!(event, wanted);
+        }
+        prop_assert_eq!(peer.poll_event(), None);
     }
 }
 

@@ -84,8 +84,14 @@ pub struct Connection {
     /// into events before any other event and when `receive` returns.
     text_arena: String,
     text_lens: Vec<usize>,
-    out_queue: VecDeque<Bytes>,
+    /// Payloads queued as they are, each after some bytes of `out_tail`; what `out_tail` holds
+    /// beyond them goes out last.
+    out_queue: VecDeque<QueuedPayload>,
+    /// Headers and copied frames, in the order they go out with the queued payloads.
     out_tail: BytesMut,
+    /// The bytes at the front of `out_tail` that go out before queued payloads: the sum of
+    /// their `before`.
+    out_tail_queued: usize,
     buffered: usize,
     /// Pongs owed, oldest first; bounded so a ping flood cannot grow memory.
     pending_pongs: VecDeque<Bytes>,
@@ -102,6 +108,15 @@ pub struct Connection {
     /// found unfinished at the end of a read (up to [`LARGE_FRAME`]), so that the next one of
     /// its size can be completed where it began instead of being moved to make room.
     read_slack: usize,
+}
+
+/// A payload written from its own buffer, not copied into `out_tail`.
+#[derive(Debug)]
+struct QueuedPayload {
+    /// How many bytes at the front of `out_tail` (after those of the payloads before this one)
+    /// go out before this payload: its header, and any frames copied since the last payload.
+    before: usize,
+    payload: Bytes,
 }
 
 /// A data message being received.
@@ -281,6 +296,7 @@ impl Connection {
             text_lens: Vec::new(),
             out_queue: VecDeque::new(),
             out_tail: BytesMut::new(),
+            out_tail_queued: 0,
             buffered: 0,
             pending_pongs: VecDeque::new(),
             reading_stopped: false,
@@ -715,8 +731,13 @@ impl Connection {
         if !self.pending_pongs.is_empty() {
             self.flush_pong();
         }
-        let data = match self.out_queue.pop_front() {
-            Some(data) => data,
+        let data = match self.out_queue.front_mut() {
+            Some(front) if front.before > 0 => {
+                let before = std::mem::take(&mut front.before);
+                self.out_tail_queued -= before;
+                self.out_tail.split_to(before).freeze()
+            }
+            Some(_) => self.out_queue.pop_front().expect("a front").payload,
             None if !self.out_tail.is_empty() => self.out_tail.split().freeze(),
             None if self.shutdown == Shutdown::Queued => {
                 self.shutdown = Shutdown::Done;
@@ -738,7 +759,8 @@ impl Connection {
             self.flush_pong();
         }
         match self.out_queue.front() {
-            Some(chunk) => chunk,
+            Some(front) if front.before > 0 => &self.out_tail[..front.before],
+            Some(front) => &front.payload,
             None => &self.out_tail,
         }
     }
@@ -767,18 +789,24 @@ impl Connection {
             self.flush_pong();
         }
         let mut filled = 0;
-        let (first, second) = self.out_queue.as_slices();
-        for chunk in first.iter().chain(second) {
-            let Some(slot) = slices.get_mut(filled) else {
+        let mut put = |data: &'a [u8]| match slices.get_mut(filled) {
+            _ if data.is_empty() => true,
+            Some(slot) => {
+                *slot = std::io::IoSlice::new(data);
+                filled += 1;
+                true
+            }
+            None => false,
+        };
+        let mut tail: &'a [u8] = &self.out_tail;
+        for queued in &self.out_queue {
+            let (before, rest) = tail.split_at(queued.before);
+            tail = rest;
+            if !put(before) || !put(&queued.payload) {
                 return filled;
-            };
-            *slot = std::io::IoSlice::new(chunk);
-            filled += 1;
+            }
         }
-        if let (false, Some(slot)) = (self.out_tail.is_empty(), slices.get_mut(filled)) {
-            *slot = std::io::IoSlice::new(&self.out_tail);
-            filled += 1;
-        }
+        put(tail);
         filled
     }
 
@@ -807,12 +835,19 @@ impl Connection {
                 }
                 return;
             };
-            if left < front.len() {
-                bytes::Buf::advance(front, left);
+            if front.before > 0 {
+                let taken = left.min(front.before);
+                front.before -= taken;
+                self.out_tail_queued -= taken;
+                bytes::Buf::advance(&mut self.out_tail, taken);
+                left -= taken;
+            } else if left < front.payload.len() {
+                bytes::Buf::advance(&mut front.payload, left);
                 return;
+            } else {
+                left -= front.payload.len();
+                self.out_queue.pop_front();
             }
-            left -= front.len();
-            self.out_queue.pop_front();
         }
     }
 
@@ -1120,8 +1155,9 @@ impl Connection {
         // vectored sends it straight from the caller's buffer.
         self.queue_header(fin, rsv1, opcode, None, payload.len(), 0);
         self.buffered += payload.len();
-        self.out_queue.push_back(self.out_tail.split().freeze());
-        self.out_queue.push_back(payload);
+        let before = self.out_tail.len() - self.out_tail_queued;
+        self.out_tail_queued += before;
+        self.out_queue.push_back(QueuedPayload { before, payload });
     }
 
     /// Queues a frame whose payload is copied (and masked, for a client) into the outgoing
