@@ -13,7 +13,7 @@ use super::compression::Compression;
 use super::config::Config;
 use super::error::{ProtocolError, SendError};
 use super::frame::{DecoderLimits, FrameDecoder, FrameHeader, OpCode};
-use super::mask::{apply_mask, extend_unmasked};
+use super::mask::{apply_mask, extend_payload};
 use super::message::{Message, MessageKind, Utf8Bytes};
 use super::prepared::PreparedMessage;
 use super::rng::Rng;
@@ -174,14 +174,6 @@ impl Incoming {
         {
             self.text.reserve(up_front(header.payload_len));
         }
-    }
-}
-
-/// Appends payload bytes to `dst`, unmasking them on the way if the frame is masked.
-fn extend_payload(dst: &mut BytesMut, payload: &[u8], key: Option<[u8; 4]>, offset: usize) {
-    match key {
-        Some(key) => extend_unmasked(dst, payload, key, offset),
-        None => dst.extend_from_slice(payload),
     }
 }
 
@@ -359,6 +351,7 @@ impl Connection {
         if !rest.is_empty() && self.read_buf.is_empty() {
             self.read_buf.reserve(rest.len() + self.read_slack);
         }
+        let rest = self.begin_cut_frame(rest);
         self.read_buf.extend_from_slice(rest);
         self.process();
         self.flush_texts();
@@ -493,13 +486,41 @@ impl Connection {
             return 0;
         };
         self.read_slack = header.payload_len.min(LARGE_FRAME) as usize;
-        self.read_buf.extend_from_slice(&data[..missing]);
+        self.decoder
+            .extend_arrived(&mut self.read_buf, &data[..missing]);
         self.process();
         if self.state == State::Closed || self.reading_stopped {
             // Nothing more is read; `receive_direct` sees no bytes.
             return data.len();
         }
         missing
+    }
+
+    /// With nothing buffered, when `rest` is the start of a frame that ends in a later read:
+    /// takes its header, then its payload unmasked as it is copied (if at least
+    /// [`UNMASK_IN_COPY`] bytes long, and masked), instead of copying it to be unmasked in the
+    /// buffer. Returns the bytes still to be buffered as they are.
+    fn begin_cut_frame<'a>(&mut self, rest: &'a [u8]) -> &'a [u8] {
+        if !self.read_buf.is_empty() || self.decoder.current_header().is_some() {
+            return rest;
+        }
+        let Ok(Some((header, len))) = self.decoder.peek_header(rest) else {
+            return rest;
+        };
+        let cut = (len as u64 + header.payload_len) > rest.len() as u64;
+        if !cut || header.mask.is_none() || header.payload_len < UNMASK_IN_COPY {
+            return rest;
+        }
+        self.read_buf.extend_from_slice(&rest[..len]);
+        self.process();
+        if self.state == State::Closed || self.reading_stopped {
+            return &[];
+        }
+        // The frame is in progress with none of its payload buffered: what follows is all
+        // payload of this frame.
+        self.decoder
+            .extend_arrived(&mut self.read_buf, &rest[len..]);
+        &[]
     }
 
     /// Queues an event, after the text messages decoded before it.

@@ -4,7 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::Role;
 use super::error::ProtocolError;
-use super::mask::apply_mask;
+use super::mask::{apply_mask, extend_payload};
 
 /// A frame opcode (RFC 6455 §5.2, §11.8). The reserved values are not representable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -295,6 +295,25 @@ impl FrameDecoder {
         }
         current.unmasked = available;
         (available, fresh)
+    }
+
+    /// Appends `data`, the next payload bytes of the frame in progress (no more than it still
+    /// needs), to `buf`: unmasked on the way when everything `buf` holds is already unmasked
+    /// payload of this frame, as it is after [`unmask_arrived`](Self::unmask_arrived); as they
+    /// are otherwise, for `unmask_arrived` to do.
+    pub(crate) fn extend_arrived(&mut self, buf: &mut BytesMut, data: &[u8]) {
+        match self.current.as_mut() {
+            Some(current) if current.unmasked == buf.len() => {
+                debug_assert!(
+                    (current.unmasked + data.len()) as u64 <= current.remaining(),
+                    "more bytes than the frame has"
+                );
+                let offset = (current.taken as usize).wrapping_add(current.unmasked);
+                extend_payload(buf, data, current.header.mask, offset);
+                current.unmasked += data.len();
+            }
+            _ => buf.extend_from_slice(data),
+        }
     }
 
     /// The header of the data or control frame in progress and how many of its payload bytes

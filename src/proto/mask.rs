@@ -72,6 +72,19 @@ pub fn extend_unmasked(dst: &mut BytesMut, masked: &[u8], key: [u8; 4], offset: 
     apply_mask(&mut dst[start..], key, offset);
 }
 
+/// Appends payload bytes to `dst`, unmasking them on the way if the frame is masked.
+pub(crate) fn extend_payload(
+    dst: &mut BytesMut,
+    payload: &[u8],
+    key: Option<[u8; 4]>,
+    offset: usize,
+) {
+    match key {
+        Some(key) => extend_unmasked(dst, payload, key, offset),
+        None => dst.extend_from_slice(payload),
+    }
+}
+
 /// The key repeated over 32 bytes, lined up with a payload byte at `offset`: rotating the bytes
 /// left is a right rotation of their little-endian value.
 fn wide_key(key: [u8; 4], offset: usize) -> [u8; 32] {
