@@ -844,6 +844,15 @@ impl Connection {
             "advance_transmit({written}) with only {} bytes queued",
             self.buffered
         );
+        if written == self.buffered && written > 0 {
+            // Everything went out (the usual case): keep the buffer's room for the next frames,
+            // where they start over.
+            self.buffered = 0;
+            self.out_queue.clear();
+            self.out_tail.clear();
+            self.out_tail_queued = 0;
+            return;
+        }
         self.buffered -= written;
         let mut left = written;
         while left > 0 {
