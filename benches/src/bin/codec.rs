@@ -209,9 +209,9 @@ fn main() {
                 println!(
                     "Floors ({}): GB/s of payload; `wsio/floor` is the floor's time over wsio's.\n",
                     if kind == Kind::Text {
-                        "floor = copy + unmask + UTF-8 validation per payload"
+                        "floor = copy unmasking in one pass + UTF-8 validation per payload"
                     } else {
-                        "floor = copy + unmask per payload"
+                        "floor = copy unmasking in one pass per payload"
                     }
                 );
                 let headers: Vec<String> =
