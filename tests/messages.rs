@@ -208,6 +208,27 @@ fn streaming_mode_still_validates_utf8_across_chunks() {
 }
 
 #[test]
+fn streaming_mode_validates_utf8_of_long_frames_cut_by_reads() {
+    let mut config = Config::default();
+    config.streaming = true;
+    // Long enough to be unmasked as it is copied; the bad byte sits in every part a read can
+    // leave: right after the header, in the middle and at the very end.
+    for bad_at in [0, 150, 299] {
+        let mut payload = vec![b'a'; 300];
+        payload[bad_at] = 0xff;
+        let input = client_frame(true, OpCode::Text, &payload);
+        for chunk in [1, 10, 100, 200, input.len()] {
+            let outcome = run(limited(config.clone()), &input, chunk, false);
+            assert_eq!(
+                outcome.error(),
+                Some(&ProtocolError::InvalidUtf8),
+                "bad byte at {bad_at}, reads of {chunk}"
+            );
+        }
+    }
+}
+
+#[test]
 fn fragmented_send_round_trips() {
     let mut sender = client();
     sender

@@ -124,6 +124,13 @@ enum PeerOpCode {
     Ping(Vec<u8>),
     Pong(Vec<u8>),
     Reserved(u8, Vec<u8>),
+    /// A long text or binary payload cheap to describe: `len` ASCII letters (up to 8 KiB), one
+    /// of them maybe replaced by any byte (for text, often breaking its UTF-8).
+    Long {
+        text: bool,
+        len: u16,
+        odd: Option<(u16, u8)>,
+    },
 }
 
 #[derive(Debug, Arbitrary)]
@@ -149,6 +156,14 @@ impl PeerFrame {
             PeerOpCode::Ping(data) => (0x9, data.clone()),
             PeerOpCode::Pong(data) => (0xA, data.clone()),
             PeerOpCode::Reserved(opcode, data) => (opcode & 0x0F, data.clone()),
+            PeerOpCode::Long { text, len, odd } => {
+                let mut payload = vec![b'a'; usize::from(*len) % (8 << 10)];
+                if let (Some((at, byte)), false) = (odd, payload.is_empty()) {
+                    let at = usize::from(*at) % payload.len();
+                    payload[at] = *byte;
+                }
+                (if *text { 0x1 } else { 0x2 }, payload)
+            }
         };
         let reserved = self.reserved.unwrap_or(0) & 0b111;
         let mut wire = vec![u8::from(self.fin) << 7 | reserved << 4 | opcode];

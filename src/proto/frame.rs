@@ -300,7 +300,8 @@ impl FrameDecoder {
     /// Appends `data`, the next payload bytes of the frame in progress (no more than it still
     /// needs), to `buf`: unmasked on the way when everything `buf` holds is already unmasked
     /// payload of this frame, as it is after [`unmask_arrived`](Self::unmask_arrived); as they
-    /// are otherwise, for `unmask_arrived` to do.
+    /// are otherwise, for `unmask_arrived` to do. Bytes unmasked here are not among those a
+    /// later `unmask_arrived` reports as new.
     pub(crate) fn extend_arrived(&mut self, buf: &mut BytesMut, data: &[u8]) {
         match self.current.as_mut() {
             Some(current) if current.unmasked == buf.len() => {
