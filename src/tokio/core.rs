@@ -543,6 +543,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             while self.conn.poll_transmit().is_some() {}
             return Poll::Ready(Ok(()));
         }
+        if self.conn.is_open()
+            && !self.out.flush_needed
+            && self.out.shutdown != WriteEnd::Pending
+            && self.conn.transmit_chunk().is_empty()
+        {
+            // Nothing to write, flush or shut down: what every read of a reader that sends
+            // nothing finds.
+            self.out.timer_armed = false;
+            self.out.deferred = false;
+            return Poll::Ready(Ok(()));
+        }
         loop {
             // Once every byte is out (pongs owed included), the connection may ask for the
             // transport's write side to be shut down.
