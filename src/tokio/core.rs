@@ -543,17 +543,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             while self.conn.poll_transmit().is_some() {}
             return Poll::Ready(Ok(()));
         }
-        if self.conn.is_open()
-            && !self.out.flush_needed
-            && self.out.shutdown != WriteEnd::Pending
-            && self.conn.transmit_chunk().is_empty()
-        {
-            // Nothing to write, flush or shut down: what every read of a reader that sends
-            // nothing finds.
-            self.out.timer_armed = false;
-            self.out.deferred = false;
-            return Poll::Ready(Ok(()));
-        }
         loop {
             // Once every byte is out (pongs owed included), the connection may ask for the
             // transport's write side to be shut down.
@@ -564,26 +553,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             {
                 self.out.shutdown = WriteEnd::Pending;
             }
+            // Checked before anything is set up for the stream: nothing to do is what every
+            // read of a reader that sends nothing finds, and how every write ends.
+            if !self.out.flush_needed
+                && self.out.shutdown != WriteEnd::Pending
+                && self.conn.transmit_chunk().is_empty()
+            {
+                self.out.timer_armed = false;
+                self.out.deferred = false;
+                return Poll::Ready(Ok(()));
+            }
             let mut io_cx = Context::from_waker(io_waker(&self.split, cx));
             let polled = write_queued(&mut self.conn, &mut self.stream, &mut self.out, &mut io_cx);
             let stream = Pin::new(&mut self.stream);
             let out = &mut self.out;
-            let polled = if let Some(polled) = polled {
-                polled
-            } else if out.flush_needed {
-                stream.poll_flush(&mut io_cx).map_ok(|()| {
+            let polled = match polled {
+                Some(polled) => polled,
+                None if out.flush_needed => stream.poll_flush(&mut io_cx).map_ok(|()| {
                     out.flush_needed = false;
                     0
-                })
-            } else if out.shutdown == WriteEnd::Pending {
-                stream.poll_shutdown(&mut io_cx).map_ok(|()| {
+                }),
+                // Nothing to write or flush (checked above): the shutdown is what is left.
+                None => stream.poll_shutdown(&mut io_cx).map_ok(|()| {
                     out.shutdown = WriteEnd::Done;
                     0
-                })
-            } else {
-                out.timer_armed = false;
-                out.deferred = false;
-                return Poll::Ready(Ok(()));
+                }),
             };
             match polled {
                 Poll::Ready(Ok(written)) => {
