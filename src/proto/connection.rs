@@ -177,6 +177,12 @@ impl Incoming {
     }
 }
 
+/// The payload of the frame whose header (`len` bytes long) starts `data`, if all of it is there.
+fn frame_payload<'a>(header: &FrameHeader, len: usize, data: &'a [u8]) -> Option<&'a [u8]> {
+    let end = usize::try_from(header.payload_len).ok()?.checked_add(len)?;
+    data.get(len..end)
+}
+
 /// Binary frames at least this long that arrive in pieces are assembled on the message rather
 /// than in the read buffer, growing as the frame arrives (see [`MAX_UP_FRONT`]).
 const LARGE_FRAME: u64 = 64 << 10;
@@ -624,15 +630,17 @@ impl Connection {
         len: usize,
         data: &[u8],
     ) -> Result<bool, ProtocolError> {
-        let fits = (len as u64 + header.payload_len) <= data.len() as u64;
         let wanted = header.mask.is_some()
             && header.opcode == OpCode::Binary
-            && header.payload_len >= UNMASK_IN_COPY;
-        if !fits || !wanted || !self.is_whole_message(header) {
+            && header.payload_len >= UNMASK_IN_COPY
+            && self.is_whole_message(header);
+        if !wanted {
             return Ok(false);
         }
+        let Some(payload) = frame_payload(header, len, data) else {
+            return Ok(false);
+        };
         check_message_size(header.payload_len, self.config.max_message_size)?;
-        let payload = &data[len..len + header.payload_len as usize];
         if self.read_buf.capacity() < payload.len() {
             // One allocation for this message and those after it in `data`.
             self.read_buf.reserve(data.len() - len + self.read_slack);
@@ -652,15 +660,14 @@ impl Connection {
         len: usize,
         data: &[u8],
     ) -> Result<bool, ProtocolError> {
-        let whole = header.fin
-            && header.opcode == OpCode::Text
-            && self.incoming.is_none()
-            && (len as u64 + header.payload_len) <= data.len() as u64;
-        if !whole {
+        let wanted = header.opcode == OpCode::Text && self.is_whole_message(header);
+        if !wanted {
             return Ok(false);
         }
+        let Some(payload) = frame_payload(header, len, data) else {
+            return Ok(false);
+        };
         check_message_size(header.payload_len, self.config.max_message_size)?;
-        let payload = &data[len..len + header.payload_len as usize];
         let mut scratch = std::mem::take(&mut self.read_buf);
         extend_payload(&mut scratch, payload, header.mask, 0);
         let valid = match simdutf8::basic::from_utf8(&scratch) {
