@@ -555,29 +555,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             }
             // Checked before anything is set up for the stream: nothing to do is what every
             // read of a reader that sends nothing finds, and how every write ends.
-            if !self.out.flush_needed
-                && self.out.shutdown != WriteEnd::Pending
-                && self.conn.transmit_chunk().is_empty()
-            {
+            let queued = !self.conn.transmit_chunk().is_empty();
+            if !queued && !self.out.flush_needed && self.out.shutdown != WriteEnd::Pending {
                 self.out.timer_armed = false;
                 self.out.deferred = false;
                 return Poll::Ready(Ok(()));
             }
             let mut io_cx = Context::from_waker(io_waker(&self.split, cx));
-            let polled = write_queued(&mut self.conn, &mut self.stream, &mut self.out, &mut io_cx);
-            let stream = Pin::new(&mut self.stream);
-            let out = &mut self.out;
-            let polled = match polled {
-                Some(polled) => polled,
-                None if out.flush_needed => stream.poll_flush(&mut io_cx).map_ok(|()| {
-                    out.flush_needed = false;
-                    0
-                }),
+            let polled = if queued {
+                write_queued(&mut self.conn, &mut self.stream, &mut self.out, &mut io_cx)
+            } else if self.out.flush_needed {
+                let out = &mut self.out;
+                Pin::new(&mut self.stream)
+                    .poll_flush(&mut io_cx)
+                    .map_ok(|()| {
+                        out.flush_needed = false;
+                        0
+                    })
+            } else {
                 // Nothing to write or flush (checked above): the shutdown is what is left.
-                None => stream.poll_shutdown(&mut io_cx).map_ok(|()| {
-                    out.shutdown = WriteEnd::Done;
-                    0
-                }),
+                let out = &mut self.out;
+                Pin::new(&mut self.stream)
+                    .poll_shutdown(&mut io_cx)
+                    .map_ok(|()| {
+                        out.shutdown = WriteEnd::Done;
+                        0
+                    })
             };
             match polled {
                 Poll::Ready(Ok(written)) => {
@@ -650,23 +653,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 }
 
-/// Writes what the connection has queued, straight from its buffers: in one vectored write
-/// when the stream supports it, else the first chunk, with small neighbours copied together
-/// first. `None` when nothing is queued; otherwise how many bytes went out, which the connection
-/// then lets go of (a partial write leaves the rest queued there).
+/// Writes what the connection has queued (something is), straight from its buffers: in one
+/// vectored write when the stream supports it, else the first chunk, with small neighbours
+/// copied together first. Returns how many bytes went out, which the connection then lets go
+/// of (a partial write leaves the rest queued there).
 pub(super) fn write_queued<S: AsyncWrite + Unpin>(
     conn: &mut Connection,
     stream: &mut S,
     out: &mut Output,
     cx: &mut Context<'_>,
-) -> Option<Poll<io::Result<usize>>> {
+) -> Poll<io::Result<usize>> {
     let polled = {
         let queued = conn.buffered_amount();
         let first = conn.transmit_chunk();
         let stream = Pin::new(&mut *stream);
-        if first.is_empty() {
-            return None;
-        }
         if first.len() == queued {
             // One chunk (many small frames end to end, typically): no gathering to do.
             stream.poll_write(cx, first)
@@ -674,7 +674,7 @@ pub(super) fn write_queued<S: AsyncWrite + Unpin>(
             write_gathered(conn, stream, out, cx)
         }
     };
-    Some(match polled {
+    match polled {
         Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
         Poll::Ready(Ok(written)) => {
             conn.advance_transmit(written);
@@ -682,7 +682,7 @@ pub(super) fn write_queued<S: AsyncWrite + Unpin>(
             Poll::Ready(Ok(written))
         }
         other => other,
-    })
+    }
 }
 
 /// Writes several queued chunks at once: vectored when the stream supports it, else the
