@@ -364,6 +364,10 @@ fn profiled(run: Run, case: &Case, runtime: &Runtime) -> Tally {
 // Contenders. Each one decodes `case.wire` into `case.n` messages, or encodes `case.n` messages
 // into the sink, through its library's idiomatic API.
 
+/// The wsio contenders send payloads shorter than this from a borrow (`send_binary`,
+/// `send_text`), longer ones as the `Bytes` they are, as wsio's docs advise.
+const BORROW_BELOW: usize = 4096;
+
 /// wsio's sans-IO core: `receive` 64 KiB at a time + `poll_event`; `send_binary`/`send_text`
 /// (payloads below 4 KiB) or `send` of the `Bytes`, then `transmit_slices` + one vectored write
 /// + `advance_transmit`.
@@ -391,7 +395,7 @@ fn wsio_proto(case: &Case, _: &Runtime) -> Tally {
             // `Payload::Borrowed`) unless it is long and already a `Bytes`, which is then
             // handed over and written from there without a copy, in one vectored write with
             // its header.
-            let borrowed = case.size < 4096;
+            let borrowed = case.size < BORROW_BELOW;
             for _ in 0..case.n {
                 if borrowed {
                     match message {
@@ -434,8 +438,12 @@ fn wsio_sync(case: &Case, _: &Runtime) -> Tally {
             // Like the core: from a borrow below 4 KiB, as the docs advise.
             for _ in 0..case.n {
                 match message {
-                    wsio::proto::Message::Text(text) if case.size < 4096 => ws.send_text(text),
-                    wsio::proto::Message::Binary(data) if case.size < 4096 => ws.send_binary(data),
+                    wsio::proto::Message::Text(text) if case.size < BORROW_BELOW => {
+                        ws.send_text(text)
+                    }
+                    wsio::proto::Message::Binary(data) if case.size < BORROW_BELOW => {
+                        ws.send_binary(data)
+                    }
                     _ => ws.send(message.clone()),
                 }
                 .expect("send");
@@ -467,10 +475,10 @@ fn wsio_tokio(case: &Case, runtime: &Runtime) -> Tally {
                 // Like the core: from a borrow below 4 KiB, as the docs advise.
                 for _ in 0..case.n {
                     match message {
-                        wsio::proto::Message::Text(text) if case.size < 4096 => {
+                        wsio::proto::Message::Text(text) if case.size < BORROW_BELOW => {
                             ws.send_text(text).await
                         }
-                        wsio::proto::Message::Binary(data) if case.size < 4096 => {
+                        wsio::proto::Message::Binary(data) if case.size < BORROW_BELOW => {
                             ws.send_binary(data).await
                         }
                         _ => ws.send(message.clone()).await,
