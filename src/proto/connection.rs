@@ -492,7 +492,8 @@ impl Connection {
             return 0;
         };
         self.read_slack = header.payload_len.min(LARGE_FRAME) as usize;
-        self.buffer_payload(&data[..missing]);
+        self.decoder
+            .extend_arrived(&mut self.read_buf, &data[..missing]);
         self.process();
         if self.state == State::Closed || self.reading_stopped {
             // Nothing more is read; `receive_direct` sees no bytes.
@@ -523,28 +524,9 @@ impl Connection {
         }
         // The frame is in progress with none of its payload buffered: what follows is all
         // payload of this frame.
-        self.buffer_payload(&rest[len..]);
+        self.decoder
+            .extend_arrived(&mut self.read_buf, &rest[len..]);
         &[]
-    }
-
-    /// Appends the next payload bytes of the frame in progress, no more than it still needs,
-    /// to the read buffer: unmasked on the way, except for the text of an uncompressed text
-    /// message, which `step` validates as the bytes that `unmask_arrived` reports new.
-    fn buffer_payload(&mut self, data: &[u8]) {
-        let control = self
-            .decoder
-            .current_header()
-            .is_some_and(|header| header.opcode.is_control());
-        let validated_on_arrival = !control
-            && self
-                .incoming
-                .as_ref()
-                .is_some_and(|incoming| incoming.kind == MessageKind::Text && !incoming.compressed);
-        if validated_on_arrival {
-            self.read_buf.extend_from_slice(data);
-        } else {
-            self.decoder.extend_arrived(&mut self.read_buf, data);
-        }
     }
 
     /// Queues an event, after the text messages decoded before it.

@@ -188,6 +188,9 @@ struct InProgress {
     taken: u64,
     /// Payload bytes at the front of the buffer that are already unmasked.
     unmasked: usize,
+    /// Of those, the ones `unmask_arrived` has reported (as new or not): the rest were
+    /// unmasked as they were copied in (`extend_arrived`) and are still new to the caller.
+    reported: usize,
 }
 
 impl InProgress {
@@ -272,6 +275,7 @@ impl FrameDecoder {
             header,
             taken: 0,
             unmasked: 0,
+            reported: 0,
         });
     }
 
@@ -281,27 +285,29 @@ impl FrameDecoder {
     }
 
     /// Unmasks the payload bytes of the frame in progress that arrived since the last call and
-    /// returns how many bytes at the front of `buf` are unmasked, and how many of those are new.
+    /// returns how many bytes at the front of `buf` are unmasked, and how many of those are new
+    /// since the last call (including those `extend_arrived` unmasked).
     pub(crate) fn unmask_arrived(&mut self, buf: &mut BytesMut) -> (usize, usize) {
         let Some(current) = self.current.as_mut() else {
             return (0, 0);
         };
         let available =
             usize::try_from(current.remaining()).map_or(buf.len(), |n| n.min(buf.len()));
-        let fresh = available - current.unmasked;
+        let fresh = available - current.reported;
         if let Some(key) = current.header.mask {
             let offset = (current.taken as usize).wrapping_add(current.unmasked);
             apply_mask(&mut buf[current.unmasked..available], key, offset);
         }
         current.unmasked = available;
+        current.reported = available;
         (available, fresh)
     }
 
     /// Appends `data`, the next payload bytes of the frame in progress (no more than it still
     /// needs), to `buf`: unmasked on the way when everything `buf` holds is already unmasked
     /// payload of this frame, as it is after [`unmask_arrived`](Self::unmask_arrived); as they
-    /// are otherwise, for `unmask_arrived` to do. Bytes unmasked here are not among those a
-    /// later `unmask_arrived` reports as new.
+    /// are otherwise, for `unmask_arrived` to do. Either way the next `unmask_arrived` reports
+    /// them as new.
     pub(crate) fn extend_arrived(&mut self, buf: &mut BytesMut, data: &[u8]) {
         match self.current.as_mut() {
             Some(current) if current.unmasked == buf.len() => {
@@ -389,6 +395,7 @@ impl FrameDecoder {
         let current = self.current.as_mut().expect("a frame in progress");
         current.taken += current.unmasked as u64;
         current.unmasked = 0;
+        current.reported = 0;
         let header = current.header;
         let done = current.remaining() == 0;
         if done {
