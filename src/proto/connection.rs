@@ -388,8 +388,14 @@ impl Connection {
         // Grow the message by more than a read when its frame has proved long: fewer
         // reallocations, while what is reserved stays within a few times what the peer has
         // actually sent.
-        let proved = 8 * incoming.data.len() as u64 + MAX_UP_FRONT;
-        let ahead = remaining.min(proved.max(room as u64)) as usize;
+        let proved = (8 * incoming.data.len() as u64 + MAX_UP_FRONT).max(room as u64);
+        // Room for the whole rest when that is not much more: growing again later would copy
+        // everything held by then (up to the whole message once more).
+        let ahead = if remaining <= 2 * proved {
+            remaining
+        } else {
+            proved
+        } as usize;
         if incoming.data.capacity() - incoming.data.len() < ahead {
             // A little more than the frame needs: a read that ends the frame then shows
             // whether the transport had more (it did if it filled the room).
@@ -423,16 +429,36 @@ impl Connection {
         result
     }
 
-    /// Whether the next bytes read belong on the message being assembled: the rest of a large
-    /// binary frame (the one `receive` would copy straight onto its message), with nothing
-    /// buffered before it.
+    /// How many bytes [`receive_with`](Self::receive_with) would now read straight onto the
+    /// message being assembled (the rest of a large binary frame, with nothing buffered before
+    /// it), or `None` when it would read into the connection's buffer. A driver that reads
+    /// into a buffer of its own can call `receive_with` when this is large, and save copying
+    /// that many bytes out of its buffer; for a few bytes, its own read (which may bring the
+    /// frames after too) costs fewer reads.
+    ///
+    /// ```
+    /// use wsio::proto::{Config, Connection};
+    /// let mut server = Connection::server(Config::default());
+    /// assert_eq!(server.direct_read_len(), None);
+    /// // The header and first 1 000 payload bytes of a masked 100 000-byte binary frame.
+    /// let mut head = vec![0x82, 0xff, 0, 0, 0, 0, 0, 0x01, 0x86, 0xa0, 1, 2, 3, 4];
+    /// head.extend_from_slice(&[0; 1000]);
+    /// server.receive(&head);
+    /// assert_eq!(server.direct_read_len(), Some(99_000));
+    /// ```
+    pub fn direct_read_len(&self) -> Option<u64> {
+        let (header, remaining) = self.decoder.payload_remaining()?;
+        let incoming = self.incoming.as_ref()?;
+        (self.read_buf.is_empty()
+            && incoming.kind == MessageKind::Binary
+            && self.goes_direct(header))
+        .then_some(remaining)
+    }
+
+    /// Whether the next bytes read belong on the message being assembled (see
+    /// [`direct_read_len`](Self::direct_read_len)).
     fn reads_onto_message(&self) -> bool {
-        let (Some((header, _)), Some(incoming)) =
-            (self.decoder.payload_remaining(), &self.incoming)
-        else {
-            return false;
-        };
-        self.read_buf.is_empty() && incoming.kind == MessageKind::Binary && self.goes_direct(header)
+        self.direct_read_len().is_some()
     }
 
     /// Takes bytes read straight onto the message (see `reads_onto_message`): unmasks the
@@ -593,6 +619,7 @@ impl Connection {
                 self.decoder.begin_frame(header);
                 data = &data[len..];
                 self.start_frame(&header)?;
+                self.reserve_direct_binary(&header);
             }
             match self.receive_payload(data)? {
                 Some(taken) => data = &data[taken..],
@@ -600,6 +627,17 @@ impl Connection {
             }
         }
         Ok(data)
+    }
+
+    /// Makes room up front for a large binary frame's payload on its message (up to
+    /// [`MAX_UP_FRONT`]), so the payload is not copied again as the message grows: the rest
+    /// of a frame cut by a read is read straight onto the message into that room.
+    fn reserve_direct_binary(&mut self, header: &FrameHeader) {
+        if let Some(incoming) = self.incoming.as_mut()
+            && incoming.kind == MessageKind::Binary
+        {
+            incoming.data.reserve(up_front(header.payload_len));
+        }
     }
 
     /// A whole masked binary message in `data` (its header `len` bytes long) between
@@ -1329,6 +1367,11 @@ impl Connection {
             .expect("a frame in progress");
         if header.payload_len >= LARGE_FRAME && !incoming.compressed && remaining > available as u64
         {
+            if available == 0 {
+                // Nothing to move, and the message's room is `receive_with`'s to size: a
+                // reserve here would reallocate it (copying it) as it grows.
+                return Ok(false);
+            }
             // The rest of a large frame will come straight from `receive`: move what arrived
             // onto the message, which has room for the whole frame.
             incoming.data.reserve(up_front(remaining));

@@ -498,9 +498,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     /// Reads once into the connection: into a small stack buffer while reads come in small
-    /// pieces, into the large heap buffer once one filled the small buffer. Returns the bytes
-    /// read (0 at end of stream or after an interrupted read).
+    /// pieces, into the large heap buffer once one filled the small buffer, and straight onto
+    /// the message when the rest of a large binary frame is coming. Returns the bytes read (0
+    /// at end of stream or after an interrupted read).
     fn read_once(&mut self, cx: &Context<'_>) -> Poll<io::Result<usize>> {
+        let mut io_cx = Context::from_waker(io_waker(&self.split, cx));
+        let read_chunk = self.read_chunk as u64;
+        if self
+            .conn
+            .direct_read_len()
+            .is_some_and(|len| len >= read_chunk)
+        {
+            // At least a read's worth of a large frame is still to come: read it onto its
+            // message rather than copy it there from a buffer of our own.
+            let stream = &mut self.stream;
+            let polled = self.conn.receive_with(self.read_chunk, |buf| {
+                std::pin::pin!(stream.read_buf(buf)).poll(&mut io_cx)
+            });
+            return match polled {
+                Poll::Ready(Ok(0)) => {
+                    self.receive_eof();
+                    Poll::Ready(Ok(0))
+                }
+                Poll::Ready(Err(error)) => self.read_failed(error),
+                other => other,
+            };
+        }
         let mut small = [MaybeUninit::<u8>::uninit(); SMALL_READ];
         let large = self.read_buf.capacity() > 0;
         let mut buf = if large {
@@ -509,26 +532,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             let len = SMALL_READ.min(self.read_chunk);
             ReadBuf::uninit(&mut small[..len])
         };
-        let waker = io_waker(&self.split, cx);
-        let polled =
-            Pin::new(&mut self.stream).poll_read(&mut Context::from_waker(waker), &mut buf);
+        let polled = Pin::new(&mut self.stream).poll_read(&mut io_cx, &mut buf);
         let (filled, full) = (buf.filled().len(), buf.remaining() == 0);
         match polled {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(())) if filled > 0 => self.conn.receive(buf.filled()),
             Poll::Ready(Ok(())) => self.receive_eof(),
-            Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
-            // A reset after (or instead of) the peer's close loses nothing the core can use.
-            Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::ConnectionReset => {
-                self.receive_eof();
-            }
-            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Ready(Err(error)) => return self.read_failed(error),
         }
         if full && !large && self.read_chunk > SMALL_READ {
             // The small buffer filled up: more is probably waiting, read it in large pieces.
             self.read_buf = Vec::with_capacity(self.read_chunk);
         }
         Poll::Ready(Ok(filled))
+    }
+
+    /// What a failed read means: nothing (interrupted), the end of the stream (a reset after,
+    /// or instead of, the peer's close loses nothing the core can use), or an error.
+    fn read_failed(&mut self, error: io::Error) -> Poll<io::Result<usize>> {
+        match error.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::ConnectionReset => self.receive_eof(),
+            _ => return Poll::Ready(Err(error)),
+        }
+        Poll::Ready(Ok(0))
     }
 
     pub(super) fn receive_eof(&mut self) {

@@ -806,3 +806,45 @@ async fn borrowed_sends_arrive_as_messages_in_both_directions() {
         assert_eq!(got.expect("read"), Some(expected));
     }
 }
+
+/// Large binary messages, whose rest the adapter reads straight onto the message, arrive whole
+/// and in order however the transport cuts them: small pieces, or reads that end a frame and
+/// start the next.
+#[tokio::test]
+async fn large_messages_read_onto_themselves_arrive_intact() {
+    for pipe in [4 << 10, 1 << 20] {
+        let (client_io, server_io) = tokio::io::duplex(pipe);
+        let (mut client, mut server) =
+            pair_with(client_io, server_io, &plain_options(), &plain_options()).await;
+        let sizes = [200_000, 65_536, (1 << 20) + 7, 300_001];
+        let sent: Vec<Message> = sizes
+            .iter()
+            .enumerate()
+            .map(|(index, &size)| {
+                Message::binary(
+                    (0..size)
+                        .map(|i| (i * 31 + index) as u8)
+                        .collect::<Vec<u8>>(),
+                )
+            })
+            .collect();
+        let writer = async {
+            for message in &sent {
+                client.feed(message.clone()).await.expect("feed");
+            }
+            client.flush().await.expect("flush");
+            client
+        };
+        let reader = async {
+            let mut received = Vec::new();
+            for _ in &sent {
+                received.push(server.read().await.expect("read").expect("message"));
+            }
+            received
+        };
+        let (_client, received) = timeout(WAIT, async { tokio::join!(writer, reader) })
+            .await
+            .expect("in time");
+        assert!(received == sent, "pipe of {pipe} bytes: messages differ");
+    }
+}
