@@ -51,6 +51,25 @@ fn assert_invalid_payload(input: &[u8]) -> Outcome {
     outcome
 }
 
+/// A whole text message arriving with its frame is unmasked and validated in blocks of a few
+/// kilobytes: code points cut by a block's end are carried to the next, and an invalid or
+/// unfinished one is caught wherever it falls.
+#[test]
+fn long_texts_are_validated_across_blocks() {
+    for prefix in 0..3 {
+        let text = "a".repeat(prefix) + &"€ uñ".repeat(3000);
+        let outcome = replay(server, &client_frame(true, OpCode::Text, text.as_bytes()));
+        assert_eq!(outcome.messages(), [Message::text(text)]);
+    }
+    let mut broken = vec![b'a'; 4095];
+    broken.extend_from_slice(&[0xe2, 0x28]);
+    broken.extend_from_slice(&[b'a'; 100]);
+    assert_invalid_payload(&client_frame(true, OpCode::Text, &broken));
+    let mut unfinished = vec![b'a'; 5000];
+    unfinished.extend_from_slice(&[0xe2, 0x82]);
+    assert_invalid_payload(&client_frame(true, OpCode::Text, &unfinished));
+}
+
 #[test]
 fn invalid_utf8_in_a_whole_message() {
     assert_invalid_payload(&client_frame(
