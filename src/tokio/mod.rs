@@ -266,8 +266,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// whole; once queued it is never lost or duplicated, and the next `flush`, `send` or read
     /// writes whatever part of it is still waiting.
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
-        self.write(message).await?;
-        poll_fn(|cx| self.core.poll_send_flush(Side::Write, cx)).await
+        self.send_with(|conn| conn.send(message)).await
     }
 
     /// Queues a message without writing it, like `SinkExt::feed`: when more than 64 KiB are
@@ -290,9 +289,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     ///
     /// As [`send`](Self::send).
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        poll_fn(|cx| self.core.poll_ready(Side::Write, cx)).await?;
-        self.core.start_send_with(|conn| conn.send_binary(data))?;
-        poll_fn(|cx| self.core.poll_send_flush(Side::Write, cx)).await
+        self.send_with(|conn| conn.send_binary(data)).await
     }
 
     /// Sends a text message copied from `text` and writes it out; see
@@ -302,8 +299,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     ///
     /// As [`send`](Self::send).
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        poll_fn(|cx| self.core.poll_ready(Side::Write, cx)).await?;
-        self.core.start_send_with(|conn| conn.send_text(text))?;
+        self.send_with(|conn| conn.send_text(text)).await
+    }
+
+    /// The steps of every `send*`: write out what is queued if that is over the high-water
+    /// mark (as `poll_ready` would; below it there is nothing to wait for), queue the message
+    /// through `send`, and write it out unless replies are being gathered.
+    async fn send_with(
+        &mut self,
+        send: impl FnOnce(&mut Connection) -> Result<(), crate::proto::SendError>,
+    ) -> Result<(), Error> {
+        if self.core.conn.buffered_amount() > HIGH_WATER_MARK {
+            poll_fn(|cx| self.core.poll_ready(Side::Write, cx)).await?;
+        }
+        self.core.start_send_with(send)?;
         poll_fn(|cx| self.core.poll_send_flush(Side::Write, cx)).await
     }
 
