@@ -80,25 +80,34 @@ impl Compression {
 
     /// Compresses a whole message when compression is on and the message is long enough to
     /// gain from it; `None` means send it as it is.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn compress(&mut self, payload: &[u8]) -> Option<Bytes> {
+        // Inline down to this check: most connections send without compression, and every
+        // short message pays for the call otherwise.
         #[cfg(feature = "deflate")]
-        if let Some(deflate) = &mut self.deflate {
-            if payload.len() < deflate.params.threshold() {
-                return None;
-            }
-            let mut out = BytesMut::new();
-            deflate.compressor.compress(payload, &mut out);
-            // Without context takeover nothing depends on this message having gone through
-            // the compressor, so data that did not shrink (already compressed, random) goes
-            // out as it is. With it, the peer's window must see the same history as ours.
-            if deflate.params.shares_compressed_frames(deflate.role) && out.len() >= payload.len() {
-                return None;
-            }
-            return Some(out.freeze());
+        if self.deflate.is_some() {
+            return self.compress_deflating(payload);
         }
         let _ = payload;
         None
+    }
+
+    #[cfg(feature = "deflate")]
+    #[inline(never)]
+    fn compress_deflating(&mut self, payload: &[u8]) -> Option<Bytes> {
+        let deflate = self.deflate.as_mut()?;
+        if payload.len() < deflate.params.threshold() {
+            return None;
+        }
+        let mut out = BytesMut::new();
+        deflate.compressor.compress(payload, &mut out);
+        // Without context takeover nothing depends on this message having gone through the
+        // compressor, so data that did not shrink (already compressed, random) goes out as it
+        // is. With it, the peer's window must see the same history as ours.
+        if deflate.params.shares_compressed_frames(deflate.role) && out.len() >= payload.len() {
+            return None;
+        }
+        Some(out.freeze())
     }
 
     /// Like [`compress`](Self::compress) for a prepared message: when our side keeps no

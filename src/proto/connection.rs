@@ -913,12 +913,8 @@ impl Connection {
     ///
     /// If `written` is more than [`buffered_amount`](Self::buffered_amount): the driver claims to
     /// have written bytes it was never given.
+    #[inline]
     pub fn advance_transmit(&mut self, written: usize) {
-        assert!(
-            written <= self.buffered,
-            "advance_transmit({written}) with only {} bytes queued",
-            self.buffered
-        );
         if written == self.buffered && written > 0 {
             // Everything went out (the usual case): keep the buffer's room for the next frames,
             // where they start over.
@@ -930,6 +926,17 @@ impl Connection {
             self.out_tail_queued = 0;
             return;
         }
+        self.advance_transmit_partly(written);
+    }
+
+    // Out of line: the usual write takes everything, and this loop would make every call heavier.
+    #[inline(never)]
+    fn advance_transmit_partly(&mut self, written: usize) {
+        assert!(
+            written <= self.buffered,
+            "advance_transmit({written}) with only {} bytes queued",
+            self.buffered
+        );
         self.buffered -= written;
         let mut left = written;
         while left > 0 {

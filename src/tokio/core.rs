@@ -590,15 +590,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             }
             let mut io_cx = Context::from_waker(io_waker(&self.split, cx));
             let polled = if queued {
-                write_queued(&mut self.conn, &mut self.stream, &mut self.out, &mut io_cx)
+                match write_queued(&mut self.conn, &mut self.stream, &mut self.out, &mut io_cx) {
+                    // All of it went out (the usual case): flush in the same turn.
+                    Poll::Ready(Ok(written)) if self.conn.buffered_amount() == 0 => {
+                        self.out.timer_armed = false;
+                        self.progressed |= written > 0;
+                        flush_stream(&mut self.stream, &mut self.out, &mut io_cx)
+                    }
+                    other => other,
+                }
             } else if self.out.flush_needed {
-                let out = &mut self.out;
-                Pin::new(&mut self.stream)
-                    .poll_flush(&mut io_cx)
-                    .map_ok(|()| {
-                        out.flush_needed = false;
-                        0
-                    })
+                flush_stream(&mut self.stream, &mut self.out, &mut io_cx)
             } else {
                 // Nothing to write or flush (checked above): the shutdown is what is left.
                 let out = &mut self.out;
@@ -710,6 +712,18 @@ pub(super) fn write_queued<S: AsyncWrite + Unpin>(
         }
         other => other,
     }
+}
+
+/// Flushes the stream; once flushed, nothing written is waiting in it.
+fn flush_stream<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &mut Output,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    Pin::new(stream).poll_flush(cx).map_ok(|()| {
+        out.flush_needed = false;
+        0
+    })
 }
 
 /// Writes several queued chunks at once: vectored when the stream supports it, else the
