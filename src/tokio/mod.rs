@@ -59,7 +59,7 @@ pub use self::split::{ReadHalf, WriteHalf};
 /// Above this many queued bytes, `poll_ready` writes everything out before taking a message.
 const HIGH_WATER_MARK: usize = 64 << 10;
 /// The most chunks gathered into one vectored write.
-const MAX_CHUNKS: usize = 64;
+const MAX_CHUNKS: usize = 16;
 /// Without vectored writes, neighbouring chunks are copied together up to this size.
 const COALESCE_LIMIT: usize = 16 << 10;
 /// Reads go to a stack buffer of this size until one fills it; then to the large buffer.
