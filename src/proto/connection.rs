@@ -592,10 +592,16 @@ impl Connection {
     }
 
     /// Turns the texts gathered by `push_text` into message events, in order.
+    #[inline(always)]
     fn flush_texts(&mut self) {
-        if self.text_lens.is_empty() {
-            return;
+        // Inline down to this check: every event and every `receive` asks, few find texts.
+        if !self.text_lens.is_empty() {
+            self.hand_out_texts();
         }
+    }
+
+    #[inline(never)]
+    fn hand_out_texts(&mut self) {
         let mut arena = std::mem::take(&mut self.text_arena);
         if arena.capacity() > 2 * arena.len() {
             // Reserved for more text than came: give the rest back (glibc shrinks in place),
