@@ -136,9 +136,8 @@ struct Incoming {
 }
 
 impl Incoming {
-    /// Appends payload bytes still masked with `key` (from `offset` into the frame): text is
-    /// unmasked into the empty `scratch`, then validated and copied onto the `String`, in
-    /// blocks that stay in the L1 cache between the two; binary is unmasked onto `data`.
+    /// Appends payload bytes still masked with `key` (from `offset` into the frame): text
+    /// through [`append_text`], binary unmasked onto `data`.
     fn append_masked(
         &mut self,
         masked: &[u8],
@@ -146,18 +145,9 @@ impl Incoming {
         offset: usize,
         scratch: &mut BytesMut,
     ) -> Result<(), ProtocolError> {
-        const BLOCK: usize = 8 << 10;
         match self.kind {
             MessageKind::Text => {
-                let mut offset = offset;
-                for block in masked.chunks(BLOCK) {
-                    extend_payload(scratch, block, key, offset);
-                    offset = offset.wrapping_add(block.len());
-                    let text = &mut self.text;
-                    let fed = self.utf8.feed_with(scratch, |piece| text.push_str(piece));
-                    scratch.clear();
-                    fed.map_err(|_| ProtocolError::InvalidUtf8)?;
-                }
+                append_text(&mut self.text, &mut self.utf8, masked, key, offset, scratch)?;
             }
             MessageKind::Binary => extend_payload(&mut self.data, masked, key, offset),
         }
@@ -175,6 +165,27 @@ impl Incoming {
             self.text.reserve(up_front(header.payload_len));
         }
     }
+}
+
+/// Appends text payload bytes still masked with `key` (from `offset` into the frame) to
+/// `text`: each block is unmasked into the empty `scratch`, validated there by `utf8` and
+/// copied onto `text`, so it stays in the L1 cache between the three. `scratch` is left empty.
+fn append_text(
+    text: &mut String,
+    utf8: &mut Utf8Validator,
+    masked: &[u8],
+    key: Option<[u8; 4]>,
+    mut offset: usize,
+    scratch: &mut BytesMut,
+) -> Result<(), ProtocolError> {
+    for block in masked.chunks(TEXT_BLOCK) {
+        extend_payload(scratch, block, key, offset);
+        offset = offset.wrapping_add(block.len());
+        let fed = utf8.feed_with(scratch, |piece| text.push_str(piece));
+        scratch.clear();
+        fed.map_err(|_| ProtocolError::InvalidUtf8)?;
+    }
+    Ok(())
 }
 
 /// The payload of the frame whose header (`len` bytes long) starts `data`, if all of it is there.
@@ -229,8 +240,8 @@ fn up_front(declared: u64) -> usize {
 /// The most a read reserves up front for its whole text messages (they grow past it if need be).
 const TEXT_ARENA_RESERVE: usize = 64 << 10;
 
-/// Whole text messages are unmasked and validated in blocks of this many bytes, small enough
-/// to stay in the L1 cache until they are copied onto the text.
+/// Text is unmasked and validated in blocks of this many bytes (see [`append_text`]), small
+/// enough to stay in the L1 cache until they are copied onto the text.
 const TEXT_BLOCK: usize = 4 << 10;
 
 /// Whole binary messages at least this long that arrive with their frame are unmasked as they
@@ -712,33 +723,31 @@ impl Connection {
             return Ok(false);
         };
         check_message_size(header.payload_len, self.config.max_message_size)?;
-        // Block by block through the (empty) read buffer, which stays in the L1 cache: each
-        // byte is unmasked and validated there, then copied once onto the text.
+        // Through the (empty) read buffer as scratch: each byte is unmasked and validated
+        // there, then copied once onto the text.
         let mut scratch = std::mem::take(&mut self.read_buf);
         let start = self.text_arena.len();
         self.reserve_text_arena(payload.len(), data.len() - len);
-        let mut validator = Utf8Validator::default();
-        let mut valid = true;
-        for (index, block) in payload.chunks(TEXT_BLOCK).enumerate() {
-            scratch.clear();
-            extend_payload(&mut scratch, block, header.mask, index * TEXT_BLOCK);
-            let arena = &mut self.text_arena;
-            if validator
-                .feed_with(&scratch, |text| arena.push_str(text))
-                .is_err()
-            {
-                valid = false;
-                break;
-            }
-        }
-        scratch.clear();
+        let mut utf8 = Utf8Validator::default();
+        let appended = append_text(
+            &mut self.text_arena,
+            &mut utf8,
+            payload,
+            header.mask,
+            0,
+            &mut scratch,
+        )
+        .and_then(|()| utf8.finish().map_err(|_| ProtocolError::InvalidUtf8));
         self.read_buf = scratch;
-        if valid && validator.finish().is_ok() {
-            self.text_lens.push(self.text_arena.len() - start);
-            Ok(true)
-        } else {
-            self.text_arena.truncate(start);
-            Err(ProtocolError::InvalidUtf8)
+        match appended {
+            Ok(()) => {
+                self.text_lens.push(self.text_arena.len() - start);
+                Ok(true)
+            }
+            Err(error) => {
+                self.text_arena.truncate(start);
+                Err(error)
+            }
         }
     }
 
