@@ -250,11 +250,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         self.leave(side, result)
     }
 
+    /// Whether more is queued than a new message may wait behind: `poll_ready` writes it out
+    /// first, and `send` does not leave it for a later read.
+    pub(super) fn over_high_water(&self) -> bool {
+        self.conn.buffered_amount() > HIGH_WATER_MARK
+    }
+
     pub(super) fn poll_ready(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
         self.enter(side, cx);
         let result = match self.check_open() {
             Err(error) => Poll::Ready(Err(error)),
-            Ok(()) if self.conn.buffered_amount() > HIGH_WATER_MARK => {
+            Ok(()) if self.over_high_water() => {
                 self.poll_output(cx).map_err(|error| self.fail_write(error))
             }
             Ok(()) => Poll::Ready(Ok(())),
@@ -636,7 +642,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         let defer = matches!(self.phase, Phase::Open)
             && !self.out.broken
             && (!self.held.is_empty() || self.conn.has_event())
-            && self.conn.buffered_amount() <= HIGH_WATER_MARK;
+            && !self.over_high_water();
         if defer {
             self.out.deferred = true;
             return Poll::Ready(Ok(()));

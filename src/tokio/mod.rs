@@ -309,7 +309,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         &mut self,
         send: impl FnOnce(&mut Connection) -> Result<(), crate::proto::SendError>,
     ) -> Result<(), Error> {
-        if self.core.conn.buffered_amount() > HIGH_WATER_MARK {
+        if self.core.over_high_water() {
             poll_fn(|cx| self.core.poll_ready(Side::Write, cx)).await?;
         }
         self.core.start_send_with(send)?;
