@@ -834,6 +834,13 @@ impl Connection {
         !self.events.is_empty()
     }
 
+    /// Whether anything is waiting to be written: queued bytes, or pongs owed (queued by the
+    /// next `poll_transmit` or `transmit_chunk`). The shutdown is not counted.
+    #[inline]
+    pub(crate) fn has_transmit(&self) -> bool {
+        self.buffered > 0 || !self.pending_pongs.is_empty()
+    }
+
     /// Returns the next bytes to write to the peer.
     ///
     /// Call after every `receive`, `receive_eof`, `send`, `close` and `handle_timeout`; control

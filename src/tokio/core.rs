@@ -364,7 +364,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             // The replies a `send` deferred stay queued while the events of the same burst are
             // handed out; they are written before this read waits for anything.
             let written = !keep_deferred
-                && match self.poll_output(cx) {
+                && match self.poll_output_if_any(cx) {
                     Poll::Ready(Ok(())) => true,
                     Poll::Ready(Err(error)) => {
                         // Events that arrived before the failure are still reported first.
@@ -567,6 +567,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     pub(super) fn receive_eof(&mut self) {
         self.read_eof = true;
         self.conn.receive_eof();
+    }
+
+    /// `poll_output` for the read loop, inline down to "nothing to write, flush or shut down":
+    /// what every read of a connection that sends nothing finds, once per message.
+    #[inline]
+    fn poll_output_if_any(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        let idle = self.conn.is_open()
+            && !self.conn.has_transmit()
+            && !self.out.flush_needed
+            && self.out.shutdown == WriteEnd::Open
+            && !self.out.broken;
+        if idle {
+            self.out.timer_armed = false;
+            self.out.deferred = false;
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_output(cx)
     }
 
     /// Writes every queued transmit, then flushes the stream and performs a queued shutdown.
