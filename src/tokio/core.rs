@@ -12,6 +12,11 @@ pub(super) struct Core<S> {
     /// buffer first, and this one is released as soon as a read finds nothing more, so an idle
     /// connection holds no read buffer at all.
     pub(super) read_buf: Vec<u8>,
+    /// The last poll that read anything read more than the small buffer holds: the next one
+    /// starts with the large buffer rather than with a small read that would only fill up, a
+    /// read more per poll (with 1 000 connections echoing 64 KiB messages 16 at a time: 1.5
+    /// reads per message instead of 1.0). Polls that read nothing (woken to write) keep it.
+    pub(super) large_reads: bool,
     pub(super) read_chunk: usize,
     /// A read error met after some input was read in the same poll; reported by the next read,
     /// once the events before it have been handed out.
@@ -176,6 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             stream,
             conn,
             read_buf: Vec::new(),
+            large_reads: false,
             read_chunk: options.read_chunk.max(1),
             read_error: None,
             read_eof: false,
@@ -480,6 +486,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 Poll::Pending => {
                     // Nothing more for now: an idle connection keeps no read buffer, and no
                     // room for write chunks once they are written.
+                    if total > 0 {
+                        self.large_reads = total > SMALL_READ;
+                    }
                     self.read_buf = Vec::new();
                     self.out.coalesced = BytesMut::new();
                     self.conn.release_idle_memory();
@@ -504,9 +513,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     /// Reads once into the connection: into a small stack buffer while reads come in small
-    /// pieces, into the large heap buffer once one filled the small buffer, and straight onto
-    /// the message when the rest of a large binary frame is coming. Returns the bytes read (0
-    /// at end of stream or after an interrupted read).
+    /// pieces, into the large heap buffer once one filled the small buffer (or the last poll
+    /// read more than it holds), and straight onto the message when the rest of a large binary
+    /// frame is coming. Returns the bytes read (0 at end of stream or after an interrupted
+    /// read).
     fn read_once(&mut self, cx: &Context<'_>) -> Poll<io::Result<usize>> {
         let mut io_cx = Context::from_waker(io_waker(&self.split, cx));
         let read_chunk = self.read_chunk as u64;
@@ -529,6 +539,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 Poll::Ready(Err(error)) => self.read_failed(error),
                 other => other,
             };
+        }
+        if self.large_reads && self.read_buf.capacity() == 0 && self.read_chunk > SMALL_READ {
+            self.read_buf = Vec::with_capacity(self.read_chunk);
         }
         let mut small = [MaybeUninit::<u8>::uninit(); SMALL_READ];
         let large = self.read_buf.capacity() > 0;

@@ -848,3 +848,99 @@ async fn large_messages_read_onto_themselves_arrive_intact() {
         assert!(received == sent, "pipe of {pipe} bytes: messages differ");
     }
 }
+
+/// Records how much room every read that returned data was offered.
+struct OfferedReads<S> {
+    inner: S,
+    offered: Arc<Mutex<Vec<usize>>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for OfferedReads<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let (room, before) = (buf.remaining(), buf.filled().len());
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.offered.lock().expect("not poisoned").push(room);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for OfferedReads<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_read_much_starts_its_next_burst_with_large_reads() {
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let offered = Arc::new(Mutex::new(Vec::new()));
+    let server_io = OfferedReads {
+        inner: server_io,
+        offered: Arc::clone(&offered),
+    };
+    let conn = Connection::server(crate::proto::Config::default());
+    let options = plain_options();
+    let mut server = WebSocketStream::from_connection(server_io, conn, &options);
+    let mut client = client_io;
+    let frame = |len: usize| {
+        let mut frame = vec![0x82];
+        match u8::try_from(len) {
+            Ok(short) if short < 126 => frame.push(0x80 | short),
+            _ => {
+                frame.push(0xfe);
+                frame.extend_from_slice(&u16::try_from(len).expect("short").to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&[0; 4]);
+        frame.resize(frame.len() + len, 7);
+        frame
+    };
+    // One burst at a time, each read until the stream runs dry; returns the room offered to
+    // the burst's first read.
+    let mut burst = async |count: usize, len: usize| {
+        offered.lock().expect("not poisoned").clear();
+        for _ in 0..count {
+            client.write_all(&frame(len)).await.expect("write");
+        }
+        for _ in 0..count {
+            let message = timeout(WAIT, server.read()).await.expect("in time");
+            assert_eq!(message.expect("read").expect("message").len(), len);
+        }
+        let dry = timeout(Duration::from_millis(20), server.read()).await;
+        assert!(dry.is_err(), "nothing more was sent");
+        offered.lock().expect("not poisoned")[0]
+    };
+    let small = SMALL_READ;
+    assert_eq!(burst(3, 30_000).await, small, "a first burst starts small");
+    assert!(
+        burst(3, 30_000).await > small,
+        "after a large burst, reads start large"
+    );
+    assert!(
+        burst(1, 100).await > small,
+        "the burst after a large one still does"
+    );
+    assert_eq!(
+        burst(1, 100).await,
+        small,
+        "after a small burst, reads start small again"
+    );
+}
