@@ -9,6 +9,7 @@ use tokio::time::timeout;
 
 use super::*;
 use crate::proto::handshake::HandshakeError;
+use crate::proto::{Frame, OpCode};
 
 const WAIT: Duration = Duration::from_secs(5);
 const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\n\
@@ -91,11 +92,13 @@ fn masked_text(text: &str) -> Vec<u8> {
     frame
 }
 
-/// Counts the writes that reach the transport.
+/// Counts the writes that reach the transport, and records how much room every read that
+/// returned data was offered.
 struct Counting<S> {
     inner: S,
     writes: Arc<AtomicUsize>,
     vectored: bool,
+    offered: Arc<Mutex<Vec<usize>>>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counting<S> {
@@ -104,7 +107,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counting<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let (room, before) = (buf.remaining(), buf.filled().len());
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.offered.lock().expect("not poisoned").push(room);
+        }
+        polled
     }
 }
 
@@ -153,6 +161,7 @@ fn counting<S>(inner: S, vectored: bool) -> (Counting<S>, Arc<AtomicUsize>) {
             inner,
             writes: Arc::clone(&writes),
             vectored,
+            offered: Arc::default(),
         },
         writes,
     )
@@ -849,69 +858,19 @@ async fn large_messages_read_onto_themselves_arrive_intact() {
     }
 }
 
-/// Records how much room every read that returned data was offered.
-struct OfferedReads<S> {
-    inner: S,
-    offered: Arc<Mutex<Vec<usize>>>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for OfferedReads<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let (room, before) = (buf.remaining(), buf.filled().len());
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.offered.lock().expect("not poisoned").push(room);
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for OfferedReads<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[tokio::test]
 async fn a_connection_that_read_much_starts_its_next_burst_with_large_reads() {
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
-    let offered = Arc::new(Mutex::new(Vec::new()));
-    let server_io = OfferedReads {
-        inner: server_io,
-        offered: Arc::clone(&offered),
-    };
+    let (server_io, _writes) = counting(server_io, true);
+    let offered = Arc::clone(&server_io.offered);
     let conn = Connection::server(crate::proto::Config::default());
     let options = plain_options();
     let mut server = WebSocketStream::from_connection(server_io, conn, &options);
     let mut client = client_io;
     let frame = |len: usize| {
-        let mut frame = vec![0x82];
-        match u8::try_from(len) {
-            Ok(short) if short < 126 => frame.push(0x80 | short),
-            _ => {
-                frame.push(0xfe);
-                frame.extend_from_slice(&u16::try_from(len).expect("short").to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&[0; 4]);
-        frame.resize(frame.len() + len, 7);
-        frame
+        let mut wire = BytesMut::new();
+        Frame::new(OpCode::Binary, vec![7; len]).encode(Some([1, 2, 3, 4]), &mut wire);
+        wire
     };
     // One burst at a time, each read until the stream runs dry; returns the room offered to
     // the burst's first read.
