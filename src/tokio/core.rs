@@ -592,11 +592,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             && self.out.shutdown == WriteEnd::Open
             && !self.out.broken;
         if idle {
-            self.out.timer_armed = false;
-            self.out.deferred = false;
-            return Poll::Ready(Ok(()));
+            return self.output_done();
         }
         self.poll_output(cx)
+    }
+
+    /// Everything is written and flushed: no write is waiting for its timeout, and nothing a
+    /// `send` deferred is left.
+    fn output_done(&mut self) -> Poll<io::Result<()>> {
+        self.out.timer_armed = false;
+        self.out.deferred = false;
+        Poll::Ready(Ok(()))
     }
 
     /// Writes every queued transmit, then flushes the stream and performs a queued shutdown.
@@ -620,9 +626,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             // read of a reader that sends nothing finds, and how every write ends.
             let queued = !self.conn.transmit_chunk().is_empty();
             if !queued && !self.out.flush_needed && self.out.shutdown != WriteEnd::Pending {
-                self.out.timer_armed = false;
-                self.out.deferred = false;
-                return Poll::Ready(Ok(()));
+                return self.output_done();
             }
             let mut io_cx = Context::from_waker(io_waker(&self.split, cx));
             let polled = if queued {
