@@ -4,6 +4,7 @@
 //!   clocks or global randomness. Fuzz targets, benchmarks and the adapters all drive it.
 //! - [`sync`] (feature `sync`, default): a blocking `WebSocket` over any `Read + Write`.
 //! - `tokio` (feature `tokio`): a `Stream` + `Sink` over any `AsyncRead + AsyncWrite`.
+//! - [`upgrade`]: the opening handshake as a sans-IO driver, for adapters of your own.
 //! - `events` (feature `events`): a Socket.IO v5 / Engine.IO v4 server over the tokio adapter.
 //!
 //! ```no_run
@@ -28,8 +29,7 @@ pub mod proto;
 pub mod sync;
 #[cfg(feature = "tokio")]
 pub mod tokio;
-#[cfg(any(feature = "sync", feature = "tokio"))]
-mod upgrade;
+pub mod upgrade;
 
 pub use error::Error;
 pub use options::Options;

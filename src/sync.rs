@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::Options;
 use crate::error::Error;
-use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, RequestParser, Response};
-use crate::proto::{CloseFrame, Connection, Event, Message, PreparedMessage, Rng, Transmit};
-use crate::upgrade;
+use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, Response};
+use crate::proto::{CloseFrame, Connection, Event, Message, PreparedMessage, Transmit};
+use crate::upgrade::{self, ClientHandshake, HANDSHAKE_CHUNK, Refusal, ServerHandshake};
 
 /// How often a stream opened by this module wakes up to run timers when idle.
 const TICK: Duration = Duration::from_millis(250);
@@ -74,49 +74,38 @@ where
     let deadline = options
         .handshake_timeout
         .map(|timeout| Instant::now() + timeout);
-    let mut parser = RequestParser::new(options.handshake.clone());
-    let mut buf = vec![0; 4096];
-    let request = loop {
-        let n = read_before(&mut stream, &mut buf, deadline)?;
-        if n == 0 {
-            return Err(
-                io::Error::new(io::ErrorKind::UnexpectedEof, "eof during the handshake").into(),
-            );
-        }
-        match parser.receive(&buf[..n]) {
-            Ok(Some(request)) => break request,
+    let mut handshake = ServerHandshake::new(options);
+    let mut buf = vec![0; HANDSHAKE_CHUNK];
+    let pending = loop {
+        let received = match read_before(&mut stream, &mut buf, deadline)? {
+            0 => return Err(handshake.receive_eof()),
+            n => handshake.receive(&buf[..n]),
+        };
+        match received {
+            Ok(Some(pending)) => break pending,
             Ok(None) => {}
-            Err(error) => {
-                // Best effort: the peer may already be gone.
-                let _ = stream
-                    .write_all(&error.response().encode())
-                    .and_then(|()| stream.flush());
-                return Err(error.into());
-            }
+            Err(refusal) => return Err(refuse(&mut stream, refusal)),
         }
     };
-    let response = match decide(&request) {
-        Ok(accept) => upgrade::server(options, &request, accept),
-        Err(reject) => {
-            stream.write_all(&reject.encode())?;
-            stream.flush()?;
-            return Err(Error::Rejected(reject.status()));
-        }
-    };
-    let (response, conn) = match response {
+    let answer = decide(pending.request());
+    let accepted = match pending.decide(answer) {
         Ok(accepted) => accepted,
-        Err(error) => {
-            let _ = stream
-                .write_all(&error.response().encode())
-                .and_then(|()| stream.flush());
-            return Err(error.into());
-        }
+        Err(refusal) => return Err(refuse(&mut stream, refusal)),
     };
-    stream.write_all(&response)?;
+    stream.write_all(&accepted.response)?;
     stream.flush()?;
-    let mut ws = WebSocket::from_connection(stream, conn, options);
-    ws.conn.receive(request.leftover());
+    let mut ws = WebSocket::from_connection(stream, accepted.connection, options);
+    ws.conn.receive(&accepted.leftover);
     Ok(ws)
+}
+
+/// Writes a refusal's response, best effort (the peer may already be gone), and returns its
+/// error.
+fn refuse<S: Write>(stream: &mut S, refusal: Refusal) -> Error {
+    let _ = stream
+        .write_all(&refusal.response())
+        .and_then(|()| stream.flush());
+    refusal.into()
 }
 
 /// Connects to a `ws://` URL over TCP and performs the client handshake with default options.
@@ -137,11 +126,7 @@ pub fn connect_with(
     request: ClientRequest,
     options: &Options,
 ) -> Result<(WebSocket<TcpStream>, Response), Error> {
-    if request.is_secure() {
-        return Err(Error::UnsupportedUrl(
-            "wss:// needs a TLS stream: use `client` over it".into(),
-        ));
-    }
+    upgrade::refuse_secure(&request)?;
     let stream = TcpStream::connect((request.host(), request.port()))?;
     configure_tcp(&stream, options)?;
     client(stream, &request, options)
@@ -158,26 +143,24 @@ pub fn client<S: Read + Write>(
     let deadline = options
         .handshake_timeout
         .map(|timeout| Instant::now() + timeout);
-    let mut rng = Rng::from_os();
-    let (bytes, mut parser) = upgrade::client_request(options, request)?.encode(&mut rng);
-    stream.write_all(&bytes)?;
+    let mut handshake = ClientHandshake::new(request, options)?;
+    while let Some(bytes) = handshake.poll_transmit() {
+        stream.write_all(&bytes)?;
+    }
     stream.flush()?;
-    let mut buf = vec![0; 4096];
-    let response = loop {
-        let n = read_before(&mut stream, &mut buf, deadline)?;
-        let parsed = if n == 0 {
-            return Err(parser.receive_eof().into());
-        } else {
-            parser.receive(&buf[..n])?
+    let mut buf = vec![0; HANDSHAKE_CHUNK];
+    let connected = loop {
+        let received = match read_before(&mut stream, &mut buf, deadline)? {
+            0 => return Err(handshake.receive_eof()),
+            n => handshake.receive(&buf[..n])?,
         };
-        if let Some(response) = parsed {
-            break response;
+        if let Some(connected) = received {
+            break connected;
         }
     };
-    let conn = upgrade::client(options, &response, rng)?;
-    let mut ws = WebSocket::from_connection(stream, conn, options);
-    ws.conn.receive(response.leftover());
-    Ok((ws, response))
+    let mut ws = WebSocket::from_connection(stream, connected.connection, options);
+    ws.conn.receive(&connected.leftover);
+    Ok((ws, connected.response))
 }
 
 impl<S: Read + Write> WebSocket<S> {
@@ -239,11 +222,7 @@ impl<S: Read + Write> WebSocket<S> {
         &mut self,
         send: impl FnOnce(&mut Connection) -> Result<(), crate::proto::SendError>,
     ) -> Result<(), Error> {
-        if self.finished {
-            return Err(Error::AlreadyClosed);
-        }
-        send(&mut self.conn)?;
-        Ok(())
+        upgrade::queue(&mut self.conn, self.finished, send)
     }
 
     /// Sends a binary message copied from `data` and writes it out: the fastest way to send a
@@ -437,10 +416,7 @@ impl Writer {
     pub fn send(&self, message: Message) -> Result<(), Error> {
         let mut guard = lock(&self.shared);
         let shared = &mut *guard;
-        if shared.finished {
-            return Err(Error::AlreadyClosed);
-        }
-        shared.conn.send(message)?;
+        upgrade::queue(&mut shared.conn, shared.finished, |conn| conn.send(message))?;
         flush_tcp(&mut shared.conn, &mut shared.stream)
     }
 
@@ -448,10 +424,9 @@ impl Writer {
     pub fn send_prepared(&self, message: &PreparedMessage) -> Result<(), Error> {
         let mut guard = lock(&self.shared);
         let shared = &mut *guard;
-        if shared.finished {
-            return Err(Error::AlreadyClosed);
-        }
-        shared.conn.send_prepared(message)?;
+        upgrade::queue(&mut shared.conn, shared.finished, |conn| {
+            conn.send_prepared(message)
+        })?;
         flush_tcp(&mut shared.conn, &mut shared.stream)
     }
 
@@ -521,7 +496,7 @@ fn apply_input(conn: &mut Connection, buf: &[u8], input: io::Result<Input>) -> R
         Ok(Input::Eof) => conn.receive_eof(),
         // A read that timed out found nothing: the connection is idle.
         Ok(Input::Tick) => conn.release_idle_memory(),
-        Err(error) if error.kind() == io::ErrorKind::ConnectionReset => conn.receive_eof(),
+        Err(error) if upgrade::is_end_of_stream(&error) => conn.receive_eof(),
         Err(error) => return Err(error.into()),
     }
     let now = Instant::now();

@@ -284,9 +284,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         &mut self,
         send: impl FnOnce(&mut Connection) -> Result<(), crate::proto::SendError>,
     ) -> Result<(), Error> {
-        self.check_open()?;
-        send(&mut self.conn)?;
-        Ok(())
+        upgrade::queue(&mut self.conn, !matches!(self.phase, Phase::Open), send)
     }
 
     pub(super) fn start_send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
@@ -571,7 +569,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     fn read_failed(&mut self, error: io::Error) -> Poll<io::Result<usize>> {
         match error.kind() {
             io::ErrorKind::Interrupted => {}
-            io::ErrorKind::ConnectionReset => self.receive_eof(),
+            _ if upgrade::is_end_of_stream(&error) => self.receive_eof(),
             _ => return Poll::Ready(Err(error)),
         }
         Poll::Ready(Ok(0))

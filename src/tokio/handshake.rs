@@ -1,6 +1,16 @@
-//! The opening handshake over an async stream, in both roles.
+//! The opening handshake over an async stream, in both roles: I/O loops over
+//! [`upgrade`](crate::upgrade)'s sans-IO handshakes.
 
-use super::*;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::Options;
+use crate::error::Error;
+use crate::proto::handshake::{Accept, ClientRequest, Reject, Request};
+use crate::upgrade::{Accepted, ClientHandshake, Connected, HANDSHAKE_CHUNK, ServerHandshake};
 
 /// Runs a handshake step within the handshake timeout.
 ///
@@ -29,82 +39,70 @@ pub(super) async fn server_handshake<S, F>(
     stream: &mut S,
     options: &Options,
     decide: F,
-) -> Result<(Connection, Bytes), Error>
+) -> Result<Accepted, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: AsyncFnOnce(&Request) -> Result<Accept, Reject>,
 {
-    let mut parser = RequestParser::new(options.handshake.clone());
+    let mut handshake = ServerHandshake::new(options);
     let mut buf = vec![0; HANDSHAKE_CHUNK];
-    let request = loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Err(
-                io::Error::new(io::ErrorKind::UnexpectedEof, "eof during the handshake").into(),
-            );
-        }
-        match parser.receive(&buf[..n]) {
-            Ok(Some(request)) => break request,
+    let pending = loop {
+        let received = match stream.read(&mut buf).await? {
+            0 => return Err(handshake.receive_eof()),
+            n => handshake.receive(&buf[..n]),
+        };
+        match received {
+            Ok(Some(pending)) => break pending,
             Ok(None) => {}
-            Err(error) => {
+            Err(refusal) => {
                 // Best effort: the peer may already be gone.
-                let _ = reply(stream, &error.response().encode()).await;
-                return Err(error.into());
+                let _ = reply(stream, &refusal.response()).await;
+                return Err(refusal.into());
             }
         }
     };
-    let accept = match decide(&request).await {
-        Ok(accept) => accept,
-        Err(reject) => {
-            reply(stream, &reject.encode()).await?;
-            return Err(Error::Rejected(reject.status()));
+    let answer = decide(pending.request()).await;
+    match pending.decide(answer) {
+        Ok(accepted) => {
+            stream.write_all(&accepted.response).await?;
+            stream.flush().await?;
+            Ok(accepted)
         }
-    };
-    let (response, conn) = match upgrade::server(options, &request, accept) {
-        Ok(accepted) => accepted,
-        Err(error) => {
-            let _ = reply(stream, &error.response().encode()).await;
-            return Err(error.into());
+        Err(refusal) => {
+            let _ = reply(stream, &refusal.response()).await;
+            Err(refusal.into())
         }
-    };
-    stream.write_all(&response).await?;
-    stream.flush().await?;
-    Ok((conn, request.into_leftover()))
+    }
 }
 
 /// Writes a refusal and shuts the stream down: the response ends with the connection.
-pub(super) async fn reply<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    response: &[u8],
-) -> io::Result<()> {
+async fn reply<S: AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) -> std::io::Result<()> {
     stream.write_all(response).await?;
     stream.shutdown().await
 }
 
+/// Writes the request and reads the response.
 pub(super) async fn client_handshake<S>(
-    mut stream: S,
+    stream: &mut S,
     request: &ClientRequest,
     options: &Options,
-) -> Result<(WebSocketStream<S>, Response), Error>
+) -> Result<Connected, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut rng = Rng::from_os();
-    let (bytes, mut parser) = upgrade::client_request(options, request)?.encode(&mut rng);
-    stream.write_all(&bytes).await?;
+    let mut handshake = ClientHandshake::new(request, options)?;
+    while let Some(bytes) = handshake.poll_transmit() {
+        stream.write_all(&bytes).await?;
+    }
     stream.flush().await?;
     let mut buf = vec![0; HANDSHAKE_CHUNK];
-    let response = loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Err(parser.receive_eof().into());
+    loop {
+        let received = match stream.read(&mut buf).await? {
+            0 => return Err(handshake.receive_eof()),
+            n => handshake.receive(&buf[..n])?,
+        };
+        if let Some(connected) = received {
+            return Ok(connected);
         }
-        if let Some(response) = parser.receive(&buf[..n])? {
-            break response;
-        }
-    };
-    let conn = upgrade::client(options, &response, rng)?;
-    let mut ws = WebSocketStream::from_connection(stream, conn, options);
-    ws.core.conn.receive(response.leftover());
-    Ok((ws, response))
+    }
 }

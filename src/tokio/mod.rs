@@ -39,18 +39,17 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_sink::Sink;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::Options;
 use crate::error::Error;
-use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, RequestParser, Response};
+use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, Response};
 use crate::proto::{
-    CloseCode, CloseFrame, Connection, Event, Message, PreparedMessage, ProtocolError, Rng,
-    Transmit,
+    CloseCode, CloseFrame, Connection, Event, Message, PreparedMessage, ProtocolError, Transmit,
 };
-use crate::upgrade;
+use crate::upgrade::{self, Connected};
 
 use self::core::{Core, Side, lock};
 use self::handshake::{client_handshake, server_handshake, within};
@@ -66,8 +65,6 @@ const COALESCE_LIMIT: usize = 16 << 10;
 const SMALL_READ: usize = 4 << 10;
 /// The most bytes one poll reads before handing out what it decoded.
 const MAX_READ_PER_POLL: usize = 256 << 10;
-/// How many bytes one read asks for during the opening handshake.
-const HANDSHAKE_CHUNK: usize = 4096;
 
 /// A WebSocket connection over an async stream: a [`Stream`] of messages and a [`Sink`] for
 /// them, plus inherent async methods for code without `futures-util`.
@@ -150,13 +147,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: AsyncFnOnce(&Request) -> Result<Accept, Reject>,
 {
-    let (conn, leftover) = within(
+    let accepted = within(
         options.handshake_timeout,
         server_handshake(&mut stream, options, decide),
     )
     .await?;
-    let mut ws = WebSocketStream::from_connection(stream, conn, options);
-    ws.core.conn.receive(&leftover);
+    let mut ws = WebSocketStream::from_connection(stream, accepted.connection, options);
+    ws.core.conn.receive(&accepted.leftover);
     Ok(ws)
 }
 
@@ -185,17 +182,15 @@ pub async fn connect_async_with(
     request: ClientRequest,
     options: &Options,
 ) -> Result<(WebSocketStream<TcpStream>, Response), Error> {
-    if request.is_secure() {
-        return Err(Error::UnsupportedUrl(
-            "wss:// needs a TLS stream: use `client_async` over it".into(),
-        ));
-    }
+    upgrade::refuse_secure(&request)?;
     let connect = async {
-        let stream = TcpStream::connect((request.host(), request.port())).await?;
+        let mut stream = TcpStream::connect((request.host(), request.port())).await?;
         stream.set_nodelay(true)?;
-        client_handshake(stream, &request, options).await
+        let connected = client_handshake(&mut stream, &request, options).await?;
+        Ok((stream, connected))
     };
-    within(options.handshake_timeout, connect).await
+    let (stream, connected) = within(options.handshake_timeout, connect).await?;
+    Ok(WebSocketStream::connected(stream, connected, options))
 }
 
 /// Performs the client handshake over an already connected stream (TCP, TLS, anything),
@@ -211,11 +206,13 @@ pub async fn client_async<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    within(
+    let mut stream = stream;
+    let connected = within(
         options.handshake_timeout,
-        client_handshake(stream, request, options),
+        client_handshake(&mut stream, request, options),
     )
-    .await
+    .await?;
+    Ok(WebSocketStream::connected(stream, connected, options))
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
@@ -225,6 +222,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         Self {
             core: Core::new(stream, conn, options),
         }
+    }
+
+    /// The connection a client handshake built, with the bytes read past the response.
+    fn connected(stream: S, connected: Connected, options: &Options) -> (Self, Response) {
+        let mut ws = Self::from_connection(stream, connected.connection, options);
+        ws.core.conn.receive(&connected.leftover);
+        (ws, connected.response)
     }
 
     /// Reads the next data message, answering pings on the way. Returns `Ok(None)` once the
