@@ -23,48 +23,34 @@
 
 mod core;
 mod handshake;
+mod read;
 mod split;
 #[cfg(test)]
 mod tests;
+mod waker;
+mod write;
 
-use std::collections::VecDeque;
-use std::future::{Future, poll_fn};
-use std::io::{self, IoSlice};
-use std::mem::MaybeUninit;
+use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Wake, Waker, ready};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
 
 use crate::Options;
 use crate::error::Error;
 use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, Response};
-use crate::proto::{
-    CloseCode, CloseFrame, Connection, Event, Message, PreparedMessage, ProtocolError, Transmit,
-};
+use crate::proto::{CloseFrame, Connection, Event, Message, PreparedMessage};
 use crate::upgrade::{self, Connected};
 
-use self::core::{Core, Side, lock};
+use self::core::Core;
 use self::handshake::{client_handshake, server_handshake, within};
 pub use self::split::{ReadHalf, WriteHalf};
-
-/// Above this many queued bytes, `poll_ready` writes everything out before taking a message.
-const HIGH_WATER_MARK: usize = 64 << 10;
-/// The most chunks gathered into one vectored write.
-const MAX_CHUNKS: usize = 16;
-/// Without vectored writes, neighbouring chunks are copied together up to this size.
-const COALESCE_LIMIT: usize = 16 << 10;
-/// Reads go to a stack buffer of this size until one fills it; then to the large buffer.
-const SMALL_READ: usize = 4 << 10;
-/// The most bytes one poll reads before handing out what it decoded.
-const MAX_READ_PER_POLL: usize = 256 << 10;
+use self::waker::Side;
 
 /// A WebSocket connection over an async stream: a [`Stream`] of messages and a [`Sink`] for
 /// them, plus inherent async methods for code without `futures-util`.

@@ -1,6 +1,22 @@
 //! The two halves of a split connection, sharing its core behind a mutex.
 
-use super::*;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_sink::Sink;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::error::Error;
+use crate::proto::{CloseFrame, Event, Message, PreparedMessage};
+
+#[cfg(doc)]
+use super::WebSocketStream;
+use super::core::{Core, lock};
+use super::waker::Side;
 
 /// The reading half of a split [`WebSocketStream`]: a [`Stream`] of messages.
 ///

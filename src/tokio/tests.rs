@@ -1,14 +1,29 @@
 //! The tokio adapter over in-memory and loopback streams.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::net::TcpListener;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 
-use super::*;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::read::SMALL_READ;
+use super::{WebSocketStream, accept, accept_with, client_async, connect_async};
+use crate::Options;
+use crate::error::Error;
 use crate::proto::handshake::HandshakeError;
+use crate::proto::handshake::{Accept, ClientRequest, Reject, Request};
+use crate::proto::{CloseCode, CloseFrame, Connection, Event, Message, ProtocolError};
 use crate::proto::{Frame, OpCode};
 
 const WAIT: Duration = Duration::from_secs(5);
