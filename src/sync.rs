@@ -25,11 +25,8 @@ const TICK: Duration = Duration::from_millis(250);
 /// what the connection queued and reads what it needs.
 #[derive(Debug)]
 pub struct WebSocket<S> {
-    stream: S,
-    conn: Connection,
+    end: Endpoint<S>,
     read_buf: Vec<u8>,
-    peer_close: Option<CloseFrame>,
-    finished: bool,
 }
 
 /// Accepts a WebSocket handshake on `stream` with default options, taking any subprotocol
@@ -95,7 +92,7 @@ where
     stream.write_all(&accepted.response)?;
     stream.flush()?;
     let mut ws = WebSocket::from_connection(stream, accepted.connection, options);
-    ws.conn.receive(&accepted.leftover);
+    ws.end.conn.receive(&accepted.leftover);
     Ok(ws)
 }
 
@@ -159,7 +156,7 @@ pub fn client<S: Read + Write>(
         }
     };
     let mut ws = WebSocket::from_connection(stream, connected.connection, options);
-    ws.conn.receive(&connected.leftover);
+    ws.end.conn.receive(&connected.leftover);
     Ok((ws, connected.response))
 }
 
@@ -168,11 +165,8 @@ impl<S: Read + Write> WebSocket<S> {
     /// read past the handshake.
     pub fn from_connection(stream: S, conn: Connection, options: &Options) -> Self {
         Self {
-            stream,
-            conn,
+            end: Endpoint::new(conn, stream, |_| {}),
             read_buf: vec![0; options.read_chunk.max(1)],
-            peer_close: None,
-            finished: false,
         }
     }
 
@@ -184,25 +178,12 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Reads the next event of any kind (messages, chunks in streaming mode, pings, pongs, the
     /// close). Returns `Ok(None)` after the close has been reported.
+    ///
+    /// The close is reported once the closing handshake is complete: the echo is written and,
+    /// for a client, the server has ended the transport (or the close timeout has passed), as
+    /// for [`Reader::read_event`].
     pub fn read_event(&mut self) -> Result<Option<Event>, Error> {
-        loop {
-            flush_transmits(&mut self.conn, &mut self.stream)?;
-            match self.conn.poll_event() {
-                Some(Ok(Event::Closed(frame))) => {
-                    self.peer_close.clone_from(&frame);
-                    self.finish()?;
-                    return Ok(Some(Event::Closed(frame)));
-                }
-                Some(Ok(event)) => return Ok(Some(event)),
-                Some(Err(error)) => {
-                    self.finished = true;
-                    let _ = flush_transmits(&mut self.conn, &mut self.stream);
-                    return Err(error.into());
-                }
-                None if self.finished || self.conn.is_terminated() => return Ok(None),
-                None => fill(&mut self.conn, &mut self.stream, &mut self.read_buf)?,
-            }
-        }
+        read_event(self)
     }
 
     /// Sends a message and writes it out.
@@ -214,28 +195,20 @@ impl<S: Read + Write> WebSocket<S> {
     /// Queues a message without writing it; [`WebSocket::flush`] writes everything queued in as
     /// few writes as possible.
     pub fn write(&mut self, message: Message) -> Result<(), Error> {
-        self.queue(|conn| conn.send(message))
-    }
-
-    /// Queues through `send` unless the connection is over.
-    fn queue(
-        &mut self,
-        send: impl FnOnce(&mut Connection) -> Result<(), crate::proto::SendError>,
-    ) -> Result<(), Error> {
-        upgrade::queue(&mut self.conn, self.finished, send)
+        self.end.queue(|conn| conn.send(message))
     }
 
     /// Sends a binary message copied from `data` and writes it out: the fastest way to send a
     /// short message the caller holds as a slice (see [`Connection::send_binary`]).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.queue(|conn| conn.send_binary(data))?;
+        self.end.queue(|conn| conn.send_binary(data))?;
         self.flush()
     }
 
     /// Sends a text message copied from `text` and writes it out; see
     /// [`send_binary`](Self::send_binary).
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.queue(|conn| conn.send_text(text))?;
+        self.end.queue(|conn| conn.send_text(text))?;
         self.flush()
     }
 
@@ -248,70 +221,49 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Queues a prepared message without writing it, like [`write`](Self::write).
     pub fn write_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
-        self.queue(|conn| conn.send_prepared(message))
+        self.end.queue(|conn| conn.send_prepared(message))
     }
 
     /// Writes everything queued.
     pub fn flush(&mut self) -> Result<(), Error> {
-        flush_transmits(&mut self.conn, &mut self.stream)
+        self.end.flush()
     }
 
     /// Sends a ping.
     pub fn ping(&mut self, data: impl Into<bytes::Bytes>) -> Result<(), Error> {
-        self.conn.ping(data)?;
+        self.end.conn.ping(data)?;
         self.flush()
     }
 
     /// Starts the closing handshake; keep calling [`WebSocket::read`] until it returns
     /// `Ok(None)` to complete it. Does nothing if the closing handshake already started.
     pub fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
-        if self.conn.is_open() {
-            self.conn.close(frame)?;
-        }
-        self.flush()
+        self.end.close(frame)
     }
 
     /// The peer's close frame, once the closing handshake has completed.
     pub fn close_frame(&self) -> Option<&CloseFrame> {
-        self.peer_close.as_ref()
+        self.end.peer_close.as_ref()
     }
 
     /// The protocol state machine.
     pub fn connection(&self) -> &Connection {
-        &self.conn
+        &self.end.conn
     }
 
     /// The underlying stream.
     pub fn get_ref(&self) -> &S {
-        &self.stream
+        &self.end.stream
     }
 
     /// The underlying stream; reading or writing it directly corrupts the connection.
     pub fn get_mut(&mut self) -> &mut S {
-        &mut self.stream
+        &mut self.end.stream
     }
 
     /// Gives the stream back.
     pub fn into_inner(self) -> S {
-        self.stream
-    }
-
-    /// Completes the end of the connection: writes the close echo and, for a client, waits
-    /// (bounded by the close timeout) for the server to close the transport first.
-    fn finish(&mut self) -> Result<(), Error> {
-        self.finished = true;
-        while !self.conn.is_terminated() {
-            flush_transmits(&mut self.conn, &mut self.stream)?;
-            if self.conn.is_terminated() {
-                break;
-            }
-            match fill(&mut self.conn, &mut self.stream, &mut self.read_buf) {
-                Ok(()) => {}
-                // The connection is already over; a reset now loses nothing.
-                Err(_) => break,
-            }
-        }
-        Ok(())
+        self.end.stream
     }
 }
 
@@ -322,15 +274,14 @@ impl WebSocket<TcpStream> {
     /// locked connection, so pongs and the close echo owed by the reader still go out while the
     /// writer is idle.
     pub fn split(self) -> io::Result<(Reader, Writer)> {
-        let read_stream = self.stream.try_clone()?;
-        let shared = Arc::new(Mutex::new(Shared {
-            conn: self.conn,
-            stream: self.stream,
-            peer_close: self.peer_close,
-            finished: self.finished,
-        }));
+        let stream = self.end.stream.try_clone()?;
+        let end = Endpoint {
+            shutdown: shutdown_tcp,
+            ..self.end
+        };
+        let shared = Arc::new(Mutex::new(end));
         let reader = Reader {
-            stream: read_stream,
+            stream,
             shared: Arc::clone(&shared),
             read_buf: self.read_buf,
         };
@@ -342,30 +293,14 @@ impl WebSocket<TcpStream> {
 #[derive(Debug)]
 pub struct Reader {
     stream: TcpStream,
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Mutex<Endpoint<TcpStream>>>,
     read_buf: Vec<u8>,
 }
 
 /// The writing half of a split [`WebSocket`].
 #[derive(Debug, Clone)]
 pub struct Writer {
-    shared: Arc<Mutex<Shared>>,
-}
-
-#[derive(Debug)]
-struct Shared {
-    conn: Connection,
-    stream: TcpStream,
-    peer_close: Option<CloseFrame>,
-    finished: bool,
-}
-
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    // A panic elsewhere while holding the lock leaves the connection usable: every operation
-    // on it is a complete state transition.
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared: Arc<Mutex<Endpoint<TcpStream>>>,
 }
 
 impl Reader {
@@ -375,34 +310,11 @@ impl Reader {
     }
 
     /// Reads the next event of any kind; `Ok(None)` after the close has been reported.
+    ///
+    /// Reports the close at the same point as [`WebSocket::read_event`]. The blocking read
+    /// holds no lock, so the [`Writer`] is never stuck behind it.
     pub fn read_event(&mut self) -> Result<Option<Event>, Error> {
-        loop {
-            {
-                let mut guard = lock(&self.shared);
-                let shared = &mut *guard;
-                flush_tcp(&mut shared.conn, &mut shared.stream)?;
-                match shared.conn.poll_event() {
-                    Some(Ok(Event::Closed(frame))) => {
-                        shared.peer_close.clone_from(&frame);
-                        shared.finished = true;
-                        flush_tcp(&mut shared.conn, &mut shared.stream)?;
-                        return Ok(Some(Event::Closed(frame)));
-                    }
-                    Some(Ok(event)) => return Ok(Some(event)),
-                    Some(Err(error)) => {
-                        shared.finished = true;
-                        let _ = flush_tcp(&mut shared.conn, &mut shared.stream);
-                        return Err(error.into());
-                    }
-                    None if shared.finished || shared.conn.is_terminated() => return Ok(None),
-                    None => {}
-                }
-            }
-            // Blocking read without the lock, so the writer is never stuck behind it.
-            let input = read_input(&mut self.stream, &mut self.read_buf);
-            let mut guard = lock(&self.shared);
-            apply_input(&mut guard.conn, &self.read_buf, input)?;
-        }
+        read_event(self)
     }
 
     /// The peer's close frame, once the closing handshake has completed.
@@ -414,40 +326,254 @@ impl Reader {
 impl Writer {
     /// Sends a message and writes it out.
     pub fn send(&self, message: Message) -> Result<(), Error> {
-        let mut guard = lock(&self.shared);
-        let shared = &mut *guard;
-        upgrade::queue(&mut shared.conn, shared.finished, |conn| conn.send(message))?;
-        flush_tcp(&mut shared.conn, &mut shared.stream)
+        let mut end = lock(&self.shared);
+        end.queue(|conn| conn.send(message))?;
+        end.flush()
     }
 
     /// Sends a message prepared once for many connections and writes it out.
     pub fn send_prepared(&self, message: &PreparedMessage) -> Result<(), Error> {
-        let mut guard = lock(&self.shared);
-        let shared = &mut *guard;
-        upgrade::queue(&mut shared.conn, shared.finished, |conn| {
-            conn.send_prepared(message)
-        })?;
-        flush_tcp(&mut shared.conn, &mut shared.stream)
+        let mut end = lock(&self.shared);
+        end.queue(|conn| conn.send_prepared(message))?;
+        end.flush()
     }
 
     /// Sends a ping.
     pub fn ping(&self, data: impl Into<bytes::Bytes>) -> Result<(), Error> {
-        let mut guard = lock(&self.shared);
-        let shared = &mut *guard;
-        shared.conn.ping(data)?;
-        flush_tcp(&mut shared.conn, &mut shared.stream)
+        let mut end = lock(&self.shared);
+        end.conn.ping(data)?;
+        end.flush()
     }
 
     /// Starts the closing handshake; the reader sees `Ok(None)` once it completes. Does nothing
     /// if the closing handshake already started.
     pub fn close(&self, frame: Option<CloseFrame>) -> Result<(), Error> {
-        let mut guard = lock(&self.shared);
-        let shared = &mut *guard;
-        if shared.conn.is_open() {
-            shared.conn.close(frame)?;
-        }
-        flush_tcp(&mut shared.conn, &mut shared.stream)
+        lock(&self.shared).close(frame)
     }
+}
+
+/// The connection and the stream it writes to, with how far the read side has got: owned by a
+/// [`WebSocket`], shared behind a mutex by a [`Reader`] and [`Writer`].
+#[derive(Debug)]
+struct Endpoint<W> {
+    conn: Connection,
+    stream: W,
+    peer_close: Option<CloseFrame>,
+    phase: Phase,
+    /// Shuts the stream's write side down when the connection asks for it; a generic stream
+    /// cannot, and closes when dropped.
+    shutdown: fn(&mut W),
+}
+
+/// How far the read side has got in reporting the end of the connection.
+#[derive(Debug)]
+enum Phase {
+    Open,
+    /// The peer's close frame arrived: the echo is written and a client waits for the server
+    /// to end the transport (bounded by the close timeout) before `Event::Closed` is reported.
+    Closing(Option<CloseFrame>),
+    /// The end was reported: nothing more is read or sent.
+    Done,
+}
+
+/// What the read loop does next.
+enum Next {
+    /// Hand this out.
+    Report(Option<Event>),
+    /// Read from the transport.
+    Read,
+}
+
+/// A side that reads events: a whole [`WebSocket`] or a [`Reader`]. Both run [`read_event`],
+/// so they report the same events at the same points.
+trait ReadSide {
+    type Stream: Write;
+
+    /// Runs `f` on the endpoint, under the lock when it is shared.
+    fn with_endpoint<R>(&mut self, f: impl FnOnce(&mut Endpoint<Self::Stream>) -> R) -> R;
+
+    /// Reads once from the transport, holding no lock while it blocks, and hands what it read
+    /// to the connection.
+    fn read_once(&mut self) -> Result<(), Error>;
+}
+
+impl<S: Read + Write> ReadSide for WebSocket<S> {
+    type Stream = S;
+
+    fn with_endpoint<R>(&mut self, f: impl FnOnce(&mut Endpoint<S>) -> R) -> R {
+        f(&mut self.end)
+    }
+
+    fn read_once(&mut self) -> Result<(), Error> {
+        let input = read_input(&mut self.end.stream, &mut self.read_buf);
+        apply_input(&mut self.end.conn, &self.read_buf, input)
+    }
+}
+
+impl ReadSide for Reader {
+    type Stream = TcpStream;
+
+    fn with_endpoint<R>(&mut self, f: impl FnOnce(&mut Endpoint<TcpStream>) -> R) -> R {
+        f(&mut lock(&self.shared))
+    }
+
+    fn read_once(&mut self) -> Result<(), Error> {
+        let input = read_input(&mut self.stream, &mut self.read_buf);
+        apply_input(&mut lock(&self.shared).conn, &self.read_buf, input)
+    }
+}
+
+/// The read loop of both sides: write what is queued, report the next event, run due timers,
+/// read.
+fn read_event<R: ReadSide>(side: &mut R) -> Result<Option<Event>, Error> {
+    loop {
+        if let Next::Report(event) = side.with_endpoint(Endpoint::next)? {
+            return Ok(event);
+        }
+        if let Err(error) = side.read_once() {
+            return side.with_endpoint(|end| end.read_failed(error));
+        }
+    }
+}
+
+impl<W: Write> Endpoint<W> {
+    fn new(conn: Connection, stream: W, shutdown: fn(&mut W)) -> Self {
+        Self {
+            conn,
+            stream,
+            peer_close: None,
+            phase: Phase::Open,
+            shutdown,
+        }
+    }
+
+    /// Queues through `send` unless the end of the connection was reported.
+    fn queue(
+        &mut self,
+        send: impl FnOnce(&mut Connection) -> Result<(), crate::proto::SendError>,
+    ) -> Result<(), Error> {
+        upgrade::queue(&mut self.conn, !matches!(self.phase, Phase::Open), send)
+    }
+
+    fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        if self.conn.is_open() {
+            self.conn.close(frame)?;
+        }
+        self.flush()
+    }
+
+    /// Writes what is queued and says what the read loop does next: report an event, or read
+    /// (after running the timers that are due).
+    fn next(&mut self) -> Result<Next, Error> {
+        loop {
+            self.flush()?;
+            match &self.phase {
+                Phase::Done => return Ok(Next::Report(None)),
+                Phase::Closing(_) if self.conn.is_terminated() => {
+                    return Ok(Next::Report(Some(Event::Closed(self.take_close()))));
+                }
+                Phase::Closing(_) => {}
+                Phase::Open => match self.conn.poll_event() {
+                    Some(Ok(Event::Closed(frame))) => {
+                        self.peer_close.clone_from(&frame);
+                        self.phase = Phase::Closing(frame);
+                        continue;
+                    }
+                    Some(Ok(event)) => return Ok(Next::Report(Some(event))),
+                    Some(Err(error)) => {
+                        self.phase = Phase::Done;
+                        let _ = self.flush();
+                        return Err(error.into());
+                    }
+                    None if self.conn.is_terminated() => return Ok(Next::Report(None)),
+                    None => {}
+                },
+            }
+            let now = Instant::now();
+            if self
+                .conn
+                .poll_timeout(now)
+                .is_some_and(|deadline| deadline <= now)
+            {
+                self.conn.handle_timeout(now);
+                continue;
+            }
+            return Ok(Next::Read);
+        }
+    }
+
+    /// A read failed. Once the peer's close has arrived, that is the end of the closing
+    /// handshake (the connection lost nothing it can use); before, it is the error.
+    fn read_failed(&mut self, error: Error) -> Result<Option<Event>, Error> {
+        match self.phase {
+            Phase::Closing(_) => Ok(Some(Event::Closed(self.take_close()))),
+            Phase::Open | Phase::Done => {
+                self.phase = Phase::Done;
+                Err(error)
+            }
+        }
+    }
+
+    /// Ends the closing phase and returns the peer's close frame.
+    fn take_close(&mut self) -> Option<CloseFrame> {
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Closing(frame) => frame,
+            Phase::Open | Phase::Done => None,
+        }
+    }
+
+    /// Writes every queued transmit, in one vectored write when the stream supports it; what a
+    /// write does not take stays queued in the connection. Shuts the stream down when asked.
+    fn flush(&mut self) -> Result<(), Error> {
+        let (conn, stream) = (&mut self.conn, &mut self.stream);
+        let mut wrote = false;
+        loop {
+            const SLICES: usize = 8;
+            let mut slices = [IoSlice::new(&[]); SLICES];
+            let filled = conn.transmit_slices(&mut slices);
+            let queued: usize = slices[..filled].iter().map(|slice| slice.len()).sum();
+            let result = match filled {
+                0 => break,
+                1 => stream.write(&slices[0]),
+                _ => stream.write_vectored(&slices[..filled]),
+            };
+            match result {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(written) => {
+                    conn.advance_transmit(written);
+                    wrote = true;
+                    if written == queued && filled < SLICES {
+                        // That was everything.
+                        break;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if let Some(Transmit::Shutdown) = conn.poll_transmit() {
+            stream.flush()?;
+            (self.shutdown)(stream);
+            return Ok(());
+        }
+        if wrote {
+            stream.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn lock<W>(shared: &Mutex<Endpoint<W>>) -> MutexGuard<'_, Endpoint<W>> {
+    // A panic elsewhere while holding the lock leaves the connection usable: every operation
+    // on it is a complete state transition.
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn shutdown_tcp(stream: &mut TcpStream) {
+    // Already shut or reset: nothing left to tell the peer.
+    let _ = stream.shutdown(NetShutdown::Write);
 }
 
 /// Skips events until a message or the end of the connection.
@@ -505,77 +631,6 @@ fn apply_input(conn: &mut Connection, buf: &[u8], input: io::Result<Input>) -> R
         .is_some_and(|deadline| deadline <= now)
     {
         conn.handle_timeout(now);
-    }
-    Ok(())
-}
-
-/// Reads once from the transport into the connection and runs due timers.
-fn fill<S: Read>(conn: &mut Connection, stream: &mut S, buf: &mut [u8]) -> Result<(), Error> {
-    let now = Instant::now();
-    if conn
-        .poll_timeout(now)
-        .is_some_and(|deadline| deadline <= now)
-    {
-        conn.handle_timeout(now);
-        return Ok(());
-    }
-    let input = read_input(stream, buf);
-    apply_input(conn, buf, input)
-}
-
-/// Writes every queued transmit. A shutdown cannot be expressed on a generic stream: the
-/// transport closes when the `WebSocket` is dropped.
-fn flush_transmits<S: Write>(conn: &mut Connection, stream: &mut S) -> Result<(), Error> {
-    flush_then(conn, stream, |_| {})
-}
-
-/// Writes every queued transmit, shutting a TCP stream's write side down when asked.
-fn flush_tcp(conn: &mut Connection, stream: &mut TcpStream) -> Result<(), Error> {
-    flush_then(conn, stream, |stream| {
-        // Already shut or reset: nothing left to tell the peer.
-        let _ = stream.shutdown(NetShutdown::Write);
-    })
-}
-
-fn flush_then<S: Write>(
-    conn: &mut Connection,
-    stream: &mut S,
-    shutdown: impl FnOnce(&mut S),
-) -> Result<(), Error> {
-    let mut wrote = false;
-    // Everything queued in one vectored write when the stream supports it; what a write does
-    // not take stays queued in the connection.
-    loop {
-        const SLICES: usize = 8;
-        let mut slices = [IoSlice::new(&[]); SLICES];
-        let filled = conn.transmit_slices(&mut slices);
-        let queued: usize = slices[..filled].iter().map(|slice| slice.len()).sum();
-        let result = match filled {
-            0 => break,
-            1 => stream.write(&slices[0]),
-            _ => stream.write_vectored(&slices[..filled]),
-        };
-        match result {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-            Ok(written) => {
-                conn.advance_transmit(written);
-                wrote = true;
-                if written == queued && filled < SLICES {
-                    // That was everything.
-                    break;
-                }
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
-    if let Some(Transmit::Shutdown) = conn.poll_transmit() {
-        stream.flush()?;
-        shutdown(stream);
-        return Ok(());
-    }
-    if wrote {
-        stream.flush()?;
     }
     Ok(())
 }

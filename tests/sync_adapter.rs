@@ -3,9 +3,11 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use wsio::proto::Event;
 use wsio::proto::handshake::{Accept, ClientRequest, HandshakeError, Reject};
 use wsio::{CloseCode, CloseFrame, Error, Message, Options};
 
@@ -184,4 +186,86 @@ fn protocol_error_from_the_peer_is_reported_with_its_close_code() {
     assert_eq!(close, [0x88, 0x02, 0x03, 0xea], "close frame 1002");
     let error = server.join().unwrap().remove(0).unwrap_err();
     assert_eq!(error.close_code(), Some(CloseCode::PROTOCOL_ERROR));
+}
+
+/// A server that closes with 4000, reads the client's echo, says so on `echoed`, and ends the
+/// transport only when `go` says so.
+fn closing_server(
+    echoed: mpsc::Sender<()>,
+    go: mpsc::Receiver<()>,
+) -> (String, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut raw = wsio::sync::accept(stream).unwrap().into_inner();
+        raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        raw.write_all(&[0x88, 0x05, 0x0f, 0xa0, b'b', b'y', b'e'])
+            .unwrap();
+        let mut head = [0u8; 2];
+        raw.read_exact(&mut head).unwrap();
+        assert_eq!(head[0], 0x88, "a close frame");
+        let mut rest = vec![0u8; usize::from(head[1] & 0x7f) + 4];
+        raw.read_exact(&mut rest).unwrap();
+        echoed.send(()).unwrap();
+        go.recv_timeout(Duration::from_secs(5)).unwrap();
+        raw.shutdown(std::net::Shutdown::Write).unwrap();
+        // The client ends its side in turn.
+        let mut end = Vec::new();
+        raw.read_to_end(&mut end).unwrap();
+        assert!(end.is_empty());
+    });
+    (addr, handle)
+}
+
+/// Both ways of reading a connection report the server's close only once the server has ended
+/// the transport, as RFC 6455 §7.1.1 asks of a client.
+fn client_reports_the_close_after_the_servers_end(split: bool) {
+    let (echoed_tx, echoed) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel();
+    let (addr, server) = closing_server(echoed_tx, go_rx);
+    let (ws, _) = wsio::sync::connect(&format!("ws://{addr}")).unwrap();
+    let (closed_tx, closed) = mpsc::channel();
+    let client = thread::spawn(move || {
+        let event = if split {
+            let (mut reader, _writer) = ws.split().unwrap();
+            let event = reader.read_event();
+            (event, reader.read_event())
+        } else {
+            let mut ws = ws;
+            let event = ws.read_event();
+            (event, ws.read_event())
+        };
+        closed_tx.send(event).unwrap();
+    });
+    echoed.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        closed.recv_timeout(Duration::from_millis(200)).err(),
+        Some(mpsc::RecvTimeoutError::Timeout),
+        "the close is reported before the server ended the transport"
+    );
+    go.send(()).unwrap();
+    let (event, after) = closed.recv_timeout(Duration::from_secs(5)).unwrap();
+    match event.unwrap() {
+        Some(Event::Closed(Some(frame))) => {
+            assert_eq!(
+                (frame.code, frame.reason.as_str()),
+                (CloseCode(4000), "bye")
+            );
+        }
+        other => panic!("expected the close, got {other:?}"),
+    }
+    assert!(after.unwrap().is_none(), "nothing after the close");
+    client.join().unwrap();
+    server.join().unwrap();
+}
+
+#[test]
+fn whole_socket_reports_the_close_after_the_servers_end() {
+    client_reports_the_close_after_the_servers_end(false);
+}
+
+#[test]
+fn reader_reports_the_close_after_the_servers_end() {
+    client_reports_the_close_after_the_servers_end(true);
 }

@@ -200,6 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 /// vectored write when the stream supports it, else the first chunk, with small neighbours
 /// copied together first. Returns how many bytes went out, which the connection then lets go
 /// of (a partial write leaves the rest queued there).
+#[inline]
 pub(super) fn write_queued<S: AsyncWrite + Unpin>(
     conn: &mut Connection,
     stream: &mut S,
