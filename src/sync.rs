@@ -4,6 +4,31 @@
 //! `WouldBlock` or `TimedOut`, so give the stream a read timeout to act as the clock's tick, and
 //! a write timeout so a peer that never reads cannot block a writer forever: [`connect`] does
 //! both, and a server calls [`configure_tcp`] on each accepted `TcpStream`.
+//!
+//! # Streaming
+//!
+//! A message too large to hold at once goes out in pieces with
+//! [`WebSocket::send_fragment`] (or [`Writer::send_fragment`]); pings and the close may go
+//! out between the pieces. To receive in pieces, set [`Config::streaming`] in
+//! [`Options::connection`] and read with [`read_event`](WebSocket::read_event): data arrives
+//! as [`Event::MessageChunk`]s (`last` marks a message's end) instead of whole messages, which
+//! [`read`](WebSocket::read) would skip.
+//!
+//! ```no_run
+//! use wsio::proto::Event;
+//! let mut options = wsio::Options::default();
+//! options.connection.streaming = true;
+//! let request = wsio::proto::handshake::ClientRequest::new("ws://127.0.0.1:9002/upload")?;
+//! let (mut ws, _) = wsio::sync::connect_with(request, &options)?;
+//! while let Some(event) = ws.read_event()? {
+//!     if let Event::MessageChunk { data, last, .. } = event {
+//!         println!("{} bytes{}", data.len(), if last { ", end of message" } else { "" });
+//!     }
+//! }
+//! # Ok::<(), wsio::Error>(())
+//! ```
+//!
+//! [`Config::streaming`]: crate::proto::Config::streaming
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown as NetShutdown, TcpStream};
@@ -13,7 +38,11 @@ use std::time::{Duration, Instant};
 use crate::Options;
 use crate::error::Error;
 use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, Response};
-use crate::proto::{CloseFrame, Connection, Event, Message, PreparedMessage, Transmit};
+use bytes::Bytes;
+
+use crate::proto::{
+    CloseFrame, Connection, Event, Message, MessageKind, PreparedMessage, Transmit,
+};
 use crate::upgrade::{self, ClientHandshake, HANDSHAKE_CHUNK, Refusal, ServerHandshake};
 
 /// How often a stream opened by this module wakes up to run timers when idle.
@@ -224,6 +253,29 @@ impl<S: Read + Write> WebSocket<S> {
         self.end.queue(|conn| conn.send_prepared(message))
     }
 
+    /// Sends one fragment of a message streamed out piece by piece, and writes it out; `last`
+    /// ends the message. Pings and the close may go out between fragments; other messages
+    /// wait until the last one. Text fragments must make valid UTF-8 together.
+    ///
+    /// ```no_run
+    /// use wsio::proto::MessageKind;
+    /// let (mut ws, _) = wsio::sync::connect("ws://127.0.0.1:9002")?;
+    /// ws.send_fragment(MessageKind::Text, "hello, ", false)?;
+    /// ws.ping("still there?")?;
+    /// ws.send_fragment(MessageKind::Text, "world", true)?;
+    /// # Ok::<(), wsio::Error>(())
+    /// ```
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: impl Into<Bytes>,
+        last: bool,
+    ) -> Result<(), Error> {
+        self.end
+            .queue(|conn| conn.send_fragment(kind, data, last))?;
+        self.flush()
+    }
+
     /// Writes everything queued.
     pub fn flush(&mut self) -> Result<(), Error> {
         self.end.flush()
@@ -335,6 +387,20 @@ impl Writer {
     pub fn send_prepared(&self, message: &PreparedMessage) -> Result<(), Error> {
         let mut end = lock(&self.shared);
         end.queue(|conn| conn.send_prepared(message))?;
+        end.flush()
+    }
+
+    /// Sends one fragment of a streamed message and writes it out, like
+    /// [`WebSocket::send_fragment`]. Messages sent from other threads meanwhile fail until the
+    /// last fragment is sent.
+    pub fn send_fragment(
+        &self,
+        kind: MessageKind,
+        data: impl Into<Bytes>,
+        last: bool,
+    ) -> Result<(), Error> {
+        let mut end = lock(&self.shared);
+        end.queue(|conn| conn.send_fragment(kind, data, last))?;
         end.flush()
     }
 

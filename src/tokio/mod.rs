@@ -20,6 +20,32 @@
 //! With `futures-util`, the same loop reads `while let Some(message) = ws.next().await` and
 //! writes with `SinkExt::send`; `SinkExt::feed` followed by one `flush` sends many messages in
 //! as few writes as the transport allows.
+//!
+//! # Streaming
+//!
+//! A message too large to hold at once goes out in pieces with
+//! [`WebSocketStream::send_fragment`] (or [`WriteHalf::send_fragment`]); pings and the close
+//! may go out between the pieces. To receive in pieces, set [`Config::streaming`] in
+//! [`Options::connection`] and read with [`read_event`](WebSocketStream::read_event): data
+//! arrives as [`Event::MessageChunk`]s (`last` marks a message's end) instead of whole
+//! messages, which [`read`](WebSocketStream::read) and the [`Stream`] skip.
+//!
+//! ```no_run
+//! use wsio::proto::Event;
+//! # async fn run(stream: tokio::net::TcpStream) -> Result<(), wsio::Error> {
+//! let mut options = wsio::Options::default();
+//! options.connection.streaming = true;
+//! let request = wsio::proto::handshake::ClientRequest::new("ws://127.0.0.1:9002/upload")?;
+//! let (mut ws, _) = wsio::tokio::client_async(stream, &request, &options).await?;
+//! while let Some(event) = ws.read_event().await? {
+//!     if let Event::MessageChunk { data, last, .. } = event {
+//!         println!("{} bytes{}", data.len(), if last { ", end of message" } else { "" });
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! [`Config::streaming`]: crate::proto::Config::streaming
 
 mod core;
 mod handshake;
@@ -44,7 +70,7 @@ use tokio::net::TcpStream;
 use crate::Options;
 use crate::error::Error;
 use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, Response};
-use crate::proto::{CloseFrame, Connection, Event, Message, PreparedMessage};
+use crate::proto::{CloseFrame, Connection, Event, Message, MessageKind, PreparedMessage};
 use crate::upgrade::{self, Connected};
 
 use self::core::Core;
@@ -183,7 +209,7 @@ pub async fn connect_async_with(
 /// bounded by [`Options::handshake_timeout`].
 ///
 /// A non-101 answer is returned as [`Error::Handshake`] holding the status, headers and body.
-/// Masking keys come from [`Rng::from_os`].
+/// Masking keys come from [`Rng::from_os`](crate::proto::Rng::from_os).
 pub async fn client_async<S>(
     stream: S,
     request: &ClientRequest,
@@ -325,6 +351,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     pub async fn write_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
         poll_fn(|cx| self.core.poll_ready(Side::Write, cx)).await?;
         self.core.start_send_prepared(message)
+    }
+
+    /// Sends one fragment of a message streamed out piece by piece, and writes it out; `last`
+    /// ends the message. Pings and the close may go out between fragments; other messages
+    /// fail with [`SendError`](crate::proto::SendError) until the last one. Text fragments
+    /// must make valid UTF-8 together.
+    ///
+    /// ```no_run
+    /// use wsio::proto::MessageKind;
+    /// # async fn run() -> Result<(), wsio::Error> {
+    /// let (mut ws, _) = wsio::tokio::connect_async("ws://127.0.0.1:9002").await?;
+    /// ws.send_fragment(MessageKind::Binary, vec![0; 1 << 20], false).await?;
+    /// ws.ping("still there?").await?;
+    /// ws.send_fragment(MessageKind::Binary, vec![1; 1 << 20], true).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: impl Into<Bytes>,
+        last: bool,
+    ) -> Result<(), Error> {
+        self.send_with(|conn| conn.send_fragment(kind, data, last))
+            .await
     }
 
     /// Writes everything queued and flushes the stream.

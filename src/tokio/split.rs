@@ -11,7 +11,7 @@ use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::Error;
-use crate::proto::{CloseFrame, Event, Message, PreparedMessage};
+use crate::proto::{CloseFrame, Event, Message, MessageKind, PreparedMessage};
 
 #[cfg(doc)]
 use super::WebSocketStream;
@@ -86,6 +86,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     pub async fn write_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
         poll_fn(|cx| lock(&self.shared).poll_ready(Side::Write, cx)).await?;
         lock(&self.shared).start_send_prepared(message)
+    }
+
+    /// Sends one fragment of a streamed message and writes it out, waiting for room first, like
+    /// [`WebSocketStream::send_fragment`]. Cancel safety as [`WebSocketStream::send`].
+    pub async fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: impl Into<Bytes>,
+        last: bool,
+    ) -> Result<(), Error> {
+        poll_fn(|cx| lock(&self.shared).poll_ready(Side::Write, cx)).await?;
+        lock(&self.shared).start_send_with(|conn| conn.send_fragment(kind, data, last))?;
+        self.flush().await
     }
 
     /// Writes everything queued. Cancel safe, like [`WebSocketStream::flush`].
