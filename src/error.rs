@@ -38,6 +38,11 @@ pub enum Error {
     /// The URL cannot be connected to by this adapter (for example `wss://` without TLS).
     #[error("unsupported url: {0}")]
     UnsupportedUrl(String),
+    /// A timeout is on but there is no timer to run it: the tokio adapter was called outside a
+    /// tokio runtime. Use [`Options::without_timeouts`](crate::Options::without_timeouts), or
+    /// run on a tokio runtime with its time driver.
+    #[error("timeouts need a tokio runtime with its time driver")]
+    NoTimer,
 }
 
 impl Error {
@@ -51,7 +56,8 @@ impl Error {
             | Self::Send(_)
             | Self::HandshakeTimeout
             | Self::AlreadyClosed
-            | Self::UnsupportedUrl(_) => None,
+            | Self::UnsupportedUrl(_)
+            | Self::NoTimer => None,
             #[cfg(feature = "deflate")]
             Self::Extension(_) => None,
         }

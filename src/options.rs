@@ -38,6 +38,37 @@ pub struct Options {
     pub deflate: Option<crate::proto::deflate::DeflateConfig>,
 }
 
+impl Options {
+    /// These options with every timeout off: the handshake and write timeouts, keepalive and
+    /// the close timeout. The tokio adapter then never uses tokio's timer, so it runs on a
+    /// runtime built without the time driver (`Builder::enable_io` alone).
+    ///
+    /// ```
+    /// let options = wsio::Options::default().without_timeouts();
+    /// assert!(options.handshake_timeout.is_none());
+    /// assert!(options.connection.keepalive_interval.is_none());
+    /// ```
+    pub fn without_timeouts(mut self) -> Self {
+        self.handshake_timeout = None;
+        self.write_timeout = None;
+        self.connection.keepalive_interval = None;
+        self.connection.keepalive_timeout = None;
+        self.connection.close_timeout = None;
+        self
+    }
+
+    /// Whether any timeout is on, so a timer is needed to run it.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn has_timeouts(&self) -> bool {
+        let config = &self.connection;
+        self.handshake_timeout.is_some()
+            || self.write_timeout.is_some()
+            || config.keepalive_interval.is_some()
+            || config.keepalive_timeout.is_some()
+            || config.close_timeout.is_some()
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Self {

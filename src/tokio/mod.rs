@@ -21,6 +21,29 @@
 //! writes with `SinkExt::send`; `SinkExt::feed` followed by one `flush` sends many messages in
 //! as few writes as the transport allows.
 //!
+//! # Timers
+//!
+//! The timeouts of [`Options`] (handshake, write, keepalive, close) run on tokio's timer, so
+//! with any of them on (the default) the runtime needs its time driver:
+//! `Builder::enable_all()` or `enable_time()`, as `#[tokio::main]` does. On a runtime built
+//! with `enable_io()` alone, pass [`Options::without_timeouts`]: the adapter then never touches
+//! the timer. Tokio cannot be asked whether a runtime has the time driver, so a timeout on such a
+//! runtime panics in tokio; called outside any tokio runtime, `accept*`, `client_async` and
+//! `connect_async*` fail with [`Error::NoTimer`] instead.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+//! runtime.block_on(async {
+//!     let request = wsio::proto::handshake::ClientRequest::new("ws://127.0.0.1:9002")?;
+//!     let options = wsio::Options::default().without_timeouts();
+//!     let (mut ws, _) = wsio::tokio::connect_async_with(request, &options).await?;
+//!     ws.send("hello".into()).await?;
+//!     Ok::<(), wsio::Error>(())
+//! })?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Streaming
 //!
 //! A message too large to hold at once goes out in pieces with
@@ -159,6 +182,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: AsyncFnOnce(&Request) -> Result<Accept, Reject>,
 {
+    check_timer(options)?;
     let accepted = within(
         options.handshake_timeout,
         server_handshake(&mut stream, options, decide),
@@ -195,6 +219,7 @@ pub async fn connect_async_with(
     options: &Options,
 ) -> Result<(WebSocketStream<TcpStream>, Response), Error> {
     upgrade::refuse_secure(&request)?;
+    check_timer(options)?;
     let connect = async {
         let mut stream = TcpStream::connect((request.host(), request.port())).await?;
         stream.set_nodelay(true)?;
@@ -218,6 +243,7 @@ pub async fn client_async<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    check_timer(options)?;
     let mut stream = stream;
     let connected = within(
         options.handshake_timeout,
@@ -225,6 +251,17 @@ where
     )
     .await?;
     Ok(WebSocketStream::connected(stream, connected, options))
+}
+
+/// Fails with [`Error::NoTimer`] when a timeout is on and there is no tokio runtime to run it.
+///
+/// A runtime built without the time driver cannot be told apart without a panic (tokio has no
+/// query for it), so there the timeouts must be turned off by the caller, as the module docs say.
+fn check_timer(options: &Options) -> Result<(), Error> {
+    if options.has_timeouts() && tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::NoTimer);
+    }
+    Ok(())
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
