@@ -125,15 +125,6 @@ where
     Ok(ws)
 }
 
-/// Writes a refusal's response, best effort (the peer may already be gone), and returns its
-/// error.
-fn refuse<S: Write>(stream: &mut S, refusal: Refusal) -> Error {
-    let _ = stream
-        .write_all(&refusal.response())
-        .and_then(|()| stream.flush());
-    refusal.into()
-}
-
 /// Connects to a `ws://` URL over TCP and performs the client handshake with default options.
 ///
 /// ```no_run
@@ -717,4 +708,13 @@ fn read_before<S: Read>(
             Input::Tick => {}
         }
     }
+}
+
+/// Writes a refusal's response, best effort (the peer may already be gone), and returns its
+/// error.
+fn refuse<S: Write>(stream: &mut S, refusal: Refusal) -> Error {
+    let _ = stream
+        .write_all(&refusal.response())
+        .and_then(|()| stream.flush());
+    refusal.into()
 }

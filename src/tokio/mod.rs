@@ -236,7 +236,7 @@ pub async fn connect_async_with(
 /// A non-101 answer is returned as [`Error::Handshake`] holding the status, headers and body.
 /// Masking keys come from [`Rng::from_os`](crate::proto::Rng::from_os).
 pub async fn client_async<S>(
-    stream: S,
+    mut stream: S,
     request: &ClientRequest,
     options: &Options,
 ) -> Result<(WebSocketStream<S>, Response), Error>
@@ -244,24 +244,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     check_timer(options)?;
-    let mut stream = stream;
     let connected = within(
         options.handshake_timeout,
         client_handshake(&mut stream, request, options),
     )
     .await?;
     Ok(WebSocketStream::connected(stream, connected, options))
-}
-
-/// Fails with [`Error::NoTimer`] when a timeout is on and there is no tokio runtime to run it.
-///
-/// A runtime built without the time driver cannot be told apart without a panic (tokio has no
-/// query for it), so there the timeouts must be turned off by the caller, as the module docs say.
-fn check_timer(options: &Options) -> Result<(), Error> {
-    if options.has_timeouts() && tokio::runtime::Handle::try_current().is_err() {
-        return Err(Error::NoTimer);
-    }
-    Ok(())
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
@@ -533,4 +521,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.get_mut().core.poll_close(Side::Write, cx)
     }
+}
+
+/// Fails with [`Error::NoTimer`] when a timeout is on and there is no tokio runtime to run it.
+///
+/// A runtime built without the time driver cannot be told apart without a panic (tokio has no
+/// query for it; tokio-rs/tokio#8361 asks for one), so there the timeouts must be turned off by
+/// the caller, as the module docs say.
+fn check_timer(options: &Options) -> Result<(), Error> {
+    if options.has_timeouts() && tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::NoTimer);
+    }
+    Ok(())
 }
