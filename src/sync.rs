@@ -7,11 +7,12 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown as NetShutdown, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::Options;
 use crate::error::Error;
+use crate::lock::lock;
 use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, RequestParser, Response};
 use crate::proto::{CloseFrame, Connection, Event, Message, PreparedMessage, Rng, Transmit};
 use crate::upgrade;
@@ -379,14 +380,6 @@ struct Shared {
     stream: TcpStream,
     peer_close: Option<CloseFrame>,
     finished: bool,
-}
-
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    // A panic elsewhere while holding the lock leaves the connection usable: every operation
-    // on it is a complete state transition.
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Reader {

@@ -130,7 +130,7 @@ pub(super) struct Wakers {
 
 impl Wakers {
     pub(super) fn register(&self, side: Side, waker: &Waker) {
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slots = lock(&self.slots);
         let slot = &mut slots[side.index()];
         if !slot
             .as_ref()
@@ -141,7 +141,7 @@ impl Wakers {
     }
 
     pub(super) fn wake_side(&self, side: Side) {
-        let waker = self.slots.lock().unwrap_or_else(PoisonError::into_inner)[side.index()].take();
+        let waker = lock(&self.slots)[side.index()].take();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -155,7 +155,7 @@ impl Wake for Wakers {
 
     fn wake_by_ref(self: &Arc<Self>) {
         let taken = {
-            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut slots = lock(&self.slots);
             [slots[0].take(), slots[1].take()]
         };
         for waker in taken.into_iter().flatten() {
@@ -167,12 +167,6 @@ impl Wake for Wakers {
 /// The waker the stream and the timers get: the shared one once split, else the caller's.
 fn io_waker<'a>(split: &'a Option<SplitWakers>, cx: &'a Context<'_>) -> &'a Waker {
     split.as_ref().map_or(cx.waker(), |split| &split.waker)
-}
-
-pub(super) fn lock<S>(shared: &Mutex<Core<S>>) -> MutexGuard<'_, Core<S>> {
-    // A panic elsewhere while holding the lock leaves the connection usable: every poll leaves
-    // it in a consistent state.
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {

@@ -32,7 +32,7 @@ use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Duration;
 
@@ -52,9 +52,10 @@ use crate::proto::{
 };
 use crate::upgrade;
 
-use self::core::{Core, Side, lock};
+use self::core::{Core, Side};
 use self::handshake::{client_handshake, server_handshake, within};
 pub use self::split::{ReadHalf, WriteHalf};
+use crate::lock::lock;
 
 /// Above this many queued bytes, `poll_ready` writes everything out before taking a message.
 const HIGH_WATER_MARK: usize = 64 << 10;

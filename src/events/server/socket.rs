@@ -15,8 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::conn::Conn;
 use super::namespace::{Broadcast, NamespaceInner};
 use super::queue::{Push, prepare};
-use super::{AckError, DisconnectReason, EmitError, lock};
+use super::{AckError, DisconnectReason, EmitError};
 use crate::events::{Args, Packet, RESERVED_EVENTS};
+use crate::lock::lock;
 
 /// Events a socket's dispatcher may hold before the connection's reader waits for it.
 const DISPATCH_QUEUE: usize = 64;
