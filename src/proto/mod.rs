@@ -28,7 +28,7 @@ pub use frame::{DecoderLimits, Frame, FrameDecoder, FrameHeader, OpCode};
 #[doc(hidden)]
 pub use mask::apply_mask_reference;
 pub use mask::{apply_mask, extend_unmasked};
-pub use message::{Message, MessageKind, Utf8Bytes};
+pub use message::{IntoTextError, Message, MessageKind, Utf8Bytes};
 pub use prepared::PreparedMessage;
 pub use rng::Rng;
 pub use utf8::{InvalidUtf8, Utf8Validator};
