@@ -250,6 +250,7 @@ impl Session<'_> {
             Arc::clone(&namespace.inner),
             Arc::clone(self.conn),
             auth,
+            self.server.config.ack_timeout,
         );
         lock(&self.conn.sockets).insert(namespace.name().to_owned(), socket.clone());
         let mut data = Map::new();

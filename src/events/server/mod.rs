@@ -48,6 +48,8 @@ pub struct Config {
     pub queue_limit: usize,
     /// See [`queue_limit`](Self::queue_limit). Default 10 s.
     pub overflow_timeout: Duration,
+    /// How long [`Socket::emit_with_ack`] waits for the client's acknowledgement. Default 10 s.
+    pub ack_timeout: Duration,
     /// The WebSocket options. The server disables WebSocket keepalive pings (Engine.IO has its
     /// own heartbeat) and caps the message size at `max_payload`.
     ///
@@ -69,6 +71,7 @@ impl Default for Config {
             max_attachments: 64,
             queue_limit: 1024,
             overflow_timeout: Duration::from_secs(10),
+            ack_timeout: Duration::from_secs(10),
             websocket: default_websocket_options(),
         }
     }
@@ -144,7 +147,7 @@ pub enum EmitError {
     Disconnected,
 }
 
-/// Why [`Socket::emit_with_ack`] got no acknowledgement.
+/// Why [`Socket::emit_with_ack`] or [`Socket::emit_with_ack_timeout`] got no acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AckError {
