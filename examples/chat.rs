@@ -1,19 +1,25 @@
 //! A rooms chat over the events (Socket.IO) server, with its page served on the same port.
 //!
-//! `cargo run --example chat -- [ADDR]`, then open `http://ADDR/` in a few browser tabs
-//! (ADDR defaults to 127.0.0.1:3000). Prints `listening on ADDR` once ready.
+//! ```text
+//! examples/chat/setup                                   # once: npm ci of socket.io-client
+//! cargo run --example chat -- [ADDR] [--client FILE]
+//! ```
 //!
-//! The page (`examples/chat/index.html`) loads the npm socket.io-client from
-//! `/socket.io.min.js`, which this example serves from `tests/socketio/node_modules` (run
-//! `npm ci` in `tests/socketio/` first); without it, the page falls back to the jsDelivr CDN.
-//! The client connects with `transports: ['websocket']`: the server does not do long-polling.
+//! then open `http://ADDR/` in a few browser tabs (ADDR defaults to 127.0.0.1:3000). Prints
+//! `listening on ADDR` once ready.
+//!
+//! The page (`examples/chat/index.html`) loads the socket.io client from `/socket.io.min.js`,
+//! which this example serves from FILE, by default the copy `examples/chat/setup` installs in
+//! `examples/chat/node_modules`. Nothing is fetched from elsewhere, so it works offline; when
+//! FILE is missing, the example says so at startup and the page says so too. The client
+//! connects with `transports: ['websocket']`: the server does not do long-polling.
 //!
 //! Events: `join(room)` moves the sender to a room; `message(text)` goes to everyone in the
 //! sender's room; the server sends `message({from, text})` and `system(text)`. The nickname comes
 //! from the client's auth payload (`{nick}`), refused when empty.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use wsio::events::{Config, HttpResponse, Refusal, Server, Socket};
@@ -29,13 +35,15 @@ struct Room(String);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr: SocketAddr = match std::env::args().nth(1) {
-        Some(addr) => addr.parse()?,
-        None => "127.0.0.1:3000".parse()?,
-    };
+    let (addr, client_js) = parse_args()?;
+    if !client_js.is_file() {
+        println!(
+            "note: no socket.io client at {}: the page cannot connect. \
+             Run examples/chat/setup (needs npm), or pass --client FILE.",
+            client_js.display()
+        );
+    }
     let server = Server::new(Config::default());
-    let client_js = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/socketio/node_modules/socket.io-client/dist/socket.io.min.js");
     server.http_fallback(move |path| match path {
         "/" | "/index.html" => Some(HttpResponse::new(200, "text/html; charset=utf-8", PAGE)),
         "/socket.io.min.js" => std::fs::read(&client_js)
@@ -106,6 +114,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on {}", listener.local_addr()?);
     server.serve(listener).await?;
     Ok(())
+}
+
+/// `[ADDR] [--client FILE]`: the address to listen on and the socket.io client to serve.
+fn parse_args() -> Result<(SocketAddr, PathBuf), Box<dyn std::error::Error>> {
+    let mut addr = "127.0.0.1:3000".parse()?;
+    let mut client_js = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/chat/node_modules/socket.io-client/dist/socket.io.min.js");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--client" => client_js = args.next().ok_or("--client needs a FILE")?.into(),
+            _ if arg.starts_with('-') => {
+                return Err(
+                    format!("unknown option {arg}; usage: chat [ADDR] [--client FILE]").into(),
+                );
+            }
+            _ => addr = arg.parse()?,
+        }
+    }
+    Ok((addr, client_js))
 }
 
 /// Puts `socket` in `room` and tells both sides.

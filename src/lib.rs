@@ -23,6 +23,8 @@
 mod error;
 #[cfg(feature = "events")]
 pub mod events;
+#[cfg(any(feature = "sync", feature = "tokio", feature = "deflate"))]
+mod lock;
 mod options;
 pub mod proto;
 #[cfg(feature = "sync")]

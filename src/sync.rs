@@ -32,11 +32,12 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown as NetShutdown, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::Options;
 use crate::error::Error;
+use crate::lock::lock;
 use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, Response};
 use bytes::Bytes;
 
@@ -618,14 +619,6 @@ impl<W: Write> Endpoint<W> {
         }
         Ok(())
     }
-}
-
-fn lock<W>(shared: &Mutex<Endpoint<W>>) -> MutexGuard<'_, Endpoint<W>> {
-    // A panic elsewhere while holding the lock leaves the connection usable: every operation
-    // on it is a complete state transition.
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn shutdown_tcp(stream: &mut TcpStream) {

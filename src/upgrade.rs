@@ -330,11 +330,11 @@ pub(crate) fn server(
 ) -> Result<(Bytes, Connection), HandshakeError> {
     let conn = Connection::server(options.connection.clone());
     #[cfg(feature = "deflate")]
-    if let Some(config) = &options.deflate {
-        if let Some((params, header)) = config.negotiate(request.extensions()) {
-            let accept = accept.header("Sec-WebSocket-Extensions", &header)?;
-            return Ok((request.accept(&accept)?, conn.with_deflate(params)));
-        }
+    if let Some(config) = &options.deflate
+        && let Some((params, header)) = config.negotiate(request.extensions())
+    {
+        let accept = accept.header("Sec-WebSocket-Extensions", &header)?;
+        return Ok((request.accept(&accept)?, conn.with_deflate(params)));
     }
     Ok((request.accept(&accept)?, conn))
 }
@@ -360,10 +360,10 @@ pub(crate) fn client(
 ) -> Result<Connection, Error> {
     let conn = Connection::client(options.connection.clone(), rng);
     #[cfg(feature = "deflate")]
-    if let Some(config) = &options.deflate {
-        if let Some(params) = config.accept_response(response.extensions())? {
-            return Ok(conn.with_deflate(params));
-        }
+    if let Some(config) = &options.deflate
+        && let Some(params) = config.accept_response(response.extensions())?
+    {
+        return Ok(conn.with_deflate(params));
     }
     let _ = response;
     Ok(conn)

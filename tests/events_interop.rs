@@ -28,7 +28,7 @@ fn server() -> Server {
         socket.on("ask", |socket, args, _| async move {
             let question = args.get::<String>(0).unwrap_or_default();
             let reply = socket
-                .emit_with_ack("question", json!([question]), Duration::from_secs(5))
+                .emit_with_ack_timeout("question", json!([question]), Duration::from_secs(5))
                 .await;
             let answer = match reply {
                 Ok(args) => json!([args.values()]),

@@ -61,7 +61,7 @@
 //!         }
 //!     });
 //!     socket.on("ask", |socket, _, _| async move {
-//!         let reply = socket.emit_with_ack("question", json!(["ready?"]), Duration::from_secs(5));
+//!         let reply = socket.emit_with_ack_timeout("question", json!(["ready?"]), Duration::from_secs(5));
 //!         if let Ok(answer) = reply.await {
 //!             println!("{} answered {:?}", socket.id(), answer.values());
 //!         }

@@ -836,6 +836,7 @@ impl Connection {
 
     /// Whether anything is waiting to be written: queued bytes, or pongs owed (queued by the
     /// next `poll_transmit` or `transmit_chunk`). The shutdown is not counted.
+    #[cfg(feature = "tokio")]
     #[inline]
     pub(crate) fn has_transmit(&self) -> bool {
         self.buffered > 0 || !self.pending_pongs.is_empty()

@@ -101,6 +101,11 @@ fn wide_key(key: [u8; 4], offset: usize) -> [u8; 32] {
 }
 
 /// Byte-by-byte masking: the reference that the fast path is tested (and fuzzed) against.
+///
+/// Not part of the API: it exists in unit tests and in builds with `--cfg fuzzing`, which
+/// `cargo fuzz` passes.
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
 pub fn apply_mask_reference(data: &mut [u8], key: [u8; 4], offset: usize) {
     for (index, byte) in data.iter_mut().enumerate() {
         // Wrapping is exact: 2^64 is a multiple of 4.

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::ops::Deref;
+use std::str::Utf8Error;
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -121,6 +122,16 @@ impl PartialEq<String> for Utf8Bytes {
 ///
 /// Control frames are not messages: pings, pongs and the close handshake have their own
 /// commands and events.
+///
+/// Strings become text messages and bytes binary ones:
+///
+/// ```
+/// use wsio::Message;
+/// assert!(Message::from("hi").is_text());
+/// assert!(Message::from(&b"\x00\x01"[..]).is_binary());
+/// assert_eq!(Message::from(b"hi".to_vec()).into_text().unwrap(), "hi");
+/// assert!(Message::binary(vec![0xff]).into_text().is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A text message, valid UTF-8.
@@ -138,6 +149,16 @@ impl Message {
     /// Creates a binary message.
     pub fn binary(data: impl Into<Bytes>) -> Self {
         Self::Binary(data.into())
+    }
+
+    /// Returns true for a text message.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Self::Text(_))
+    }
+
+    /// Returns true for a binary message.
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Self::Binary(_))
     }
 
     /// Returns the payload length in bytes.
@@ -159,10 +180,28 @@ impl Message {
     }
 
     /// Returns the payload, whatever the kind, without copying.
+    #[doc(alias = "into_data")]
     pub fn into_payload(self) -> Bytes {
         match self {
             Self::Text(text) => text.into_bytes(),
             Self::Binary(data) => data,
+        }
+    }
+
+    /// Returns the payload as text, without copying: a text message's own, or a binary
+    /// message's payload once checked to be UTF-8.
+    ///
+    /// Fails only for a binary payload that is not valid UTF-8; the error gives it back.
+    pub fn into_text(self) -> Result<Utf8Bytes, IntoTextError> {
+        match self {
+            Self::Text(text) => Ok(text),
+            // Cloning `Bytes` shares the buffer; the clone is the payload the error returns.
+            Self::Binary(data) => {
+                Utf8Bytes::try_from(data.clone()).map_err(|error| IntoTextError {
+                    payload: data,
+                    error,
+                })
+            }
         }
     }
 
@@ -195,6 +234,18 @@ impl From<&str> for Message {
     }
 }
 
+impl From<Utf8Bytes> for Message {
+    fn from(text: Utf8Bytes) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl From<&[u8]> for Message {
+    fn from(data: &[u8]) -> Self {
+        Self::binary(Bytes::copy_from_slice(data))
+    }
+}
+
 impl From<Vec<u8>> for Message {
     fn from(data: Vec<u8>) -> Self {
         Self::binary(data)
@@ -207,6 +258,27 @@ impl From<Bytes> for Message {
     }
 }
 
+/// A binary message that is not valid UTF-8, from [`Message::into_text`]; it gives the payload
+/// back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("binary message is not valid utf-8: {error}")]
+pub struct IntoTextError {
+    payload: Bytes,
+    error: Utf8Error,
+}
+
+impl IntoTextError {
+    /// Where the payload stops being UTF-8.
+    pub fn utf8_error(&self) -> Utf8Error {
+        self.error
+    }
+
+    /// Returns the payload of the message, unchanged.
+    pub fn into_payload(self) -> Bytes {
+        self.payload
+    }
+}
+
 /// Whether a message is text or binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
@@ -214,4 +286,57 @@ pub enum MessageKind {
     Text,
     /// Arbitrary bytes (opcode 0x2).
     Binary,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_make_text_and_bytes_make_binary() {
+        let texts = [
+            Message::from("héllo"),
+            Message::from(String::from("héllo")),
+            Message::from(Utf8Bytes::from("héllo")),
+        ];
+        for message in texts {
+            assert!(message.is_text() && !message.is_binary());
+            assert_eq!(message.kind(), MessageKind::Text);
+            assert_eq!(message.as_text(), Some("héllo"));
+            assert_eq!(message.len(), "héllo".len());
+        }
+        let binaries = [
+            Message::from(&[0x00, 0xff][..]),
+            Message::from(vec![0x00, 0xff]),
+            Message::from(Bytes::from_static(&[0x00, 0xff])),
+        ];
+        for message in binaries {
+            assert!(message.is_binary() && !message.is_text());
+            assert_eq!(message.as_text(), None);
+            assert_eq!(message.as_bytes(), [0x00, 0xff]);
+        }
+        assert!(Message::from(&[][..]).is_empty());
+    }
+
+    #[test]
+    fn into_text_keeps_text_and_checks_binary() {
+        assert_eq!(Message::text("abc").into_text().unwrap(), "abc");
+        let payload = Bytes::from_static("ünïcode".as_bytes());
+        let text = Message::binary(payload.clone()).into_text().unwrap();
+        // No copy: the text is the binary payload's own buffer.
+        assert_eq!(text.as_bytes().as_ptr(), payload.as_ptr());
+        assert_eq!(text, "ünïcode");
+    }
+
+    #[test]
+    fn into_text_of_a_binary_that_is_not_utf8_gives_the_payload_back() {
+        let payload = Bytes::from_static(b"ok\xc3(");
+        let error = Message::binary(payload.clone()).into_text().unwrap_err();
+        assert_eq!(error.utf8_error().valid_up_to(), 2);
+        assert_eq!(
+            error.to_string(),
+            format!("binary message is not valid utf-8: {}", error.utf8_error())
+        );
+        assert_eq!(error.into_payload(), payload);
+    }
 }

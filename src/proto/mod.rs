@@ -24,8 +24,11 @@ pub use config::Config;
 pub use connection::{Connection, Event, Transmit};
 pub use error::{ProtocolError, SendError};
 pub use frame::{DecoderLimits, Frame, FrameDecoder, FrameHeader, OpCode};
-pub use mask::{apply_mask, apply_mask_reference, extend_unmasked};
-pub use message::{Message, MessageKind, Utf8Bytes};
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub use mask::apply_mask_reference;
+pub use mask::{apply_mask, extend_unmasked};
+pub use message::{IntoTextError, Message, MessageKind, Utf8Bytes};
 pub use prepared::PreparedMessage;
 pub use rng::Rng;
 pub use utf8::{InvalidUtf8, Utf8Validator};

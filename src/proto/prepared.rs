@@ -102,11 +102,7 @@ impl PreparedMessage {
         debug_assert!(params.shares_compressed_frames(role));
         let key = (params.compressor_window_bits(role), params.level());
         // A panic while compressing cannot leave the list half-updated: keep using it.
-        let mut cache = self
-            .0
-            .compressed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = crate::lock::lock(&self.0.compressed);
         if let Some((_, payload)) = cache.iter().find(|(k, _)| *k == key) {
             return payload.clone();
         }

@@ -64,10 +64,10 @@ impl Utf8Validator {
         let text = simdutf8::basic::from_utf8(whole).map_err(|_| InvalidUtf8)?;
         // The tail is a lead byte and too few continuation bytes; it must still be able to
         // become a code point, or the stream fails now rather than at the next piece.
-        if let Err(error) = str::from_utf8(tail) {
-            if error.error_len().is_some() {
-                return Err(InvalidUtf8);
-            }
+        if let Err(error) = str::from_utf8(tail)
+            && error.error_len().is_some()
+        {
+            return Err(InvalidUtf8);
         }
         sink(text);
         self.partial[..tail.len()].copy_from_slice(tail);

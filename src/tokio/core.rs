@@ -4,7 +4,6 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
@@ -69,12 +68,6 @@ pub(super) enum Phase {
     Failing(ProtocolError),
     /// The end was reported: nothing more is read, written or returned.
     Done,
-}
-
-pub(super) fn lock<S>(shared: &Mutex<Core<S>>) -> MutexGuard<'_, Core<S>> {
-    // A panic elsewhere while holding the lock leaves the connection usable: every poll leaves
-    // it in a consistent state.
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {

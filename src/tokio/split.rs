@@ -15,8 +15,9 @@ use crate::proto::{CloseFrame, Event, Message, MessageKind, PreparedMessage};
 
 #[cfg(doc)]
 use super::WebSocketStream;
-use super::core::{Core, lock};
+use super::core::Core;
 use super::waker::Side;
+use crate::lock::lock;
 
 /// The reading half of a split [`WebSocketStream`]: a [`Stream`] of messages.
 ///

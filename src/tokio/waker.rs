@@ -1,6 +1,8 @@
 //! The wakers of a split connection: one per half, and the one that wakes both.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::lock::lock;
 use std::task::{Context, Wake, Waker};
 
 /// Which half of the application polls: the reader or the writer.
@@ -56,7 +58,7 @@ pub(super) struct Wakers {
 
 impl Wakers {
     pub(super) fn register(&self, side: Side, waker: &Waker) {
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slots = lock(&self.slots);
         let slot = &mut slots[side.index()];
         if !slot
             .as_ref()
@@ -67,7 +69,7 @@ impl Wakers {
     }
 
     pub(super) fn wake_side(&self, side: Side) {
-        let waker = self.slots.lock().unwrap_or_else(PoisonError::into_inner)[side.index()].take();
+        let waker = lock(&self.slots)[side.index()].take();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -81,7 +83,7 @@ impl Wake for Wakers {
 
     fn wake_by_ref(self: &Arc<Self>) {
         let taken = {
-            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut slots = lock(&self.slots);
             [slots[0].take(), slots[1].take()]
         };
         for waker in taken.into_iter().flatten() {

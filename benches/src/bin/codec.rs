@@ -214,11 +214,18 @@ fn main() {
                         "floor = copy unmasking in one pass per payload"
                     }
                 );
-                let headers: Vec<String> =
-                    ["payload", "memcpy", "unmask", "utf8", "floor", "wsio", "wsio/floor"]
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect();
+                let headers: Vec<String> = [
+                    "payload",
+                    "memcpy",
+                    "unmask",
+                    "utf8",
+                    "floor",
+                    "wsio",
+                    "wsio/floor",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
                 print_table(&headers, &floor_rows);
             }
         }
@@ -342,7 +349,12 @@ fn profile(args: &[String], runtime: &Runtime) {
     if dir == Dir::Decode {
         let mut wire = Vec::new();
         for _ in 0..case.n {
-            push_frame(&mut wire, if case.text() { 1 } else { 2 }, &case.payload, true);
+            push_frame(
+                &mut wire,
+                if case.text() { 1 } else { 2 },
+                &case.payload,
+                true,
+            );
         }
         case.wire = wire;
     }
@@ -460,8 +472,11 @@ fn wsio_tokio(case: &Case, runtime: &Runtime) -> Tally {
     runtime.block_on(async {
         let options = wsio::Options::default();
         let conn = wsio::proto::Connection::server(options.connection.clone());
-        let mut ws =
-            wsio::tokio::WebSocketStream::from_connection(MemStream::new(&case.wire), conn, &options);
+        let mut ws = wsio::tokio::WebSocketStream::from_connection(
+            MemStream::new(&case.wire),
+            conn,
+            &options,
+        );
         let mut tally = Tally::default();
         match case.dir {
             Dir::Decode => {

@@ -50,7 +50,11 @@ fn main() {
         .filter(|&n| n != base_port as usize)
         .collect();
     if counts.is_empty() {
-        counts = if quick { vec![1000] } else { vec![1000, 10_000] };
+        counts = if quick {
+            vec![1000]
+        } else {
+            vec![1000, 10_000]
+        };
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -60,7 +64,11 @@ fn main() {
     println!(
         "idle_memory: server {}, VmRSS after N upgraded connections that each echoed one \
          20-byte message, minus VmRSS before the first; KiB per connection.\n",
-        if cpu.is_some() { "pinned to CPU 0" } else { "not pinned" }
+        if cpu.is_some() {
+            "pinned to CPU 0"
+        } else {
+            "not pinned"
+        }
     );
     let mut rows = Vec::new();
     let mut port = base_port;

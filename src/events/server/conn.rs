@@ -13,8 +13,9 @@ use tokio::time::{Instant, sleep_until};
 use super::namespace::Namespace;
 use super::queue::{Item, Outgoing, Push, Queue, prepare};
 use super::socket::Socket;
-use super::{DisconnectReason, ServerInner, lock};
+use super::{DisconnectReason, ServerInner};
 use crate::events::{DecodeLimits, Decoder, EnginePacket, OpenInfo, Packet};
+use crate::lock::lock;
 use crate::proto::{CloseCode, CloseFrame, PreparedMessage};
 use crate::tokio::{ReadHalf, WebSocketStream, WriteHalf};
 use crate::{Message, Utf8Bytes};
@@ -249,6 +250,7 @@ impl Session<'_> {
             Arc::clone(&namespace.inner),
             Arc::clone(self.conn),
             auth,
+            self.server.config.ack_timeout,
         );
         lock(&self.conn.sockets).insert(namespace.name().to_owned(), socket.clone());
         let mut data = Map::new();

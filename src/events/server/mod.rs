@@ -9,7 +9,7 @@ mod socket;
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::Options;
+use crate::lock::{lock, read, write};
 use crate::proto::Rng;
 use crate::proto::handshake::{Accept, Request};
 
@@ -47,6 +48,8 @@ pub struct Config {
     pub queue_limit: usize,
     /// See [`queue_limit`](Self::queue_limit). Default 10 s.
     pub overflow_timeout: Duration,
+    /// How long [`Socket::emit_with_ack`] waits for the client's acknowledgement. Default 10 s.
+    pub ack_timeout: Duration,
     /// The WebSocket options. The server disables WebSocket keepalive pings (Engine.IO has its
     /// own heartbeat) and caps the message size at `max_payload`.
     ///
@@ -68,6 +71,7 @@ impl Default for Config {
             max_attachments: 64,
             queue_limit: 1024,
             overflow_timeout: Duration::from_secs(10),
+            ack_timeout: Duration::from_secs(10),
             websocket: default_websocket_options(),
         }
     }
@@ -143,7 +147,7 @@ pub enum EmitError {
     Disconnected,
 }
 
-/// Why [`Socket::emit_with_ack`] got no acknowledgement.
+/// Why [`Socket::emit_with_ack`] or [`Socket::emit_with_ack_timeout`] got no acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AckError {
@@ -221,11 +225,7 @@ impl Server {
             true => name.to_owned(),
             false => format!("/{name}"),
         };
-        let mut namespaces = self
-            .inner
-            .namespaces
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut namespaces = write(&self.inner.namespaces);
         namespaces
             .entry(name.clone())
             .or_insert_with(|| Namespace::new(name))
@@ -238,11 +238,7 @@ impl Server {
         &self,
         fallback: impl Fn(&str) -> Option<HttpResponse> + Send + Sync + 'static,
     ) {
-        *self
-            .inner
-            .fallback
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(fallback));
+        *write(&self.inner.fallback) = Some(Arc::new(fallback));
     }
 
     /// Accepts connections from `listener` forever, each in a task of its own.
@@ -301,12 +297,7 @@ impl Server {
     fn route(&self, head: &Head) -> Result<(), HttpResponse> {
         let path = self.inner.config.path.trim_end_matches('/');
         if head.path.trim_end_matches('/') != path {
-            let fallback = self
-                .inner
-                .fallback
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
+            let fallback = read(&self.inner.fallback).clone();
             let response = fallback.and_then(|fallback| fallback(&head.path));
             return Err(
                 response.unwrap_or_else(|| HttpResponse::new(404, "text/plain", "not found"))
@@ -366,14 +357,4 @@ impl ServerInner {
         let bytes = lock(&self.rng).nonce();
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
-}
-
-/// Locks a mutex, ignoring poisoning: the data under these locks stays consistent at every
-/// step, and a panicking handler must not take the server down with it.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
 }

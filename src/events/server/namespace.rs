@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 
+use super::EmitError;
 use super::queue::{Push, prepare};
 use super::rooms::Rooms;
 use super::socket::{Socket, check_event_name};
-use super::{EmitError, lock, read};
 use crate::events::{Args, Packet};
+use crate::lock::{lock, read, write};
 
 type ConnectHook =
     Arc<dyn Fn(Value) -> Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send>> + Send + Sync>;
@@ -111,18 +112,14 @@ impl Namespace {
         Fut: Future<Output = Result<(), Refusal>> + Send + 'static,
     {
         let hook: ConnectHook = Arc::new(move |auth| Box::pin(hook(auth)));
-        *self.inner.hook.write().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+        *write(&self.inner.hook) = Some(hook);
     }
 
     /// Sets the handler called with each new socket, after the client has been told it is
     /// connected. It is synchronous so the socket's [`on`](Socket::on) handlers are in place
     /// before its first event; spawn a task for anything that awaits.
     pub fn on_connection(&self, handler: impl Fn(Socket) + Send + Sync + 'static) {
-        *self
-            .inner
-            .on_connection
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(handler));
+        *write(&self.inner.on_connection) = Some(Arc::new(handler));
     }
 
     /// Sends `event` to every socket of the namespace; returns how many were queued.

@@ -7,13 +7,14 @@
 //! stalls on a slow recipient.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::Message;
+use crate::lock::lock;
 use crate::proto::PreparedMessage;
 
 /// What one connection sends for one packet: its WebSocket messages, shared by every
@@ -135,7 +136,7 @@ impl Queue {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 

@@ -15,8 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::conn::Conn;
 use super::namespace::{Broadcast, NamespaceInner};
 use super::queue::{Push, prepare};
-use super::{AckError, DisconnectReason, EmitError, lock};
+use super::{AckError, DisconnectReason, EmitError};
 use crate::events::{Args, Packet, RESERVED_EVENTS};
+use crate::lock::lock;
 
 /// Events a socket's dispatcher may hold before the connection's reader waits for it.
 const DISPATCH_QUEUE: usize = 64;
@@ -41,6 +42,8 @@ struct SocketInner {
     namespace: Arc<NamespaceInner>,
     conn: Arc<Conn>,
     auth: Value,
+    /// The server's [`Config::ack_timeout`](super::Config::ack_timeout).
+    ack_timeout: Duration,
     handlers: std::sync::Mutex<HashMap<String, EventHandler>>,
     disconnect_handlers: std::sync::Mutex<Vec<DisconnectHandler>>,
     acks: std::sync::Mutex<HashMap<u64, oneshot::Sender<Args>>>,
@@ -67,6 +70,7 @@ impl Socket {
         namespace: Arc<NamespaceInner>,
         conn: Arc<Conn>,
         auth: Value,
+        ack_timeout: Duration,
     ) -> Self {
         let (jobs, receiver) = mpsc::channel(DISPATCH_QUEUE);
         let socket = Self {
@@ -75,6 +79,7 @@ impl Socket {
                 namespace,
                 conn,
                 auth,
+                ack_timeout,
                 handlers: Default::default(),
                 disconnect_handlers: Default::default(),
                 acks: Default::default(),
@@ -163,8 +168,22 @@ impl Socket {
         }
     }
 
-    /// Sends `event` and waits up to `timeout` for the client's acknowledgement.
+    /// Sends `event` and waits for the client's acknowledgement, at most the server's
+    /// [`Config::ack_timeout`](super::Config::ack_timeout).
+    ///
+    /// The same arguments as the client's
+    /// [`Client::emit_with_ack`](crate::events::client::Client::emit_with_ack).
     pub async fn emit_with_ack(
+        &self,
+        event: &str,
+        args: impl Into<Args>,
+    ) -> Result<Args, AckError> {
+        self.emit_with_ack_timeout(event, args, self.inner.ack_timeout)
+            .await
+    }
+
+    /// Sends `event` and waits up to `timeout` for the client's acknowledgement.
+    pub async fn emit_with_ack_timeout(
         &self,
         event: &str,
         args: impl Into<Args>,

@@ -173,10 +173,10 @@ impl Decompressor {
             Ok(()) if end_of_message => {
                 self.message_len = 0;
                 self.mid_message = false;
-                if self.no_context_takeover {
-                    if let Some(stream) = &mut self.stream {
-                        stream.reset(false);
-                    }
+                if self.no_context_takeover
+                    && let Some(stream) = &mut self.stream
+                {
+                    stream.reset(false);
                 }
             }
             Ok(()) => self.mid_message = true,
