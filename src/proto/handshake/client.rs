@@ -125,7 +125,7 @@ impl ClientRequest {
         let invalid = || HandshakeError::InvalidExtensionOffer {
             offer: offer.to_owned(),
         };
-        let offers = parse_extensions(offer)
+        let offers = parse_extensions(offer.as_bytes())
             .filter(|offers| !offers.is_empty())
             .ok_or_else(invalid)?;
         self.extension_names
@@ -142,12 +142,19 @@ impl ClientRequest {
 
     /// Adds a header to the request, such as `Origin`, `Authorization` or `Cookie`.
     ///
-    /// Fails if the name is not a token or the value holds CR, LF or NUL
-    /// ([`InvalidOutgoingHeader`](HandshakeError::InvalidOutgoingHeader)), or if the handshake
-    /// writes that header itself ([`ReservedHeader`](HandshakeError::ReservedHeader)).
-    pub fn header(mut self, name: &str, value: &str) -> Result<Self, HandshakeError> {
+    /// Fails if the name is not a token or the value holds a control character other than tab,
+    /// such as CR, LF or NUL ([`InvalidOutgoingHeader`](HandshakeError::InvalidOutgoingHeader)),
+    /// or if the handshake writes that header itself
+    /// ([`ReservedHeader`](HandshakeError::ReservedHeader)).
+    pub fn header(self, name: &str, value: &str) -> Result<Self, HandshakeError> {
+        self.header_bytes(name, value.as_bytes())
+    }
+
+    /// Adds a header whose value is bytes, such as a cookie holding Latin-1 obs-text (RFC 9110
+    /// §5.5); it fails like [`header`](Self::header).
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Result<Self, HandshakeError> {
         check_outgoing(name, value, CLIENT_RESERVED)?;
-        self.headers.push(name.to_owned(), value.to_owned());
+        self.headers.push(name.to_owned(), value.to_vec());
         Ok(self)
     }
 
@@ -160,11 +167,11 @@ impl ClientRequest {
     /// Returns the request to write, with a fresh key from `rng`, and the parser for the reply.
     pub fn encode(&self, rng: &mut Rng) -> (Bytes, ResponseParser) {
         let key = STANDARD.encode(rng.nonce());
-        let mut out = String::with_capacity(256);
-        out.push_str("GET ");
-        out.push_str(&self.resource);
-        out.push_str(" HTTP/1.1\r\n");
-        write_header(&mut out, "Host", &self.host_header());
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"GET ");
+        out.extend_from_slice(self.resource.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        write_header(&mut out, "Host", self.host_header());
         write_header(&mut out, "Upgrade", "websocket");
         write_header(&mut out, "Connection", "Upgrade");
         write_header(&mut out, "Sec-WebSocket-Key", &key);
@@ -173,20 +180,20 @@ impl ClientRequest {
             write_header(
                 &mut out,
                 "Sec-WebSocket-Protocol",
-                &self.subprotocols.join(", "),
+                self.subprotocols.join(", "),
             );
         }
         if !self.extensions.is_empty() {
             write_header(
                 &mut out,
                 "Sec-WebSocket-Extensions",
-                &self.extensions.join(", "),
+                self.extensions.join(", "),
             );
         }
-        for (name, value) in self.headers.iter() {
+        for (name, value) in self.headers.iter_bytes() {
             write_header(&mut out, name, value);
         }
-        out.push_str("\r\n");
+        out.extend_from_slice(b"\r\n");
         let parser = ResponseParser {
             accept: accept_key(key.as_bytes()),
             subprotocols: self.subprotocols.clone(),
@@ -297,24 +304,32 @@ impl ResponseParser {
         if !headers.contains_token("connection", "upgrade") {
             return Err(HandshakeError::MissingConnectionUpgrade);
         }
-        if first_two(headers.get_all("sec-websocket-accept")) != (Some(self.accept.as_str()), None)
+        // Fields are read as bytes, so a value that is not UTF-8 cannot hide a second one.
+        if first_two(headers.get_all_bytes("sec-websocket-accept"))
+            != (Some(self.accept.as_bytes()), None)
         {
             return Err(HandshakeError::InvalidAccept);
         }
-        let subprotocol = match first_two(headers.list("sec-websocket-protocol")) {
+        let subprotocol = match first_two(headers.list_bytes("sec-websocket-protocol")) {
             (None, _) => None,
-            (Some(name), None) if self.subprotocols.iter().any(|offered| offered == name) => {
-                Some(name.to_owned())
-            }
             (Some(name), None) => {
-                return Err(HandshakeError::UnexpectedSubprotocol {
-                    name: name.to_owned(),
-                });
+                match self
+                    .subprotocols
+                    .iter()
+                    .find(|offered| offered.as_bytes() == name)
+                {
+                    Some(offered) => Some(offered.clone()),
+                    None => {
+                        return Err(HandshakeError::UnexpectedSubprotocol {
+                            name: String::from_utf8_lossy(name).into_owned(),
+                        });
+                    }
+                }
             }
             (Some(_), Some(_)) => return Err(HandshakeError::MultipleSubprotocols),
         };
         let mut extensions = Vec::new();
-        for value in headers.get_all("sec-websocket-extensions") {
+        for value in headers.get_all_bytes("sec-websocket-extensions") {
             extensions.extend(parse_extensions(value).ok_or(HandshakeError::MalformedExtensions)?);
         }
         if let Some(unexpected) = extensions.iter().find(|extension| {
@@ -400,7 +415,7 @@ impl RejectedBody {
         // Content-Length, the body runs to the end of the stream.
         let wanted = if status < 200 || status == 204 || status == 304 {
             0
-        } else if headers.get("transfer-encoding").is_some() {
+        } else if headers.get_bytes("transfer-encoding").is_some() {
             max_body
         } else {
             content_length(&headers).unwrap_or(max_body).min(max_body)
@@ -424,13 +439,18 @@ impl RejectedBody {
 
 /// Returns the `Content-Length`, if every value given is the same number.
 fn content_length(headers: &Headers) -> Option<usize> {
-    let mut lengths = headers.list("content-length");
+    let mut lengths = headers.list_bytes("content-length");
     let first = lengths.next()?;
-    if !first.bytes().all(|byte| byte.is_ascii_digit()) || lengths.any(|other| other != first) {
+    if !first.iter().all(u8::is_ascii_digit) || lengths.any(|other| other != first) {
         return None;
     }
     // All digits, so the only failure is overflow: a length too big to keep anyway.
-    Some(first.parse().unwrap_or(usize::MAX))
+    Some(
+        std::str::from_utf8(first)
+            .ok()
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or(usize::MAX),
+    )
 }
 
 fn default_port(secure: bool) -> u16 {
@@ -545,7 +565,7 @@ mod tests {
         ];
         for (name, value) in standard {
             if !drop.contains(&name) {
-                write_header(&mut head, name, value);
+                head.push_str(&format!("{name}: {value}\r\n"));
             }
         }
         for line in extra {
@@ -877,6 +897,99 @@ mod tests {
                 .subprotocol(),
             None
         );
+    }
+
+    /// A 101 with the correct accept value and the raw `extra` line, which may hold any bytes.
+    fn switching_with_bytes(accept: &str, extra: &[u8]) -> Vec<u8> {
+        let mut head = switching(accept, &[], &[]);
+        head.truncate(head.len() - 2);
+        head.extend_from_slice(extra);
+        head.extend_from_slice(b"\r\n\r\n");
+        head
+    }
+
+    #[test]
+    fn obs_text_in_responses() {
+        let (_, accept) = start(&offer());
+        let (mut parser, _) = start(&offer());
+        let data = switching_with_bytes(&accept, b"Set-Cookie: name=caf\xe9");
+        let response = complete(&mut parser, &data).unwrap();
+        assert_eq!(
+            response.headers().get_bytes("set-cookie"),
+            Some(&b"name=caf\xe9"[..])
+        );
+        assert_eq!(response.headers().get("set-cookie"), None);
+
+        // Not in the handshake's own headers, and a field that is not UTF-8 still counts.
+        for (extra, expected) in [
+            (
+                &b"Sec-WebSocket-Accept: \xe9"[..],
+                HandshakeError::InvalidAccept,
+            ),
+            (
+                b"Sec-WebSocket-Protocol: chat, \xe9",
+                HandshakeError::MultipleSubprotocols,
+            ),
+            (
+                b"Sec-WebSocket-Protocol: caf\xe9",
+                HandshakeError::UnexpectedSubprotocol {
+                    name: "caf\u{fffd}".into(),
+                },
+            ),
+            (
+                b"Sec-WebSocket-Extensions: permessage-deflate; x=\xe9",
+                HandshakeError::MalformedExtensions,
+            ),
+            (
+                b"Set-Cookie: caf\xe9\x7f",
+                HandshakeError::InvalidHeaderValue,
+            ),
+        ] {
+            let (mut parser, _) = start(&offer());
+            let data = switching_with_bytes(&accept, extra);
+            assert_eq!(
+                parser.receive(&data),
+                Err(expected),
+                "{}",
+                String::from_utf8_lossy(extra)
+            );
+        }
+
+        let (mut parser, _) = start(&offer());
+        let refusal =
+            b"HTTP/1.1 403 Forbidden\r\nX-Reason: \xabnon\xbb\r\nContent-Length: 0\r\n\r\n";
+        let Err(HandshakeError::Rejected { headers, .. }) = parser.receive(refusal) else {
+            panic!("a refusal");
+        };
+        assert_eq!(headers.get_bytes("x-reason"), Some(&b"\xabnon\xbb"[..]));
+    }
+
+    #[test]
+    fn obs_text_request_headers_go_out_as_given() {
+        let request = ClientRequest::new("ws://example.com/")
+            .unwrap()
+            .header_bytes("Cookie", b"name=caf\xe9")
+            .unwrap();
+        let (bytes, _) = request.encode(&mut Rng::from_seed(SEED));
+        assert!(
+            bytes.ends_with(b"\r\nCookie: name=caf\xe9\r\n\r\n"),
+            "{bytes:?}"
+        );
+        let received = RequestParser::default().receive(&bytes).unwrap().unwrap();
+        assert_eq!(
+            received.headers().get_bytes("cookie"),
+            Some(&b"name=caf\xe9"[..])
+        );
+        for value in [&b"\xe9\n"[..], b"\0", b"\x7f"] {
+            assert_eq!(
+                ClientRequest::new("ws://example.com/")
+                    .unwrap()
+                    .header_bytes("Cookie", value),
+                Err(HandshakeError::InvalidOutgoingHeader {
+                    name: "Cookie".into()
+                })
+            );
+        }
     }
 
     #[test]

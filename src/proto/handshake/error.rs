@@ -50,7 +50,9 @@ pub enum HandshakeError {
     /// Request or response: a header name is empty or not a token.
     #[error("invalid header name")]
     InvalidHeaderName,
-    /// Request or response: a header value holds a control character or is not UTF-8.
+    /// Request or response: a header value holds a control character other than tab (such as NUL,
+    /// ESC or DEL). Bytes 0x80 to 0xFF (obs-text, RFC 9110 §5.5) are allowed and need not be
+    /// UTF-8.
     #[error("invalid header value")]
     InvalidHeaderValue,
     /// Request or response: more than [`max_headers`](super::HandshakeLimits::max_headers)
@@ -143,7 +145,8 @@ pub enum HandshakeError {
         /// The subprotocol passed to [`Accept::subprotocol`](super::Accept::subprotocol).
         name: String,
     },
-    /// Misuse: an outgoing header name that is not a token, or a value with CR, LF or NUL.
+    /// Misuse: an outgoing header name that is not a token, or a value with a control character
+    /// other than tab, such as CR, LF or NUL.
     #[error("header {name:?} has an invalid name or value")]
     InvalidOutgoingHeader {
         /// The header's name.

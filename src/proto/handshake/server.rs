@@ -1,7 +1,5 @@
 //! The server side of the opening handshake (RFC 6455 §4.2).
 
-use std::fmt::Write as _;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -150,14 +148,14 @@ impl Request {
     /// Fails with [`HandshakeError::SubprotocolNotOffered`] if `accept` names a subprotocol the
     /// client did not offer.
     pub fn accept(&self, accept: &Accept) -> Result<Bytes, HandshakeError> {
-        let mut out = String::with_capacity(256);
-        out.push_str("HTTP/1.1 101 Switching Protocols\r\n");
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
         write_header(&mut out, "Upgrade", "websocket");
         write_header(&mut out, "Connection", "Upgrade");
         write_header(
             &mut out,
             "Sec-WebSocket-Accept",
-            &accept_key(self.key.as_bytes()),
+            accept_key(self.key.as_bytes()),
         );
         if let Some(name) = &accept.subprotocol {
             if !self.subprotocols.contains(name) {
@@ -165,10 +163,10 @@ impl Request {
             }
             write_header(&mut out, "Sec-WebSocket-Protocol", name);
         }
-        for (name, value) in accept.headers.iter() {
+        for (name, value) in accept.headers.iter_bytes() {
             write_header(&mut out, name, value);
         }
-        out.push_str("\r\n");
+        out.extend_from_slice(b"\r\n");
         Ok(Bytes::from(out))
     }
 
@@ -177,7 +175,9 @@ impl Request {
             start: target,
             headers,
         } = head;
-        match headers.get_all("host").count() {
+        // Every check counts and reads fields as bytes: a value that is not UTF-8 must neither
+        // hide a duplicate nor pass for a missing header.
+        match headers.get_all_bytes("host").count() {
             0 => return Err(HandshakeError::MissingHost),
             1 => {}
             _ => return Err(HandshakeError::DuplicateHost),
@@ -190,36 +190,36 @@ impl Request {
         }
         // The version comes before the key so that clients of older drafts, which send other
         // key headers, learn from the 426 which version to retry with (§4.4).
-        if first_two(headers.get_all("sec-websocket-version")) != (Some("13"), None) {
+        if first_two(headers.get_all_bytes("sec-websocket-version")) != (Some(&b"13"[..]), None) {
             return Err(HandshakeError::UnsupportedVersion);
         }
-        let key = match first_two(headers.get_all("sec-websocket-key")) {
+        let key = match first_two(headers.get_all_bytes("sec-websocket-key")) {
             (None, _) => return Err(HandshakeError::MissingKey),
-            (Some(key), None) => key.to_owned(),
+            (Some(key), None) => key,
             (Some(_), Some(_)) => return Err(HandshakeError::DuplicateKey),
         };
-        if STANDARD
-            .decode(&key)
-            .map_or(true, |nonce| nonce.len() != 16)
-        {
+        if STANDARD.decode(key).map_or(true, |nonce| nonce.len() != 16) {
             return Err(HandshakeError::InvalidKey);
         }
-        let has_body = headers.get("transfer-encoding").is_some()
+        // Valid base64 is ASCII.
+        let key = String::from_utf8_lossy(key).into_owned();
+        let has_body = headers.get_bytes("transfer-encoding").is_some()
             || headers
-                .list("content-length")
-                .any(|length| length.bytes().any(|digit| digit != b'0'));
+                .list_bytes("content-length")
+                .any(|length| length.iter().any(|&digit| digit != b'0'));
         if has_body {
             return Err(HandshakeError::UnexpectedBody);
         }
-        let subprotocols: Vec<String> = headers
-            .list("sec-websocket-protocol")
-            .map(str::to_owned)
-            .collect();
-        if !subprotocols.iter().all(|name| is_token(name)) {
-            return Err(HandshakeError::MalformedSubprotocols);
+        let mut subprotocols = Vec::new();
+        for name in headers.list_bytes("sec-websocket-protocol") {
+            if !is_token(name) {
+                return Err(HandshakeError::MalformedSubprotocols);
+            }
+            // A token is ASCII.
+            subprotocols.push(String::from_utf8_lossy(name).into_owned());
         }
         let mut extensions = Vec::new();
-        for value in headers.get_all("sec-websocket-extensions") {
+        for value in headers.get_all_bytes("sec-websocket-extensions") {
             extensions.extend(parse_extensions(value).ok_or(HandshakeError::MalformedExtensions)?);
         }
         Ok(Self {
@@ -265,12 +265,19 @@ impl Accept {
 
     /// Adds a header to the 101 response, such as `Sec-WebSocket-Extensions` or `Set-Cookie`.
     ///
-    /// Fails if the name is not a token or the value holds CR, LF or NUL
-    /// ([`InvalidOutgoingHeader`](HandshakeError::InvalidOutgoingHeader)), or if the handshake
-    /// writes that header itself ([`ReservedHeader`](HandshakeError::ReservedHeader)).
-    pub fn header(mut self, name: &str, value: &str) -> Result<Self, HandshakeError> {
+    /// Fails if the name is not a token or the value holds a control character other than tab,
+    /// such as CR, LF or NUL ([`InvalidOutgoingHeader`](HandshakeError::InvalidOutgoingHeader)),
+    /// or if the handshake writes that header itself
+    /// ([`ReservedHeader`](HandshakeError::ReservedHeader)).
+    pub fn header(self, name: &str, value: &str) -> Result<Self, HandshakeError> {
+        self.header_bytes(name, value.as_bytes())
+    }
+
+    /// Adds a header whose value is bytes, such as a cookie holding Latin-1 obs-text (RFC 9110
+    /// §5.5); it fails like [`header`](Self::header).
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Result<Self, HandshakeError> {
         check_outgoing(name, value, ACCEPT_RESERVED)?;
-        self.headers.push(name.to_owned(), value.to_owned());
+        self.headers.push(name.to_owned(), value.to_vec());
         Ok(self)
     }
 }
@@ -311,9 +318,15 @@ impl Reject {
     ///
     /// Fails like [`Accept::header`]; `Content-Length`, `Connection` and `Transfer-Encoding` are
     /// written by [`encode`](Self::encode).
-    pub fn header(mut self, name: &str, value: &str) -> Result<Self, HandshakeError> {
+    pub fn header(self, name: &str, value: &str) -> Result<Self, HandshakeError> {
+        self.header_bytes(name, value.as_bytes())
+    }
+
+    /// Adds a header whose value is bytes, which may hold obs-text (RFC 9110 §5.5); it fails like
+    /// [`header`](Self::header).
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Result<Self, HandshakeError> {
         check_outgoing(name, value, REJECT_RESERVED)?;
-        self.headers.push(name.to_owned(), value.to_owned());
+        self.headers.push(name.to_owned(), value.to_vec());
         Ok(self)
     }
 
@@ -330,28 +343,27 @@ impl Reject {
 
     /// Returns the bytes to write before closing the connection.
     pub fn encode(&self) -> Bytes {
-        let mut head = String::with_capacity(128);
-        let _ = write!(
-            head,
+        let mut out = Vec::with_capacity(128 + self.body.len());
+        let status_line = format!(
             "HTTP/1.1 {} {}\r\n",
             self.status,
             reason_phrase(self.status)
         );
-        for (name, value) in self.headers.iter() {
-            write_header(&mut head, name, value);
+        out.extend_from_slice(status_line.as_bytes());
+        for (name, value) in self.headers.iter_bytes() {
+            write_header(&mut out, name, value);
         }
-        write_header(&mut head, "Content-Length", &self.body.len().to_string());
-        write_header(&mut head, "Connection", "close");
-        head.push_str("\r\n");
-        let mut out = Vec::with_capacity(head.len() + self.body.len());
-        out.extend_from_slice(head.as_bytes());
+        write_header(&mut out, "Content-Length", self.body.len().to_string());
+        write_header(&mut out, "Connection", "close");
+        out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.body);
         Bytes::from(out)
     }
 
     /// Adds a header known to be valid, for [`HandshakeError::response`].
     pub(crate) fn push_header(&mut self, name: &str, value: &str) {
-        self.headers.push(name.to_owned(), value.to_owned());
+        self.headers
+            .push(name.to_owned(), value.as_bytes().to_vec());
     }
 }
 
@@ -425,6 +437,23 @@ mod tests {
 
     fn sample_with(extra: &[&str]) -> Vec<u8> {
         request(SAMPLE[0], &[], extra)
+    }
+
+    /// The sample request with request line `start` and the raw `extra` lines, which may hold
+    /// any bytes.
+    fn request_with_bytes(start: &str, extra: &[&[u8]]) -> Vec<u8> {
+        let mut head = request(start, &[], &[]);
+        head.truncate(head.len() - 2);
+        for line in extra {
+            head.extend_from_slice(line);
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        head
+    }
+
+    fn sample_with_bytes(extra: &[&[u8]]) -> Vec<u8> {
+        request_with_bytes(SAMPLE[0], extra)
     }
 
     /// Feeds `data` in chunks of `size`; returns the request and everything after the head that
@@ -754,8 +783,40 @@ mod tests {
                 400,
             ),
             (
-                b"GET /chat HTTP/1.1\r\nX-Latin1: caf\xe9\r\n\r\n".to_vec(),
+                sample_with_bytes(&[b"X-Latin1: caf\xe9\x7f"]),
                 InvalidHeaderValue,
+                400,
+            ),
+            // obs-text is legal in a field value, but not in the handshake's own grammars, and a
+            // field that is not UTF-8 still counts.
+            (
+                sample_with_bytes(&[b"Host: caf\xe9.example"]),
+                DuplicateHost,
+                400,
+            ),
+            (
+                sample_with_bytes(&[b"Sec-WebSocket-Version: 13\xa0"]),
+                UnsupportedVersion,
+                426,
+            ),
+            (
+                sample_with_bytes(&[b"Sec-WebSocket-Key: \xe9"]),
+                DuplicateKey,
+                400,
+            ),
+            (
+                sample_with_bytes(&[b"Sec-WebSocket-Protocol: chat, caf\xe9"]),
+                MalformedSubprotocols,
+                400,
+            ),
+            (
+                sample_with_bytes(&[b"Sec-WebSocket-Extensions: permessage-deflate; x=\xe9"]),
+                MalformedExtensions,
+                400,
+            ),
+            (
+                sample_with_bytes(&[b"Content-Length: \xe9"]),
+                UnexpectedBody,
                 400,
             ),
         ];
@@ -809,6 +870,64 @@ mod tests {
             [("x", Some("1"))]
         );
         assert_eq!(request.headers().get("x-empty"), Some(""));
+    }
+
+    #[test]
+    fn obs_text_values_are_kept_byte_for_byte() {
+        let data = sample_with_bytes(&[
+            b"Cookie: name=caf\xe9; theme=dark",
+            b"X-Utf8: caf\xc3\xa9",
+            b"Upgrade: \xe9, websocket",
+            b"Origin: http://caf\xe9.example",
+        ]);
+        for size in [1, data.len()] {
+            let (request, _) = feed(&data, size).unwrap();
+            let headers = request.headers();
+            assert_eq!(
+                headers.get_bytes("cookie"),
+                Some(&b"name=caf\xe9; theme=dark"[..])
+            );
+            assert_eq!(headers.get("cookie"), None);
+            assert_eq!(headers.get("x-utf8"), Some("caf\u{e9}"));
+            assert_eq!(request.origin(), None);
+            assert_eq!(headers.len(), 9);
+            assert_eq!(headers.iter().count(), 6);
+        }
+    }
+
+    #[test]
+    fn obs_text_goes_out_as_given() {
+        let request = parse(&sample_with(&[])).unwrap();
+        let accept = Accept::new()
+            .header_bytes("Set-Cookie", b"name=caf\xe9")
+            .unwrap()
+            .header("X-Utf8", "caf\u{e9}")
+            .unwrap();
+        let reply = request.accept(&accept).unwrap();
+        assert!(
+            reply.ends_with(b"\r\nSet-Cookie: name=caf\xe9\r\nX-Utf8: caf\xc3\xa9\r\n\r\n"),
+            "{reply:?}"
+        );
+        let reject = Reject::new(403)
+            .header_bytes("X-Reason", b"\xabnon\xbb")
+            .unwrap();
+        assert!(
+            reject
+                .encode()
+                .starts_with(b"HTTP/1.1 403 Forbidden\r\nX-Reason: \xabnon\xbb\r\n"),
+            "{:?}",
+            reject.encode()
+        );
+        for value in [&b"a\x7f"[..], b"\xe9\r\nX: y", b"\x01"] {
+            assert_eq!(
+                Accept::new().header_bytes("X", value),
+                Err(HandshakeError::InvalidOutgoingHeader { name: "X".into() })
+            );
+            assert_eq!(
+                Reject::new(400).header_bytes("X", value),
+                Err(HandshakeError::InvalidOutgoingHeader { name: "X".into() })
+            );
+        }
     }
 
     #[test]
@@ -990,15 +1109,18 @@ mod tests {
         let _ = Reject::new(101);
     }
 
-    /// A valid request with random target, extra fields, subprotocols and optional whitespace,
-    /// and the bytes after its head.
+    /// A valid request with random target, extra fields (whose values may hold obs-text, UTF-8
+    /// or not), subprotocols and optional whitespace, and the bytes after its head.
     fn valid_request() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
-        let field = (
-            "X-[A-Za-z0-9-]{1,12}",
-            "[ \t]{0,2}",
-            "([!-~]([ \t!-~]{0,30}[!-~])?)?",
-            "[ \t]{0,2}",
-        );
+        let value_byte = prop_oneof![
+            4 => 0x21u8..=0x7e,
+            2 => 0x80u8..=0xff,
+            1 => Just(b' '),
+            1 => Just(b'\t'),
+        ];
+        let value = proptest::collection::vec(value_byte, 0..32)
+            .prop_map(|value| super::super::headers::trim_ows(&value).to_vec());
+        let field = ("X-[A-Za-z0-9-]{1,12}", "[ \t]{0,2}", value, "[ \t]{0,2}");
         (
             "/[A-Za-z0-9._~%/-]{0,40}(\\?[A-Za-z0-9=&]{0,20})?",
             proptest::collection::vec(field, 0..8),
@@ -1006,16 +1128,20 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..64),
         )
             .prop_map(|(target, fields, protocols, tail)| {
-                let mut extra: Vec<String> = fields
+                let mut extra: Vec<Vec<u8>> = fields
                     .into_iter()
-                    .map(|(name, pre, value, post)| format!("{name}:{pre}{value}{post}"))
+                    .map(|(name, pre, value, post)| {
+                        [format!("{name}:{pre}").as_bytes(), &value, post.as_bytes()].concat()
+                    })
                     .collect();
                 if !protocols.is_empty() {
-                    extra.push(format!("Sec-WebSocket-Protocol: {}", protocols.join(", ")));
+                    extra.push(
+                        format!("Sec-WebSocket-Protocol: {}", protocols.join(", ")).into_bytes(),
+                    );
                 }
-                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                let extra: Vec<&[u8]> = extra.iter().map(Vec::as_slice).collect();
                 (
-                    request(&format!("GET {target} HTTP/1.1"), &[], &extra),
+                    request_with_bytes(&format!("GET {target} HTTP/1.1"), &extra),
                     tail,
                 )
             })
@@ -1107,7 +1233,7 @@ mod tests {
             prop_assert_eq!(reference.method, Some(request.method()));
             prop_assert_eq!(reference.path, Some(request.target()));
             let expected: Vec<(&str, &[u8])> = reference.headers.iter().map(|field| (field.name, field.value)).collect();
-            let ours: Vec<(&str, &[u8])> = request.headers().iter().map(|(name, value)| (name, value.as_bytes())).collect();
+            let ours: Vec<(&str, &[u8])> = request.headers().iter_bytes().collect();
             prop_assert_eq!(ours, expected);
         }
     }
