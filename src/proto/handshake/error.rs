@@ -53,8 +53,11 @@ pub enum HandshakeError {
     /// Request or response: a header value holds a control character other than tab (such as NUL,
     /// ESC or DEL). Bytes 0x80 to 0xFF (obs-text, RFC 9110 §5.5) are allowed and need not be
     /// UTF-8.
-    #[error("invalid header value")]
-    InvalidHeaderValue,
+    #[error("invalid value in header {name:?}")]
+    InvalidHeaderValue {
+        /// The header's name, as sent (a token, so safe to show).
+        name: String,
+    },
     /// Request or response: more than [`max_headers`](super::HandshakeLimits::max_headers)
     /// header fields.
     #[error("too many header fields")]
@@ -217,7 +220,7 @@ impl HandshakeError {
             | Self::MissingColon
             | Self::WhitespaceBeforeColon
             | Self::InvalidHeaderName
-            | Self::InvalidHeaderValue
+            | Self::InvalidHeaderValue { .. }
             | Self::MissingHost
             | Self::DuplicateHost
             | Self::MissingUpgrade

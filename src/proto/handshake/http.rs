@@ -268,11 +268,12 @@ fn parse_header_line(line: &[u8]) -> Result<(String, Vec<u8>), HandshakeError> {
     if name.is_empty() || !name.iter().all(|&byte| is_tchar(byte)) {
         return Err(HandshakeError::InvalidHeaderName);
     }
+    let name = ascii_string(name);
     let value = trim_ows(value);
     if value.iter().any(|&byte| is_control(byte)) {
-        return Err(HandshakeError::InvalidHeaderValue);
+        return Err(HandshakeError::InvalidHeaderValue { name });
     }
-    Ok((ascii_string(name), value.to_vec()))
+    Ok((name, value.to_vec()))
 }
 
 /// Copies bytes already checked to be ASCII into a string.
@@ -392,7 +393,7 @@ mod tests {
         for line in [&b"X: a\x01"[..], b"X: \xe9\x7f", b"X: a\0b", b"X: \x1b[0m"] {
             assert_eq!(
                 parse_header_line(line),
-                Err(HandshakeError::InvalidHeaderValue),
+                Err(HandshakeError::InvalidHeaderValue { name: "X".into() }),
                 "{line:?}"
             );
         }

@@ -534,7 +534,9 @@ mod tests {
             ),
             (
                 b"Set-Cookie: caf\xe9\x7f",
-                HandshakeError::InvalidHeaderValue,
+                HandshakeError::InvalidHeaderValue {
+                    name: "Set-Cookie".into(),
+                },
             ),
         ] {
             let (mut parser, _) = start(&offer());

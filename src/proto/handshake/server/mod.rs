@@ -586,8 +586,20 @@ pub(super) mod tests {
             (sample_with(&["X-Tab\t: a"]), WhitespaceBeforeColon, 400),
             (sample_with(&["X(A): b"]), InvalidHeaderName, 400),
             (sample_with(&[": b"]), InvalidHeaderName, 400),
-            (sample_with(&["X-Nul: a\0b"]), InvalidHeaderValue, 400),
-            (sample_with(&["X-Del: a\x7fb"]), InvalidHeaderValue, 400),
+            (
+                sample_with(&["X-Nul: a\0b"]),
+                InvalidHeaderValue {
+                    name: "X-Nul".into(),
+                },
+                400,
+            ),
+            (
+                sample_with(&["X-Del: a\x7fb"]),
+                InvalidHeaderValue {
+                    name: "X-Del".into(),
+                },
+                400,
+            ),
             (sample_with(&["X-Cr: a\rb"]), InvalidLineEnding, 400),
             (sample_with(&["X-Lf: a\nb"]), InvalidLineEnding, 400),
             (sample_with(&["No colon here"]), MissingColon, 400),
@@ -628,7 +640,9 @@ pub(super) mod tests {
             ),
             (
                 sample_with_bytes(&[b"X-Latin1: caf\xe9\x7f"]),
-                InvalidHeaderValue,
+                InvalidHeaderValue {
+                    name: "X-Latin1".into(),
+                },
                 400,
             ),
             // obs-text is legal in a field value, but not in the handshake's own grammars, and a
