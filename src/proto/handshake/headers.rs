@@ -16,6 +16,23 @@ use super::error::HandshakeError;
 /// that leaves out what is not valid UTF-8. No value holds a control character other than
 /// horizontal tab (so no CR, LF, NUL or DEL), and none starts or ends with a space or tab when
 /// it was parsed from the wire.
+///
+/// ```
+/// use wsio::proto::handshake::RequestParser;
+///
+/// let request = RequestParser::default().receive(
+///     b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+///       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+///       Cookie: name=caf\xe9\r\n\r\n",
+/// )?.expect("a complete request");
+/// let headers = request.headers();
+/// assert_eq!(headers.get_bytes("cookie"), Some(&b"name=caf\xe9"[..])); // Latin-1, as sent
+/// assert_eq!(headers.get("cookie"), None); // not UTF-8
+/// assert_eq!(headers.get("host"), Some("a"));
+/// assert_eq!(headers.iter_bytes().count(), 6);
+/// assert_eq!(headers.iter().count(), 5);
+/// # Ok::<(), wsio::proto::handshake::HandshakeError>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
     fields: Vec<(String, Vec<u8>)>,

@@ -646,21 +646,36 @@ mod tests {
     }
 
     /// A valid response to `offer()` and the bytes after it.
+    /// Extra fields' values may hold obs-text, UTF-8 or not.
     fn valid_response() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+        let value_byte = prop_oneof![3 => 0x21u8..=0x7e, 1 => 0x80u8..=0xff];
         (
-            proptest::collection::vec(("X-[A-Za-z0-9-]{1,12}", "[!-~]{0,20}"), 0..6),
+            proptest::collection::vec(
+                (
+                    "X-[A-Za-z0-9-]{1,12}",
+                    proptest::collection::vec(value_byte, 0..20),
+                ),
+                0..6,
+            ),
             proptest::option::of(prop::sample::select(vec!["chat", "superchat"])),
             proptest::collection::vec(any::<u8>(), 0..32),
         )
             .prop_map(|(fields, subprotocol, tail)| {
                 let (_, accept) = start(&offer());
-                let mut extra: Vec<String> = fields
-                    .iter()
-                    .map(|(name, value)| format!("{name}: {value}"))
+                let protocol: Vec<String> = subprotocol
+                    .map(|name| format!("Sec-WebSocket-Protocol: {name}"))
+                    .into_iter()
                     .collect();
-                extra.extend(subprotocol.map(|name| format!("Sec-WebSocket-Protocol: {name}")));
-                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-                (switching(&accept, &[], &extra), tail)
+                let protocol: Vec<&str> = protocol.iter().map(String::as_str).collect();
+                let mut head = switching(&accept, &[], &protocol);
+                head.truncate(head.len() - 2);
+                for (name, value) in fields {
+                    head.extend_from_slice(format!("{name}: ").as_bytes());
+                    head.extend_from_slice(&value);
+                    head.extend_from_slice(b"\r\n");
+                }
+                head.extend_from_slice(b"\r\n");
+                (head, tail)
             })
     }
 

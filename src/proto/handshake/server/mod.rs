@@ -135,6 +135,8 @@ impl Request {
     }
 
     /// Returns the `Origin` header, which browsers always send (§4.2.2 lets servers check it).
+    ///
+    /// Like [`Headers::get`], `None` also when the value is not UTF-8 (an origin is ASCII).
     pub fn origin(&self) -> Option<&str> {
         self.headers.get("origin")
     }
