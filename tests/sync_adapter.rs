@@ -269,3 +269,72 @@ fn whole_socket_reports_the_close_after_the_servers_end() {
 fn reader_reports_the_close_after_the_servers_end() {
     client_reports_the_close_after_the_servers_end(true);
 }
+
+/// RFC 9110 §5.5 keeps obs-text legal in field values: a cookie a site set in Latin-1 comes back
+/// byte for byte, and the handshake must take it and hand it to the application unchanged.
+#[test]
+fn latin1_cookie_upgrades_and_reaches_the_application_as_bytes() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = thread::spawn(move || {
+        (0..2)
+            .map(|_| {
+                let (stream, _) = listener.accept().unwrap();
+                let mut cookie = None;
+                let ws = wsio::sync::accept_with(stream, &Options::default(), |request| {
+                    cookie = request.headers().get_bytes("cookie").map(<[u8]>::to_vec);
+                    Ok(Accept::new()
+                        .header_bytes("Set-Cookie", b"name=na\xefve")
+                        .unwrap())
+                });
+                (ws.map(drop), cookie)
+            })
+            .collect::<Vec<_>>()
+    });
+
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+              Cookie: name=caf\xe9\r\n\r\n",
+        )
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    assert!(
+        head.ends_with(b"\r\nSet-Cookie: name=na\xefve\r\n\r\n"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    drop(stream);
+
+    // Our own client sends and reads such values too.
+    let request = ClientRequest::new(&format!("ws://{addr}/"))
+        .unwrap()
+        .header_bytes("Cookie", b"name=caf\xe9")
+        .unwrap();
+    let (ws, response) = wsio::sync::connect_with(request, &Options::default()).unwrap();
+    assert_eq!(
+        response.headers().get_bytes("set-cookie"),
+        Some(&b"name=na\xefve"[..])
+    );
+    drop(ws);
+
+    for (result, cookie) in server.join().unwrap() {
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(cookie.as_deref(), Some(&b"name=caf\xe9"[..]));
+    }
+}

@@ -1,5 +1,7 @@
 //! Differential against httparse: whenever `RequestParser` accepts a request, httparse parses a
-//! complete request of the same length with the same method, target and header fields in order.
+//! complete request of the same length with the same method, target and header fields in order,
+//! values byte for byte (obs-text included); and the `&str` view of the fields is exactly the
+//! fields whose value is UTF-8.
 //!
 //! Only that direction: httparse is deliberately more lenient (bare LF, other methods and
 //! versions, obs-text in the target), so its accepting says nothing about ours.
@@ -30,10 +32,23 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|field| (field.name, field.value))
         .collect();
-    let ours: Vec<(&str, &[u8])> = request
-        .headers()
-        .iter()
-        .map(|(name, value)| (name, value.as_bytes()))
-        .collect();
+    let ours: Vec<(&str, &[u8])> = request.headers().iter_bytes().collect();
     assert_eq!(ours, theirs, "header fields differ");
+
+    let utf8: Vec<(&str, &str)> = ours
+        .iter()
+        .filter_map(|&(name, value)| Some((name, std::str::from_utf8(value).ok()?)))
+        .collect();
+    assert_eq!(request.headers().iter().collect::<Vec<_>>(), utf8);
+    for &(name, _) in &ours {
+        let first = ours
+            .iter()
+            .find(|(other, _)| other.eq_ignore_ascii_case(name))
+            .map(|&(_, value)| value);
+        assert_eq!(request.headers().get_bytes(name), first);
+        assert_eq!(
+            request.headers().get(name),
+            first.and_then(|value| std::str::from_utf8(value).ok())
+        );
+    }
 });

@@ -123,7 +123,7 @@ fn check_error(error: &HandshakeError, max_body: usize) {
         | HandshakeError::MissingColon
         | HandshakeError::WhitespaceBeforeColon
         | HandshakeError::InvalidHeaderName
-        | HandshakeError::InvalidHeaderValue
+        | HandshakeError::InvalidHeaderValue { .. }
         | HandshakeError::TooManyHeaders
         | HandshakeError::HeadersTooLarge
         | HandshakeError::MissingUpgrade

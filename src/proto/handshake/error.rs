@@ -50,9 +50,14 @@ pub enum HandshakeError {
     /// Request or response: a header name is empty or not a token.
     #[error("invalid header name")]
     InvalidHeaderName,
-    /// Request or response: a header value holds a control character or is not UTF-8.
-    #[error("invalid header value")]
-    InvalidHeaderValue,
+    /// Request or response: a header value holds a control character other than tab (such as NUL,
+    /// ESC or DEL). Bytes 0x80 to 0xFF (obs-text, RFC 9110 §5.5) are allowed and need not be
+    /// UTF-8.
+    #[error("invalid value in header {name:?}")]
+    InvalidHeaderValue {
+        /// The header's name, as sent (a token, so safe to show).
+        name: String,
+    },
     /// Request or response: more than [`max_headers`](super::HandshakeLimits::max_headers)
     /// header fields.
     #[error("too many header fields")]
@@ -143,7 +148,8 @@ pub enum HandshakeError {
         /// The subprotocol passed to [`Accept::subprotocol`](super::Accept::subprotocol).
         name: String,
     },
-    /// Misuse: an outgoing header name that is not a token, or a value with CR, LF or NUL.
+    /// Misuse: an outgoing header name that is not a token, or a value with a control character
+    /// other than tab, such as CR, LF or NUL.
     #[error("header {name:?} has an invalid name or value")]
     InvalidOutgoingHeader {
         /// The header's name.
@@ -214,7 +220,7 @@ impl HandshakeError {
             | Self::MissingColon
             | Self::WhitespaceBeforeColon
             | Self::InvalidHeaderName
-            | Self::InvalidHeaderValue
+            | Self::InvalidHeaderValue { .. }
             | Self::MissingHost
             | Self::DuplicateHost
             | Self::MissingUpgrade

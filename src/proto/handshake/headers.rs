@@ -8,33 +8,81 @@ use super::error::HandshakeError;
 ///
 /// Names keep the case they were sent in and compare ignoring ASCII case. A name sent several
 /// times keeps every occurrence: [`get_all`](Self::get_all) and [`list`](Self::list) see them all.
+///
+/// Values are bytes. RFC 9110 §5.5 keeps obs-text (bytes 0x80 to 0xFF) legal in field values,
+/// and peers send them (a cookie set in Latin-1 comes back byte for byte), so a value need not
+/// be UTF-8. The `*_bytes` methods see every value as it arrived; [`get`](Self::get),
+/// [`get_all`](Self::get_all), [`iter`](Self::iter) and [`list`](Self::list) are a `&str` view
+/// that leaves out what is not valid UTF-8. No value holds a control character other than
+/// horizontal tab (so no CR, LF, NUL or DEL), and none starts or ends with a space or tab when
+/// it was parsed from the wire.
+///
+/// ```
+/// use wsio::proto::handshake::RequestParser;
+///
+/// let request = RequestParser::default().receive(
+///     b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+///       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+///       Cookie: name=caf\xe9\r\n\r\n",
+/// )?.expect("a complete request");
+/// let headers = request.headers();
+/// assert_eq!(headers.get_bytes("cookie"), Some(&b"name=caf\xe9"[..])); // Latin-1, as sent
+/// assert_eq!(headers.get("cookie"), None); // not UTF-8
+/// assert_eq!(headers.get("host"), Some("a"));
+/// assert_eq!(headers.iter_bytes().count(), 6);
+/// assert_eq!(headers.iter().count(), 5);
+/// # Ok::<(), wsio::proto::handshake::HandshakeError>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    fields: Vec<(String, String)>,
+    fields: Vec<(String, Vec<u8>)>,
 }
 
 impl Headers {
-    /// Returns the value of the first field called `name`, ignoring ASCII case.
+    /// Returns the value of the first field called `name`, ignoring ASCII case, if it is UTF-8.
+    ///
+    /// Returns `None` when there is no such field, and also when the first one is not valid
+    /// UTF-8 (it never skips to a later field); [`get_bytes`](Self::get_bytes) returns it then.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.get_all(name).next()
+        self.get_bytes(name)
+            .and_then(|value| std::str::from_utf8(value).ok())
+    }
+
+    /// Returns the value of the first field called `name`, ignoring ASCII case, as it arrived.
+    pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.get_all_bytes(name).next()
+    }
+
+    /// Returns the values of every field called `name`, ignoring ASCII case, in arrival order,
+    /// leaving out values that are not valid UTF-8 (see [`get_all_bytes`](Self::get_all_bytes)).
+    pub fn get_all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.get_all_bytes(name)
+            .filter_map(|value| std::str::from_utf8(value).ok())
     }
 
     /// Returns the values of every field called `name`, ignoring ASCII case, in arrival order.
-    pub fn get_all(&self, name: &str) -> impl Iterator<Item = &str> {
+    pub fn get_all_bytes(&self, name: &str) -> impl Iterator<Item = &[u8]> {
         self.fields
             .iter()
             .filter(move |(field, _)| field.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+            .map(|(_, value)| value.as_slice())
     }
 
-    /// Returns every `(name, value)` pair in arrival order.
+    /// Returns every `(name, value)` pair in arrival order, leaving out fields whose value is
+    /// not valid UTF-8 (see [`iter_bytes`](Self::iter_bytes)).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter_bytes()
+            .filter_map(|(name, value)| std::str::from_utf8(value).ok().map(|value| (name, value)))
+    }
+
+    /// Returns every `(name, value)` pair in arrival order, values as they arrived.
+    pub fn iter_bytes(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.fields
             .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .map(|(name, value)| (name.as_str(), value.as_slice()))
     }
 
-    /// Returns the number of fields, counting repeated names.
+    /// Returns the number of fields, counting repeated names and values that are not UTF-8.
     pub fn len(&self) -> usize {
         self.fields.len()
     }
@@ -44,26 +92,48 @@ impl Headers {
         self.fields.is_empty()
     }
 
+    /// Adds a field after the others.
+    ///
+    /// Fails with [`InvalidOutgoingHeader`](HandshakeError::InvalidOutgoingHeader) unless `name`
+    /// is a token and `value` holds no control character other than horizontal tab: the same
+    /// rules as header values read from the wire, except that leading or trailing whitespace is
+    /// kept. Bytes 0x80 to 0xFF are allowed, and need not be UTF-8.
+    pub fn append(&mut self, name: &str, value: impl AsRef<[u8]>) -> Result<(), HandshakeError> {
+        let value = value.as_ref();
+        check_field(name, value)?;
+        self.fields.push((name.to_owned(), value.to_vec()));
+        Ok(())
+    }
+
     /// Returns the elements of a comma-separated list header, across every field called `name`.
     ///
     /// Elements are trimmed of spaces and tabs, and empty elements are skipped, as RFC 9110 §5.6.1
-    /// asks of recipients. Meant for lists of tokens (`Connection`, `Upgrade`,
-    /// `Sec-WebSocket-Protocol`): commas inside quoted strings are not special here.
+    /// asks of recipients; so are elements that are not valid UTF-8. Meant for lists of tokens
+    /// (`Connection`, `Upgrade`, `Sec-WebSocket-Protocol`): commas inside quoted strings are not
+    /// special here.
     pub fn list(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.get_all(name)
-            .flat_map(|value| value.split(','))
-            .map(trim_ows)
-            .filter(|element| !element.is_empty())
+        self.list_bytes(name)
+            .filter_map(|element| std::str::from_utf8(element).ok())
     }
 
     /// Returns whether the list header `name` has an element equal to `token`, ignoring ASCII
     /// case (`Connection: keep-alive, Upgrade` contains `upgrade`).
     pub fn contains_token(&self, name: &str, token: &str) -> bool {
-        self.list(name)
-            .any(|element| element.eq_ignore_ascii_case(token))
+        self.list_bytes(name)
+            .any(|element| element.eq_ignore_ascii_case(token.as_bytes()))
     }
 
-    pub(crate) fn push(&mut self, name: String, value: String) {
+    /// Returns the elements of a list header as bytes, like [`list`](Self::list) but keeping
+    /// elements that are not UTF-8, for checks that must see every element.
+    pub(crate) fn list_bytes(&self, name: &str) -> impl Iterator<Item = &[u8]> {
+        self.get_all_bytes(name)
+            .flat_map(|value| value.split(|&byte| byte == b','))
+            .map(trim_ows)
+            .filter(|element| !element.is_empty())
+    }
+
+    /// Adds a field already checked, by the parser or by a builder.
+    pub(crate) fn push(&mut self, name: String, value: Vec<u8>) {
         self.fields.push((name, value));
     }
 }
@@ -109,9 +179,9 @@ impl fmt::Display for ExtensionOffer {
 ///
 /// Empty list elements are skipped. A quoted parameter value must still be a token once
 /// unquoted, as §9.1 requires, so every value this returns is a token.
-pub(crate) fn parse_extensions(value: &str) -> Option<Vec<ExtensionOffer>> {
+pub(crate) fn parse_extensions(value: &[u8]) -> Option<Vec<ExtensionOffer>> {
     let mut cursor = Cursor {
-        bytes: value.as_bytes(),
+        bytes: value,
         pos: 0,
     };
     let mut offers = Vec::new();
@@ -152,9 +222,7 @@ pub(crate) fn parse_extensions(value: &str) -> Option<Vec<ExtensionOffer>> {
 }
 
 /// Returns the first two items, to tell "none", "exactly one" and "more than one" apart.
-pub(crate) fn first_two<'a>(
-    mut values: impl Iterator<Item = &'a str>,
-) -> (Option<&'a str>, Option<&'a str>) {
+pub(crate) fn first_two<T>(mut values: impl Iterator<Item = T>) -> (Option<T>, Option<T>) {
     (values.next(), values.next())
 }
 
@@ -164,27 +232,39 @@ pub(crate) fn is_tchar(byte: u8) -> bool {
 }
 
 /// Returns whether `text` is a non-empty token (RFC 9110 §5.6.2).
-pub(crate) fn is_token(text: &str) -> bool {
-    !text.is_empty() && text.bytes().all(is_tchar)
+pub(crate) fn is_token(text: impl AsRef<[u8]>) -> bool {
+    let text = text.as_ref();
+    !text.is_empty() && text.iter().all(|&byte| is_tchar(byte))
+}
+
+/// Returns whether `byte` is a control character other than HTAB, which no field value or reason
+/// phrase may hold (RFC 9110 §5.5: CR, LF and NUL never, other controls are not field-content).
+pub(crate) fn is_control(byte: u8) -> bool {
+    (byte < 0x20 && byte != b'\t') || byte == 0x7f
 }
 
 /// Trims optional whitespace (spaces and tabs) from both ends.
-pub(crate) fn trim_ows(text: &str) -> &str {
-    text.trim_matches([' ', '\t'])
+pub(crate) fn trim_ows(text: &[u8]) -> &[u8] {
+    let start = text
+        .iter()
+        .position(|&byte| byte != b' ' && byte != b'\t')
+        .unwrap_or(text.len());
+    let end = text
+        .iter()
+        .rposition(|&byte| byte != b' ' && byte != b'\t')
+        .map_or(start, |last| last + 1);
+    &text[start..end]
 }
 
-/// Checks a header we are about to send: a token name, a value without CR, LF or NUL (which
-/// would let it smuggle in further lines), and not one of the names the handshake writes itself.
+/// Checks a header we are about to send: a token name, a value without CR, LF or another control
+/// character but tab (which could smuggle in further lines), and not one of the names the
+/// handshake writes itself.
 pub(crate) fn check_outgoing(
     name: &str,
-    value: &str,
+    value: &[u8],
     reserved: &[&str],
 ) -> Result<(), HandshakeError> {
-    if !is_token(name) || value.bytes().any(|byte| matches!(byte, b'\r' | b'\n' | 0)) {
-        return Err(HandshakeError::InvalidOutgoingHeader {
-            name: name.to_owned(),
-        });
-    }
+    check_field(name, value)?;
     if reserved
         .iter()
         .any(|reserved| reserved.eq_ignore_ascii_case(name))
@@ -196,12 +276,22 @@ pub(crate) fn check_outgoing(
     Ok(())
 }
 
+/// Checks a field's name and value against the rules the parser enforces on the wire.
+fn check_field(name: &str, value: &[u8]) -> Result<(), HandshakeError> {
+    if !is_token(name) || value.iter().any(|&byte| is_control(byte)) {
+        return Err(HandshakeError::InvalidOutgoingHeader {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Appends `name: value\r\n`.
-pub(crate) fn write_header(out: &mut String, name: &str, value: &str) {
-    out.push_str(name);
-    out.push_str(": ");
-    out.push_str(value);
-    out.push_str("\r\n");
+pub(crate) fn write_header(out: &mut Vec<u8>, name: &str, value: impl AsRef<[u8]>) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_ref());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A read position in a header value, for the extension grammar.
@@ -271,7 +361,7 @@ mod tests {
     fn headers(fields: &[(&str, &str)]) -> Headers {
         let mut headers = Headers::default();
         for (name, value) in fields {
-            headers.push((*name).to_owned(), (*value).to_owned());
+            headers.append(name, value).unwrap();
         }
         headers
     }
@@ -303,9 +393,76 @@ mod tests {
     }
 
     #[test]
+    fn obs_text_values_are_bytes_with_a_utf8_view() {
+        let mut headers = headers(&[("Cookie", "a=1"), ("X-Utf8", "caf\u{e9}")]);
+        headers.append("cookie", b"name=caf\xe9").unwrap();
+        headers.append("Upgrade", b"h2c, \xff, websocket").unwrap();
+
+        assert_eq!(
+            headers.get_all_bytes("COOKIE").collect::<Vec<_>>(),
+            [&b"a=1"[..], b"name=caf\xe9"]
+        );
+        assert_eq!(headers.get_all("cookie").collect::<Vec<_>>(), ["a=1"]);
+        assert_eq!(headers.get_bytes("x-utf8"), Some("caf\u{e9}".as_bytes()));
+        assert_eq!(headers.get("x-utf8"), Some("caf\u{e9}"));
+        assert_eq!(
+            headers.get_bytes("upgrade"),
+            Some(&b"h2c, \xff, websocket"[..])
+        );
+        // The first field decides: `get` does not skip to a later, UTF-8 field.
+        assert_eq!(headers.get("upgrade"), None);
+        assert_eq!(headers.len(), 4);
+        assert_eq!(
+            headers.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            ["Cookie", "X-Utf8"]
+        );
+        assert_eq!(
+            headers
+                .iter_bytes()
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>(),
+            ["Cookie", "X-Utf8", "cookie", "Upgrade"]
+        );
+        // List elements are split before decoding, so an ASCII element survives a bad neighbour.
+        assert_eq!(
+            headers.list("upgrade").collect::<Vec<_>>(),
+            ["h2c", "websocket"]
+        );
+        assert_eq!(headers.list_bytes("upgrade").count(), 3);
+        assert!(headers.contains_token("upgrade", "WebSocket"));
+    }
+
+    #[test]
+    fn appended_fields_follow_the_wire_rules() {
+        let mut headers = Headers::default();
+        assert_eq!(headers.append("X-A", " b\tc "), Ok(()));
+        assert_eq!(headers.append("X-B", [0x80, 0xff]), Ok(()));
+        for (name, value) in [
+            ("X A", &b"b"[..]),
+            ("", b"b"),
+            ("X\u{e9}", b"b"),
+            ("X", b"a\rb"),
+            ("X", b"a\nb"),
+            ("X", b"a\0b"),
+            ("X", b"a\x01b"),
+            ("X", b"a\x7fb"),
+        ] {
+            assert_eq!(
+                headers.append(name, value),
+                Err(HandshakeError::InvalidOutgoingHeader {
+                    name: name.to_owned()
+                }),
+                "{name:?}: {value:?}"
+            );
+        }
+        assert_eq!(headers.get_bytes("x-a"), Some(&b" b\tc "[..]));
+        assert_eq!(headers.len(), 2);
+    }
+
+    #[test]
     fn extension_lists() {
         let offers = parse_extensions(
-            "permessage-deflate; client_max_window_bits, permessage-deflate;server_max_window_bits=\"10\" , , x-foo",
+            b"permessage-deflate; client_max_window_bits, permessage-deflate;server_max_window_bits=\"10\" , , x-foo",
         )
         .unwrap();
         let names: Vec<&str> = offers.iter().map(ExtensionOffer::name).collect();
@@ -326,9 +483,9 @@ mod tests {
             offers[1].to_string(),
             "permessage-deflate; server_max_window_bits=10"
         );
-        assert_eq!(parse_extensions(""), Some(vec![]));
+        assert_eq!(parse_extensions(b""), Some(vec![]));
         assert_eq!(
-            parse_extensions("a; b = \"c\\d\"").unwrap()[0].to_string(),
+            parse_extensions(b"a; b = \"c\\d\"").unwrap()[0].to_string(),
             "a; b=cd"
         );
     }
@@ -349,29 +506,33 @@ mod tests {
             "a=1",
             "é",
         ] {
+            assert_eq!(parse_extensions(value.as_bytes()), None, "{value:?}");
+        }
+        for value in [&b"caf\xe9"[..], b"a; b=\xff", b"a; b=\"\xff\""] {
             assert_eq!(parse_extensions(value), None, "{value:?}");
         }
     }
 
     #[test]
     fn outgoing_headers_are_checked() {
-        assert_eq!(check_outgoing("X-A", "b c", &["Host"]), Ok(()));
+        assert_eq!(check_outgoing("X-A", b"b c", &["Host"]), Ok(()));
+        assert_eq!(check_outgoing("Cookie", b"caf\xe9", &["Host"]), Ok(()));
         assert!(matches!(
-            check_outgoing("X A", "b", &[]),
+            check_outgoing("X A", b"b", &[]),
             Err(HandshakeError::InvalidOutgoingHeader { .. })
         ));
         assert!(matches!(
-            check_outgoing("", "b", &[]),
+            check_outgoing("", b"b", &[]),
             Err(HandshakeError::InvalidOutgoingHeader { .. })
         ));
-        for value in ["a\r\nX: y", "a\nb", "a\0"] {
+        for value in ["a\r\nX: y", "a\nb", "a\0", "a\x1b", "a\x7f"] {
             assert!(matches!(
-                check_outgoing("X", value, &[]),
+                check_outgoing("X", value.as_bytes(), &[]),
                 Err(HandshakeError::InvalidOutgoingHeader { .. })
             ));
         }
         assert!(matches!(
-            check_outgoing("host", "b", &["Host"]),
+            check_outgoing("host", b"b", &["Host"]),
             Err(HandshakeError::ReservedHeader { .. })
         ));
     }

@@ -3,7 +3,7 @@
 use std::mem;
 
 use super::error::HandshakeError;
-use super::headers::{Headers, is_tchar};
+use super::headers::{Headers, is_control, is_tchar, trim_ows};
 
 /// Bounds on what the handshake parsers accept before giving up on the peer.
 ///
@@ -250,7 +250,9 @@ fn parse_status_line(line: &[u8]) -> Result<u16, HandshakeError> {
 }
 
 /// Parses `name: value`, trimming optional whitespace around the value.
-fn parse_header_line(line: &[u8]) -> Result<(String, String), HandshakeError> {
+///
+/// The value may hold obs-text (bytes 0x80 to 0xFF, RFC 9110 §5.5), which need not be UTF-8.
+fn parse_header_line(line: &[u8]) -> Result<(String, Vec<u8>), HandshakeError> {
     let colon = line
         .iter()
         .position(|&byte| byte == b':')
@@ -266,27 +268,12 @@ fn parse_header_line(line: &[u8]) -> Result<(String, String), HandshakeError> {
     if name.is_empty() || !name.iter().all(|&byte| is_tchar(byte)) {
         return Err(HandshakeError::InvalidHeaderName);
     }
-    let start = value
-        .iter()
-        .position(|&byte| byte != b' ' && byte != b'\t')
-        .unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|&byte| byte != b' ' && byte != b'\t')
-        .map_or(start, |last| last + 1);
-    let value = &value[start..end];
-    // RFC 9110 §5.5: NUL, CR and LF are never allowed; other controls are not field-content.
+    let name = ascii_string(name);
+    let value = trim_ows(value);
     if value.iter().any(|&byte| is_control(byte)) {
-        return Err(HandshakeError::InvalidHeaderValue);
+        return Err(HandshakeError::InvalidHeaderValue { name });
     }
-    let value = std::str::from_utf8(value).map_err(|_| HandshakeError::InvalidHeaderValue)?;
-    Ok((ascii_string(name), value.to_owned()))
-}
-
-/// Returns whether `byte` is a control character other than HTAB, which no field value or reason
-/// phrase may hold.
-fn is_control(byte: u8) -> bool {
-    (byte < 0x20 && byte != b'\t') || byte == 0x7f
+    Ok((name, value.to_vec()))
 }
 
 /// Copies bytes already checked to be ASCII into a string.
@@ -374,7 +361,7 @@ mod tests {
 
     #[test]
     fn header_lines() {
-        let field = |name: &str, value: &str| Ok((name.to_owned(), value.to_owned()));
+        let field = |name: &str, value: &str| Ok((name.to_owned(), value.as_bytes().to_vec()));
         assert_eq!(parse_header_line(b"Host: a"), field("Host", "a"));
         assert_eq!(parse_header_line(b"Host:a"), field("Host", "a"));
         assert_eq!(parse_header_line(b"X: \t a b \t "), field("X", "a b"));
@@ -385,6 +372,15 @@ mod tests {
             field("X", "caf\u{e9}")
         );
         assert_eq!(parse_header_line(b"X: a\tb"), field("X", "a\tb"));
+        // obs-text, UTF-8 or not, is kept byte for byte (RFC 9110 §5.5).
+        assert_eq!(
+            parse_header_line(b"Cookie: name=caf\xe9"),
+            Ok(("Cookie".to_owned(), b"name=caf\xe9".to_vec()))
+        );
+        assert_eq!(
+            parse_header_line(b"X:\x80\xff \xa0"),
+            Ok(("X".to_owned(), b"\x80\xff \xa0".to_vec()))
+        );
         assert_eq!(parse_header_line(b"X a"), Err(HandshakeError::MissingColon));
         assert_eq!(
             parse_header_line(b"X : a"),
@@ -394,9 +390,12 @@ mod tests {
             parse_header_line(b"X\"Y: a"),
             Err(HandshakeError::InvalidHeaderName)
         );
-        assert_eq!(
-            parse_header_line(b"X: a\x01"),
-            Err(HandshakeError::InvalidHeaderValue)
-        );
+        for line in [&b"X: a\x01"[..], b"X: \xe9\x7f", b"X: a\0b", b"X: \x1b[0m"] {
+            assert_eq!(
+                parse_header_line(line),
+                Err(HandshakeError::InvalidHeaderValue { name: "X".into() }),
+                "{line:?}"
+            );
+        }
     }
 }

@@ -1,222 +1,18 @@
-//! The client side of the opening handshake (RFC 6455 §4.1).
+//! Reading and checking the server's reply to the client's handshake (RFC 6455 §4.1).
 
 use std::mem;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use bytes::{Bytes, BytesMut};
 
-use super::accept::accept_key;
-use super::error::{HandshakeError, UriError};
-use super::headers::{
-    ExtensionOffer, Headers, check_outgoing, first_two, is_token, parse_extensions, write_header,
-};
-use super::http::{HandshakeLimits, Head, HeadParser};
-use crate::proto::Rng;
+use crate::proto::handshake::error::HandshakeError;
+use crate::proto::handshake::headers::{ExtensionOffer, Headers, first_two, parse_extensions};
+use crate::proto::handshake::http::{HandshakeLimits, Head, HeadParser};
 
-/// A client's opening handshake: where to connect and what to offer.
+/// Reads the server's reply to a [`ClientRequest`](super::ClientRequest), which made it with the
+/// key and offers to check the reply against.
 ///
-/// Built from a `ws://` or `wss://` URI; the driver connects to [`host`](Self::host) and
-/// [`port`](Self::port) (with TLS when [`is_secure`](Self::is_secure)), writes the bytes from
-/// [`encode`](Self::encode) and feeds the reply to the [`ResponseParser`] it returned.
-///
-/// ```
-/// use wsio::proto::Rng;
-/// use wsio::proto::handshake::{Accept, ClientRequest, RequestParser};
-///
-/// let request = ClientRequest::new("ws://example.com:8080/chat?room=1")?.subprotocol("chat")?;
-/// assert_eq!((request.host(), request.port(), request.resource()), ("example.com", 8080, "/chat?room=1"));
-/// let (bytes, mut parser) = request.encode(&mut Rng::from_seed([7; 32]));
-///
-/// // A server in the same process stands in for the network.
-/// let offer = RequestParser::default().receive(&bytes)?.expect("a complete request");
-/// let reply = offer.accept(&Accept::new().subprotocol("chat"))?;
-///
-/// let response = parser.receive(&reply)?.expect("a complete response");
-/// assert_eq!(response.subprotocol(), Some("chat"));
-/// # Ok::<(), wsio::proto::handshake::HandshakeError>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientRequest {
-    secure: bool,
-    host: String,
-    port: u16,
-    resource: String,
-    subprotocols: Vec<String>,
-    /// Raw offers, as given to `extension`.
-    extensions: Vec<String>,
-    /// The names in `extensions`, which a response may accept.
-    extension_names: Vec<String>,
-    headers: Headers,
-    limits: HandshakeLimits,
-}
-
-/// Headers that [`ClientRequest::encode`] writes itself.
-const CLIENT_RESERVED: &[&str] = &[
-    "Host",
-    "Upgrade",
-    "Connection",
-    "Sec-WebSocket-Key",
-    "Sec-WebSocket-Version",
-    "Sec-WebSocket-Protocol",
-    "Sec-WebSocket-Extensions",
-];
-
-impl ClientRequest {
-    /// Parses a WebSocket URI (§3): `ws://host[:port][/path][?query]` or `wss://…`.
-    ///
-    /// The host may be a name, an IPv4 address or a bracketed IPv6 address; the port defaults
-    /// to 80 for `ws` and 443 for `wss`; the resource name defaults to `/`. Fragments, user
-    /// information and other schemes are refused with [`HandshakeError::InvalidUri`].
-    pub fn new(uri: &str) -> Result<Self, HandshakeError> {
-        let (secure, host, port, resource) = parse_uri(uri).map_err(HandshakeError::InvalidUri)?;
-        Ok(Self {
-            secure,
-            host,
-            port,
-            resource,
-            subprotocols: Vec::new(),
-            extensions: Vec::new(),
-            extension_names: Vec::new(),
-            headers: Headers::default(),
-            limits: HandshakeLimits::default(),
-        })
-    }
-
-    /// Returns the host to connect to, without the brackets of an IPv6 address.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    /// Returns the port to connect to.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Returns whether the URI was `wss`, so the connection must use TLS.
-    pub fn is_secure(&self) -> bool {
-        self.secure
-    }
-
-    /// Returns the resource name sent in the request line: the path and query.
-    pub fn resource(&self) -> &str {
-        &self.resource
-    }
-
-    /// Offers a subprotocol; offers go out in the order they were added.
-    ///
-    /// Fails with [`HandshakeError::InvalidSubprotocol`] unless `name` is a token not yet offered.
-    pub fn subprotocol(mut self, name: &str) -> Result<Self, HandshakeError> {
-        if !is_token(name) || self.subprotocols.iter().any(|offered| offered == name) {
-            return Err(HandshakeError::InvalidSubprotocol {
-                name: name.to_owned(),
-            });
-        }
-        self.subprotocols.push(name.to_owned());
-        Ok(self)
-    }
-
-    /// Offers one or more extensions, written as in `Sec-WebSocket-Extensions`, such as
-    /// `permessage-deflate; client_max_window_bits`.
-    ///
-    /// Fails with [`HandshakeError::InvalidExtensionOffer`] unless `offer` follows §9.1. A
-    /// response may then accept any extension named here.
-    pub fn extension(mut self, offer: &str) -> Result<Self, HandshakeError> {
-        let invalid = || HandshakeError::InvalidExtensionOffer {
-            offer: offer.to_owned(),
-        };
-        let offers = parse_extensions(offer)
-            .filter(|offers| !offers.is_empty())
-            .ok_or_else(invalid)?;
-        self.extension_names
-            .extend(offers.iter().map(|offer| offer.name().to_owned()));
-        self.extensions.push(
-            offers
-                .iter()
-                .map(ExtensionOffer::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-        );
-        Ok(self)
-    }
-
-    /// Adds a header to the request, such as `Origin`, `Authorization` or `Cookie`.
-    ///
-    /// Fails if the name is not a token or the value holds CR, LF or NUL
-    /// ([`InvalidOutgoingHeader`](HandshakeError::InvalidOutgoingHeader)), or if the handshake
-    /// writes that header itself ([`ReservedHeader`](HandshakeError::ReservedHeader)).
-    pub fn header(mut self, name: &str, value: &str) -> Result<Self, HandshakeError> {
-        check_outgoing(name, value, CLIENT_RESERVED)?;
-        self.headers.push(name.to_owned(), value.to_owned());
-        Ok(self)
-    }
-
-    /// Sets the bounds the [`ResponseParser`] enforces on the server's reply.
-    pub fn limits(mut self, limits: HandshakeLimits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Returns the request to write, with a fresh key from `rng`, and the parser for the reply.
-    pub fn encode(&self, rng: &mut Rng) -> (Bytes, ResponseParser) {
-        let key = STANDARD.encode(rng.nonce());
-        let mut out = String::with_capacity(256);
-        out.push_str("GET ");
-        out.push_str(&self.resource);
-        out.push_str(" HTTP/1.1\r\n");
-        write_header(&mut out, "Host", &self.host_header());
-        write_header(&mut out, "Upgrade", "websocket");
-        write_header(&mut out, "Connection", "Upgrade");
-        write_header(&mut out, "Sec-WebSocket-Key", &key);
-        write_header(&mut out, "Sec-WebSocket-Version", "13");
-        if !self.subprotocols.is_empty() {
-            write_header(
-                &mut out,
-                "Sec-WebSocket-Protocol",
-                &self.subprotocols.join(", "),
-            );
-        }
-        if !self.extensions.is_empty() {
-            write_header(
-                &mut out,
-                "Sec-WebSocket-Extensions",
-                &self.extensions.join(", "),
-            );
-        }
-        for (name, value) in self.headers.iter() {
-            write_header(&mut out, name, value);
-        }
-        out.push_str("\r\n");
-        let parser = ResponseParser {
-            accept: accept_key(key.as_bytes()),
-            subprotocols: self.subprotocols.clone(),
-            extension_names: self.extension_names.clone(),
-            max_body: self.limits.max_body,
-            state: State::Head(HeadParser::response(self.limits.clone())),
-        };
-        (Bytes::from(out), parser)
-    }
-
-    /// Returns the `Host` value: the port only when it is not the scheme's default (§4.1).
-    fn host_header(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == default_port(self.secure) {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
-    }
-}
-
-/// Reads the server's reply to a [`ClientRequest`], which made it with the key and offers to
-/// check the reply against.
-///
-/// Incremental and bounded like [`RequestParser`](super::RequestParser). A reply other than
-/// 101 is read with its body and reported as [`HandshakeError::Rejected`].
+/// Incremental and bounded like [`RequestParser`](crate::proto::handshake::RequestParser). A
+/// reply other than 101 is read with its body and reported as [`HandshakeError::Rejected`].
 #[derive(Debug)]
 pub struct ResponseParser {
     accept: String,
@@ -235,6 +31,23 @@ enum State {
 }
 
 impl ResponseParser {
+    /// Returns the parser for the reply to a request that sent the key whose `Sec-WebSocket-Accept`
+    /// is `accept` and offered `subprotocols` and the extensions named `extension_names`.
+    pub(super) fn new(
+        accept: String,
+        subprotocols: Vec<String>,
+        extension_names: Vec<String>,
+        limits: HandshakeLimits,
+    ) -> Self {
+        Self {
+            accept,
+            subprotocols,
+            extension_names,
+            max_body: limits.max_body,
+            state: State::Head(HeadParser::response(limits)),
+        }
+    }
+
     /// Feeds the next bytes read from the connection.
     ///
     /// Returns `Ok(None)` while the reply is incomplete and the checked [`Response`] once its
@@ -297,24 +110,32 @@ impl ResponseParser {
         if !headers.contains_token("connection", "upgrade") {
             return Err(HandshakeError::MissingConnectionUpgrade);
         }
-        if first_two(headers.get_all("sec-websocket-accept")) != (Some(self.accept.as_str()), None)
+        // Fields are read as bytes, so a value that is not UTF-8 cannot hide a second one.
+        if first_two(headers.get_all_bytes("sec-websocket-accept"))
+            != (Some(self.accept.as_bytes()), None)
         {
             return Err(HandshakeError::InvalidAccept);
         }
-        let subprotocol = match first_two(headers.list("sec-websocket-protocol")) {
+        let subprotocol = match first_two(headers.list_bytes("sec-websocket-protocol")) {
             (None, _) => None,
-            (Some(name), None) if self.subprotocols.iter().any(|offered| offered == name) => {
-                Some(name.to_owned())
-            }
             (Some(name), None) => {
-                return Err(HandshakeError::UnexpectedSubprotocol {
-                    name: name.to_owned(),
-                });
+                match self
+                    .subprotocols
+                    .iter()
+                    .find(|offered| offered.as_bytes() == name)
+                {
+                    Some(offered) => Some(offered.clone()),
+                    None => {
+                        return Err(HandshakeError::UnexpectedSubprotocol {
+                            name: String::from_utf8_lossy(name).into_owned(),
+                        });
+                    }
+                }
             }
             (Some(_), Some(_)) => return Err(HandshakeError::MultipleSubprotocols),
         };
         let mut extensions = Vec::new();
-        for value in headers.get_all("sec-websocket-extensions") {
+        for value in headers.get_all_bytes("sec-websocket-extensions") {
             extensions.extend(parse_extensions(value).ok_or(HandshakeError::MalformedExtensions)?);
         }
         if let Some(unexpected) = extensions.iter().find(|extension| {
@@ -400,7 +221,7 @@ impl RejectedBody {
         // Content-Length, the body runs to the end of the stream.
         let wanted = if status < 200 || status == 204 || status == 304 {
             0
-        } else if headers.get("transfer-encoding").is_some() {
+        } else if headers.get_bytes("transfer-encoding").is_some() {
             max_body
         } else {
             content_length(&headers).unwrap_or(max_body).min(max_body)
@@ -424,86 +245,18 @@ impl RejectedBody {
 
 /// Returns the `Content-Length`, if every value given is the same number.
 fn content_length(headers: &Headers) -> Option<usize> {
-    let mut lengths = headers.list("content-length");
+    let mut lengths = headers.list_bytes("content-length");
     let first = lengths.next()?;
-    if !first.bytes().all(|byte| byte.is_ascii_digit()) || lengths.any(|other| other != first) {
+    if !first.iter().all(u8::is_ascii_digit) || lengths.any(|other| other != first) {
         return None;
     }
     // All digits, so the only failure is overflow: a length too big to keep anyway.
-    Some(first.parse().unwrap_or(usize::MAX))
-}
-
-fn default_port(secure: bool) -> u16 {
-    if secure { 443 } else { 80 }
-}
-
-/// Splits a WebSocket URI into (secure, host, port, resource name).
-fn parse_uri(uri: &str) -> Result<(bool, String, u16, String), UriError> {
-    if uri.contains('#') {
-        return Err(UriError::Fragment);
-    }
-    let (scheme, rest) = uri.split_once(':').ok_or(UriError::UnsupportedScheme)?;
-    let secure = if scheme.eq_ignore_ascii_case("ws") {
-        false
-    } else if scheme.eq_ignore_ascii_case("wss") {
-        true
-    } else {
-        return Err(UriError::UnsupportedScheme);
-    };
-    let rest = rest.strip_prefix("//").ok_or(UriError::MissingHost)?;
-    let (authority, resource) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let resource = if resource.starts_with('/') {
-        resource.to_owned()
-    } else {
-        format!("/{resource}")
-    };
-    if !resource.bytes().all(|byte| byte.is_ascii_graphic()) {
-        return Err(UriError::InvalidResource);
-    }
-    if authority.contains('@') {
-        return Err(UriError::InvalidHost);
-    }
-    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let (host, after) = bracketed.split_once(']').ok_or(UriError::InvalidHost)?;
-        let port = if after.is_empty() {
-            None
-        } else {
-            Some(after.strip_prefix(':').ok_or(UriError::InvalidHost)?)
-        };
-        let is_ipv6 = host.contains(':')
-            && host
-                .bytes()
-                .all(|byte| byte.is_ascii_hexdigit() || b":.".contains(&byte));
-        if !host.is_empty() && !is_ipv6 {
-            return Err(UriError::InvalidHost);
-        }
-        (host, port)
-    } else {
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        };
-        if !host
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte))
-        {
-            return Err(UriError::InvalidHost);
-        }
-        (host, port)
-    };
-    if host.is_empty() {
-        return Err(UriError::MissingHost);
-    }
-    let port = match port {
-        None => default_port(secure),
-        Some(port) if !port.is_empty() && port.bytes().all(|byte| byte.is_ascii_digit()) => port
-            .parse()
+    Some(
+        std::str::from_utf8(first)
             .ok()
-            .filter(|&port| port != 0)
-            .ok_or(UriError::InvalidPort)?,
-        Some(_) => return Err(UriError::InvalidPort),
-    };
-    Ok((secure, host.to_owned(), port, resource))
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or(usize::MAX),
+    )
 }
 
 #[cfg(test)]
@@ -512,7 +265,7 @@ mod tests {
 
     use super::*;
     use crate::proto::Rng;
-    use crate::proto::handshake::{Accept, RequestParser};
+    use crate::proto::handshake::{Accept, ClientRequest, RequestParser, accept_key};
 
     const SEED: [u8; 32] = [7; 32];
 
@@ -545,7 +298,7 @@ mod tests {
         ];
         for (name, value) in standard {
             if !drop.contains(&name) {
-                write_header(&mut head, name, value);
+                head.push_str(&format!("{name}: {value}\r\n"));
             }
         }
         for line in extra {
@@ -560,147 +313,6 @@ mod tests {
         parser
             .receive(data)
             .map(|response| response.expect("a complete response"))
-    }
-
-    #[test]
-    fn uri_table() {
-        for (uri, secure, host, port, resource) in [
-            ("ws://example.com", false, "example.com", 80, "/"),
-            ("ws://example.com/", false, "example.com", 80, "/"),
-            ("wss://example.com", true, "example.com", 443, "/"),
-            (
-                "WSS://Example.com:8443/chat?room=1&x",
-                true,
-                "Example.com",
-                8443,
-                "/chat?room=1&x",
-            ),
-            (
-                "ws://example.com?token=abc",
-                false,
-                "example.com",
-                80,
-                "/?token=abc",
-            ),
-            ("ws://example.com:443/", false, "example.com", 443, "/"),
-            ("ws://127.0.0.1:9002/a/b", false, "127.0.0.1", 9002, "/a/b"),
-            ("ws://[::1]/", false, "::1", 80, "/"),
-            (
-                "wss://[2001:db8::1]:8443/x",
-                true,
-                "2001:db8::1",
-                8443,
-                "/x",
-            ),
-            (
-                "ws://[::ffff:192.0.2.1]",
-                false,
-                "::ffff:192.0.2.1",
-                80,
-                "/",
-            ),
-            ("ws://host/%20path", false, "host", 80, "/%20path"),
-        ] {
-            let request = ClientRequest::new(uri).unwrap();
-            assert_eq!(
-                (
-                    request.is_secure(),
-                    request.host(),
-                    request.port(),
-                    request.resource()
-                ),
-                (secure, host, port, resource),
-                "{uri}"
-            );
-        }
-        for (uri, expected) in [
-            ("http://example.com", UriError::UnsupportedScheme),
-            ("example.com", UriError::UnsupportedScheme),
-            ("wsx://example.com", UriError::UnsupportedScheme),
-            ("ws:example.com", UriError::MissingHost),
-            ("ws://", UriError::MissingHost),
-            ("ws:///chat", UriError::MissingHost),
-            ("ws://:80/", UriError::MissingHost),
-            ("ws://[]/", UriError::MissingHost),
-            ("ws://example.com/#top", UriError::Fragment),
-            ("ws://example.com#", UriError::Fragment),
-            ("ws://user@example.com/", UriError::InvalidHost),
-            ("ws://exa mple.com/", UriError::InvalidHost),
-            ("ws://a:b:c/", UriError::InvalidHost),
-            ("ws://[::1/", UriError::InvalidHost),
-            ("ws://[::1]x/", UriError::InvalidHost),
-            ("ws://[example]/", UriError::InvalidHost),
-            ("ws://example.com:/", UriError::InvalidPort),
-            ("ws://example.com:0/", UriError::InvalidPort),
-            ("ws://example.com:65536/", UriError::InvalidPort),
-            ("ws://example.com:8o/", UriError::InvalidPort),
-            ("ws://example.com:+80/", UriError::InvalidPort),
-            ("ws://[::1]:x/", UriError::InvalidPort),
-            ("ws://example.com/a b", UriError::InvalidResource),
-            ("ws://example.com/caf\u{e9}", UriError::InvalidResource),
-        ] {
-            assert_eq!(
-                ClientRequest::new(uri),
-                Err(HandshakeError::InvalidUri(expected)),
-                "{uri}"
-            );
-        }
-    }
-
-    #[test]
-    fn request_encoding_is_byte_exact() {
-        let request = ClientRequest::new("ws://example.com:8080/chat?room=1")
-            .unwrap()
-            .subprotocol("chat")
-            .unwrap()
-            .subprotocol("superchat")
-            .unwrap()
-            .extension("permessage-deflate;client_max_window_bits")
-            .unwrap()
-            .extension("x-a, x-b; q=\"1\"")
-            .unwrap()
-            .header("Origin", "http://example.com")
-            .unwrap();
-        let (bytes, _) = request.encode(&mut Rng::from_seed(SEED));
-        let key = STANDARD.encode(Rng::from_seed(SEED).nonce());
-        assert_eq!(key.len(), 24);
-        let expected = format!(
-            "GET /chat?room=1 HTTP/1.1\r\n\
-             Host: example.com:8080\r\n\
-             Upgrade: websocket\r\n\
-             Connection: Upgrade\r\n\
-             Sec-WebSocket-Key: {key}\r\n\
-             Sec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Protocol: chat, superchat\r\n\
-             Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-a, x-b; q=1\r\n\
-             Origin: http://example.com\r\n\
-             \r\n"
-        );
-        assert_eq!(std::str::from_utf8(&bytes).unwrap(), expected);
-    }
-
-    #[test]
-    fn host_header_names_the_port_only_when_needed() {
-        for (uri, host) in [
-            ("ws://example.com:80/", "example.com"),
-            ("wss://example.com:443/", "example.com"),
-            ("wss://example.com:80/", "example.com:80"),
-            ("ws://[::1]/", "[::1]"),
-            ("ws://[::1]:9000/", "[::1]:9000"),
-        ] {
-            let (bytes, _) = ClientRequest::new(uri)
-                .unwrap()
-                .encode(&mut Rng::from_seed(SEED));
-            let request = RequestParser::default().receive(&bytes).unwrap().unwrap();
-            assert_eq!(request.headers().get("host"), Some(host), "{uri}");
-        }
-    }
-
-    #[test]
-    fn keys_differ_between_handshakes() {
-        let mut rng = Rng::from_seed(SEED);
-        let request = ClientRequest::new("ws://example.com").unwrap();
-        assert_ne!(request.encode(&mut rng).0, request.encode(&mut rng).0);
     }
 
     #[test]
@@ -879,6 +491,73 @@ mod tests {
         );
     }
 
+    /// A 101 with the correct accept value and the raw `extra` line, which may hold any bytes.
+    fn switching_with_bytes(accept: &str, extra: &[u8]) -> Vec<u8> {
+        let mut head = switching(accept, &[], &[]);
+        head.truncate(head.len() - 2);
+        head.extend_from_slice(extra);
+        head.extend_from_slice(b"\r\n\r\n");
+        head
+    }
+
+    #[test]
+    fn obs_text_in_responses() {
+        let (_, accept) = start(&offer());
+        let (mut parser, _) = start(&offer());
+        let data = switching_with_bytes(&accept, b"Set-Cookie: name=caf\xe9");
+        let response = complete(&mut parser, &data).unwrap();
+        assert_eq!(
+            response.headers().get_bytes("set-cookie"),
+            Some(&b"name=caf\xe9"[..])
+        );
+        assert_eq!(response.headers().get("set-cookie"), None);
+
+        // Not in the handshake's own headers, and a field that is not UTF-8 still counts.
+        for (extra, expected) in [
+            (
+                &b"Sec-WebSocket-Accept: \xe9"[..],
+                HandshakeError::InvalidAccept,
+            ),
+            (
+                b"Sec-WebSocket-Protocol: chat, \xe9",
+                HandshakeError::MultipleSubprotocols,
+            ),
+            (
+                b"Sec-WebSocket-Protocol: caf\xe9",
+                HandshakeError::UnexpectedSubprotocol {
+                    name: "caf\u{fffd}".into(),
+                },
+            ),
+            (
+                b"Sec-WebSocket-Extensions: permessage-deflate; x=\xe9",
+                HandshakeError::MalformedExtensions,
+            ),
+            (
+                b"Set-Cookie: caf\xe9\x7f",
+                HandshakeError::InvalidHeaderValue {
+                    name: "Set-Cookie".into(),
+                },
+            ),
+        ] {
+            let (mut parser, _) = start(&offer());
+            let data = switching_with_bytes(&accept, extra);
+            assert_eq!(
+                parser.receive(&data),
+                Err(expected),
+                "{}",
+                String::from_utf8_lossy(extra)
+            );
+        }
+
+        let (mut parser, _) = start(&offer());
+        let refusal =
+            b"HTTP/1.1 403 Forbidden\r\nX-Reason: \xabnon\xbb\r\nContent-Length: 0\r\n\r\n";
+        let Err(HandshakeError::Rejected { headers, .. }) = parser.receive(refusal) else {
+            panic!("a refusal");
+        };
+        assert_eq!(headers.get_bytes("x-reason"), Some(&b"\xabnon\xbb"[..]));
+    }
+
     #[test]
     fn redirect_is_returned_with_its_headers_and_body() {
         let reply = b"HTTP/1.1 302 Found\r\nLocation: ws://elsewhere.example/\r\nContent-Length: 11\r\n\r\nmoved away!ignored";
@@ -966,55 +645,37 @@ mod tests {
         assert_eq!(parser.receive(b"\r\n"), Err(HandshakeError::Finished));
     }
 
-    #[test]
-    fn builder_misuse_is_refused() {
-        let request = || ClientRequest::new("ws://example.com").unwrap();
-        assert_eq!(
-            request().subprotocol("a b"),
-            Err(HandshakeError::InvalidSubprotocol { name: "a b".into() })
-        );
-        assert_eq!(
-            request().subprotocol("chat").unwrap().subprotocol("chat"),
-            Err(HandshakeError::InvalidSubprotocol {
-                name: "chat".into()
-            })
-        );
-        for offer in ["", " , ", "a; =1", "a\r\nX: y"] {
-            assert_eq!(
-                request().extension(offer),
-                Err(HandshakeError::InvalidExtensionOffer {
-                    offer: offer.into()
-                })
-            );
-        }
-        assert_eq!(
-            request().header("host", "a"),
-            Err(HandshakeError::ReservedHeader {
-                name: "host".into()
-            })
-        );
-        assert_eq!(
-            request().header("X-A", "b\r\nHost: evil"),
-            Err(HandshakeError::InvalidOutgoingHeader { name: "X-A".into() })
-        );
-    }
-
     /// A valid response to `offer()` and the bytes after it.
+    /// Extra fields' values may hold obs-text, UTF-8 or not.
     fn valid_response() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+        let value_byte = prop_oneof![3 => 0x21u8..=0x7e, 1 => 0x80u8..=0xff];
         (
-            proptest::collection::vec(("X-[A-Za-z0-9-]{1,12}", "[!-~]{0,20}"), 0..6),
+            proptest::collection::vec(
+                (
+                    "X-[A-Za-z0-9-]{1,12}",
+                    proptest::collection::vec(value_byte, 0..20),
+                ),
+                0..6,
+            ),
             proptest::option::of(prop::sample::select(vec!["chat", "superchat"])),
             proptest::collection::vec(any::<u8>(), 0..32),
         )
             .prop_map(|(fields, subprotocol, tail)| {
                 let (_, accept) = start(&offer());
-                let mut extra: Vec<String> = fields
-                    .iter()
-                    .map(|(name, value)| format!("{name}: {value}"))
+                let protocol: Vec<String> = subprotocol
+                    .map(|name| format!("Sec-WebSocket-Protocol: {name}"))
+                    .into_iter()
                     .collect();
-                extra.extend(subprotocol.map(|name| format!("Sec-WebSocket-Protocol: {name}")));
-                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-                (switching(&accept, &[], &extra), tail)
+                let protocol: Vec<&str> = protocol.iter().map(String::as_str).collect();
+                let mut head = switching(&accept, &[], &protocol);
+                head.truncate(head.len() - 2);
+                for (name, value) in fields {
+                    head.extend_from_slice(format!("{name}: ").as_bytes());
+                    head.extend_from_slice(&value);
+                    head.extend_from_slice(b"\r\n");
+                }
+                head.extend_from_slice(b"\r\n");
+                (head, tail)
             })
     }
 
