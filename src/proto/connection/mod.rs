@@ -588,8 +588,7 @@ impl Connection {
     /// echo repeats the peer's code and reason (§5.5.1).
     fn finish_close(&mut self, frame: Option<&CloseFrame>) {
         if self.state == State::Open {
-            let echo =
-                frame.map_or_else(Bytes::new, |frame| CloseFrame::new(frame.code, "").encode());
+            let echo = frame.map_or_else(Bytes::new, CloseFrame::encode);
             self.out.queue_close(echo);
         }
         self.state = State::Closed;
