@@ -197,3 +197,203 @@ impl Connection {
         self.timers.keepalive = Timer::At(now + wait);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::proto::{
+        CloseCode, CloseFrame, Config, Connection, Event, Frame, FrameDecoder, OpCode,
+        ProtocolError, Role, Transmit,
+    };
+    use bytes::BytesMut;
+
+    const LIMIT: Duration = Duration::from_secs(1);
+    const CLOSE: Duration = Duration::from_secs(3);
+
+    /// A server with only the message timeout (and the close timeout) running.
+    fn server() -> Connection {
+        Connection::server(Config {
+            keepalive_interval: None,
+            close_timeout: Some(CLOSE),
+            message_timeout: Some(LIMIT),
+            ..Config::default()
+        })
+    }
+
+    /// A masked client frame.
+    fn frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut wire = BytesMut::new();
+        Frame {
+            fin,
+            rsv1: false,
+            opcode,
+            payload: payload.to_vec().into(),
+        }
+        .encode(Some([1, 2, 3, 4]), &mut wire);
+        wire.to_vec()
+    }
+
+    /// The frames the connection wrote, decoded, and whether it shut the transport.
+    fn sent(conn: &mut Connection) -> (Vec<Frame>, bool) {
+        let mut wire = BytesMut::new();
+        let mut shutdown = false;
+        while let Some(transmit) = conn.poll_transmit() {
+            match transmit {
+                Transmit::Data(data) => wire.extend_from_slice(&data),
+                Transmit::Shutdown => shutdown = true,
+            }
+        }
+        let mut decoder = FrameDecoder::new(
+            Role::Client,
+            crate::proto::DecoderLimits {
+                max_frame_size: 1 << 20,
+                allow_rsv1: false,
+            },
+        );
+        let mut frames = Vec::new();
+        while let Some(frame) = decoder.decode(&mut wire).unwrap() {
+            frames.push(frame);
+        }
+        (frames, shutdown)
+    }
+
+    /// Feeds `bytes` at `now` the way a driver does: receive, then run the timers.
+    fn feed(conn: &mut Connection, bytes: &[u8], now: Instant) {
+        conn.receive(bytes);
+        if conn.poll_timeout(now).is_some_and(|due| due <= now) {
+            conn.handle_timeout(now);
+        }
+    }
+
+    #[test]
+    fn off_by_default() {
+        assert_eq!(Config::default().message_timeout, None);
+        let mut conn = Connection::server(Config {
+            keepalive_interval: None,
+            ..Config::default()
+        });
+        conn.receive(&frame(true, OpCode::Binary, b"abc")[..3]);
+        assert_eq!(conn.poll_timeout(Instant::now()), None);
+    }
+
+    #[test]
+    fn whole_messages_start_no_timer() {
+        let mut conn = server();
+        let start = Instant::now();
+        feed(&mut conn, &frame(true, OpCode::Text, b"hello"), start);
+        assert_eq!(conn.poll_timeout(start), None);
+        assert!(matches!(conn.poll_event(), Some(Ok(Event::Message(_)))));
+    }
+
+    #[test]
+    fn a_trickled_frame_is_closed_with_1008() {
+        let mut conn = server();
+        let start = Instant::now();
+        let wire = frame(true, OpCode::Binary, &[7; 20]);
+        feed(&mut conn, &wire[..1], start);
+        assert_eq!(conn.poll_timeout(start), Some(start + LIMIT));
+        // A byte every 100 ms: never idle, never finished.
+        for (i, byte) in wire[1..10].iter().enumerate() {
+            let now = start + Duration::from_millis(100 * (i as u64 + 1));
+            feed(&mut conn, &[*byte], now);
+            assert_eq!(conn.poll_timeout(now), Some(start + LIMIT), "not restarted");
+        }
+        assert_eq!(sent(&mut conn), (vec![], false));
+        conn.handle_timeout(start + LIMIT);
+        let (frames, shutdown) = sent(&mut conn);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].opcode, OpCode::Close);
+        assert_eq!(&frames[0].payload[..], b"\x03\xf0message timeout");
+        assert!(!shutdown, "the peer may still answer");
+        assert!(!conn.is_open());
+        assert_eq!(
+            conn.poll_timeout(start + LIMIT),
+            Some(start + LIMIT + CLOSE)
+        );
+        // The peer finishes its frame and answers the close.
+        conn.receive(&wire[10..]);
+        conn.receive(&frame(true, OpCode::Close, b"\x03\xf0"));
+        assert!(matches!(conn.poll_event(), Some(Ok(Event::Message(_)))));
+        let expected = CloseFrame::new(CloseCode::POLICY_VIOLATION, "");
+        assert_eq!(conn.poll_event(), Some(Ok(Event::Closed(Some(expected)))));
+        let (frames, shutdown) = sent(&mut conn);
+        assert!(
+            frames.is_empty() && shutdown,
+            "no second close; the server shuts down"
+        );
+    }
+
+    #[test]
+    fn an_unanswered_close_after_the_timeout_shuts_the_transport() {
+        let mut conn = server();
+        let start = Instant::now();
+        feed(
+            &mut conn,
+            &frame(true, OpCode::Binary, &[7; 20])[..5],
+            start,
+        );
+        conn.handle_timeout(start + LIMIT);
+        sent(&mut conn);
+        conn.handle_timeout(start + LIMIT + CLOSE);
+        assert_eq!(conn.poll_event(), Some(Err(ProtocolError::CloseTimeout)));
+        assert_eq!(sent(&mut conn), (vec![], true));
+        assert!(conn.is_terminated());
+    }
+
+    #[test]
+    fn the_timer_spans_the_fragments_of_one_message() {
+        let mut conn = server();
+        let start = Instant::now();
+        feed(&mut conn, &frame(false, OpCode::Text, b"he"), start);
+        let later = start + Duration::from_millis(800);
+        feed(&mut conn, &frame(false, OpCode::Continuation, b"ll"), later);
+        assert_eq!(conn.poll_timeout(later), Some(start + LIMIT));
+        conn.handle_timeout(start + LIMIT);
+        assert!(!conn.is_open(), "closed: the message took too long");
+    }
+
+    #[test]
+    fn a_message_that_completes_in_time_stops_the_timer_and_the_next_starts_afresh() {
+        let mut conn = server();
+        let start = Instant::now();
+        let wire = frame(true, OpCode::Binary, &[7; 20]);
+        feed(&mut conn, &wire[..4], start);
+        let done = start + Duration::from_millis(900);
+        feed(&mut conn, &wire[4..], done);
+        assert_eq!(conn.poll_timeout(done), None);
+        feed(&mut conn, &wire[..4], done);
+        assert_eq!(conn.poll_timeout(done), Some(done + LIMIT));
+        conn.handle_timeout(start + LIMIT);
+        assert!(
+            conn.is_open(),
+            "the first message's deadline no longer counts"
+        );
+    }
+
+    #[test]
+    fn a_trickled_control_frame_counts_too() {
+        let mut conn = server();
+        let start = Instant::now();
+        feed(
+            &mut conn,
+            &frame(true, OpCode::Ping, b"are you there")[..3],
+            start,
+        );
+        assert_eq!(conn.poll_timeout(start), Some(start + LIMIT));
+    }
+
+    #[test]
+    fn our_close_stops_the_timer() {
+        let mut conn = server();
+        let start = Instant::now();
+        feed(
+            &mut conn,
+            &frame(true, OpCode::Binary, &[7; 20])[..5],
+            start,
+        );
+        conn.close(None).unwrap();
+        conn.handle_timeout(start);
+        assert_eq!(conn.poll_timeout(start), Some(start + CLOSE));
+    }
+}
