@@ -68,25 +68,31 @@ pub enum Transmit {
 
 /// How far a connection has got in closing, from the driver's side: what it still owes the
 /// transport. See [`Connection::close_state`].
+///
+/// The states follow each other in this order (any may be skipped): `Open`, `CloseSent`,
+/// `Flushing`, `AwaitingPeerEof`, `Terminated`. A driver needs no closing state of its own:
+/// it reads while the state asks for input, writes while bytes are queued, and reports the end
+/// to the application from [`Connection::peer_close_frame`] or [`Connection::failure`] once
+/// it has written what it owes (or at once; the core does not mind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CloseState {
-    /// No close frame sent or handed out: messages flow both ways.
+    /// No close frame sent or handed out: messages flow both ways. Read, write, run timers.
     Open,
     /// Our close frame is queued (by [`Connection::close`], or by the message timeout); the
     /// peer's is awaited, bounded by the close timeout. Events keep arriving; nothing more
-    /// may be sent.
+    /// may be sent. Read, write, run timers.
     CloseSent,
     /// [`Connection::poll_event`] has handed out its last event (`Event::Closed` or the
-    /// failure): nothing more is reported or received. Bytes (the close echo or the failure's
-    /// close frame) or the shutdown are still to be written.
+    /// failure): nothing more is reported or taken from input. The close echo or the
+    /// failure's close frame, or the shutdown, are still to be written: write them.
     Flushing,
     /// Everything is written, and the client waits for the server to close the transport
-    /// first (RFC 6455 §7.1.1): keep reading until end of file (the bytes read are dropped);
-    /// the close timeout bounds the wait, after which a shutdown is queued.
+    /// first (RFC 6455 §7.1.1): read until end of file (what is read is dropped) and run
+    /// timers; the close timeout bounds the wait, after which a shutdown is queued
+    /// (`Flushing` again).
     AwaitingPeerEof,
-    /// Nothing more to read or write: the driver may drop the transport
-    /// ([`Connection::is_terminated`]).
+    /// Nothing more to read or write: drop the transport ([`Connection::is_terminated`]).
     Terminated,
 }
 
