@@ -141,6 +141,7 @@ impl Connection {
             self.timers.traffic_seen = true;
             self.process();
             self.flush_texts();
+            self.track_message_timer();
         }
         result
     }
@@ -212,6 +213,7 @@ impl Connection {
         }
         self.process();
         self.flush_texts();
+        self.track_message_timer();
     }
 
     /// When the read buffer ends with a frame begun in an earlier read, appends only the bytes

@@ -372,6 +372,19 @@ mod tests {
     }
 
     #[test]
+    fn reads_into_the_connection_start_it_too() {
+        use bytes::BufMut;
+        let mut conn = server();
+        let start = Instant::now();
+        let wire = frame(true, OpCode::Binary, &[7; 20]);
+        conn.receive_with(64, |buf| buf.put_slice(&wire[..3]));
+        conn.handle_timeout(start);
+        assert_eq!(conn.poll_timeout(start), Some(start + LIMIT));
+        conn.receive_with(64, |buf| buf.put_slice(&wire[3..]));
+        assert_eq!(conn.poll_timeout(start), None, "the message arrived");
+    }
+
+    #[test]
     fn a_trickled_control_frame_counts_too() {
         let mut conn = server();
         let start = Instant::now();
