@@ -238,7 +238,7 @@ fn full_handshake_between_a_pair() {
         client.poll_event(),
         Some(Ok(Event::Closed(Some(CloseFrame::new(
             CloseCode::GOING_AWAY,
-            ""
+            "leaving"
         )))))
     );
     client.receive_eof();

@@ -37,6 +37,19 @@ pub struct Config {
     /// transport afterwards) before we shut the transport down. `None`: wait forever.
     /// Default 10 s.
     pub close_timeout: Option<Duration>,
+    /// The longest one incoming message may take to arrive, from the first byte of its first
+    /// frame header to the last byte of its final frame (a control frame counts as a message
+    /// of its own). Guards against a peer that trickles a message in a byte at a time, which
+    /// keepalive does not catch, since the connection is never idle. On expiry the connection
+    /// starts the closing handshake with 1008 (policy violation, reason "message timeout"),
+    /// and the close timeout then bounds how long the peer has to answer before the transport
+    /// is shut: the application sees the peer's answer as
+    /// [`Event::Closed`](super::Event::Closed), or
+    /// [`ProtocolError::CloseTimeout`](super::ProtocolError::CloseTimeout). Measured by the
+    /// driver's clock through [`Connection::poll_timeout`](super::Connection::poll_timeout),
+    /// from the first `handle_timeout` after the read that brought the first byte. `None`: no
+    /// limit. Default `None`.
+    pub message_timeout: Option<Duration>,
     /// The most bytes queued for the transport before `send` refuses with
     /// [`SendError::BufferFull`](super::SendError::BufferFull). Control replies are never
     /// refused. Default 64 MiB.
@@ -53,6 +66,7 @@ impl Default for Config {
             keepalive_interval: Some(Duration::from_secs(30)),
             keepalive_timeout: Some(Duration::from_secs(30)),
             close_timeout: Some(Duration::from_secs(10)),
+            message_timeout: None,
             max_buffered: 64 << 20,
         }
     }

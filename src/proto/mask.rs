@@ -80,6 +80,7 @@ pub fn extend_unmasked(dst: &mut BytesMut, masked: &[u8], key: [u8; 4], offset: 
 }
 
 /// Appends payload bytes to `dst`, unmasking them on the way if the frame is masked.
+#[inline]
 pub(crate) fn extend_payload(
     dst: &mut BytesMut,
     payload: &[u8],

@@ -21,7 +21,7 @@ mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
-pub use connection::{Connection, Event, Transmit};
+pub use connection::{CloseState, Connection, Event, Transmit};
 pub use error::{ProtocolError, SendError};
 pub use frame::{DecoderLimits, Frame, FrameDecoder, FrameHeader, OpCode};
 #[cfg(any(test, fuzzing))]
