@@ -5,6 +5,9 @@
 //! - [`sync`] (feature `sync`, default): a blocking `WebSocket` over any `Read + Write`.
 //! - `tokio` (feature `tokio`): a `Stream` + `Sink` over any `AsyncRead + AsyncWrite`.
 //! - `events` (feature `events`): a Socket.IO v5 / Engine.IO v4 server over the tokio adapter.
+//! - `http` (feature `http`): conversions between the handshake types and the `http` crate's.
+//! - `hyper` and `axum` (features `hyper`, `axum`): upgrades inside a hyper 1.x or axum 0.8
+//!   server, with the handshake's checks, the limits and permessage-deflate.
 //!
 //! ```no_run
 //! # #[cfg(feature = "sync")] {
@@ -19,9 +22,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod error;
 #[cfg(feature = "events")]
 pub mod events;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 mod options;
 pub mod proto;
 #[cfg(feature = "sync")]
