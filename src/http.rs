@@ -173,10 +173,11 @@ impl<B> TryFrom<&::http::Request<B>> for ClientRequest {
             return Err(ConversionError::Method(request.method().clone()));
         }
         let mut client = ClientRequest::try_from(request.uri())?;
+        let default_port = if client.is_secure() { 443 } else { 80 };
         let authority = request
             .uri()
             .authority()
-            .map(|authority| authority.as_str());
+            .map(|authority| without_port(authority.as_str(), default_port));
         for (name, value) in request.headers() {
             let text = || {
                 // Until header values are exposed as bytes, a value must be text to pass.
@@ -188,7 +189,10 @@ impl<B> TryFrom<&::http::Request<B>> for ClientRequest {
                 "upgrade" | "connection" | "sec-websocket-key" | "sec-websocket-version" => {}
                 "host" => {
                     let host = text()?;
-                    if !authority.is_some_and(|authority| authority.eq_ignore_ascii_case(host)) {
+                    let same = authority.is_some_and(|authority| {
+                        authority.eq_ignore_ascii_case(without_port(host, default_port))
+                    });
+                    if !same {
                         return Err(ConversionError::Host {
                             host: host.to_owned(),
                         });
@@ -376,7 +380,20 @@ fn client_uri(request: &ClientRequest) -> String {
     } else {
         request.host().to_owned()
     };
-    format!("{scheme}://{host}:{}{}", request.port(), request.resource())
+    let default_port = if request.is_secure() { 443 } else { 80 };
+    if request.port() == default_port {
+        format!("{scheme}://{host}{}", request.resource())
+    } else {
+        format!("{scheme}://{host}:{}{}", request.port(), request.resource())
+    }
+}
+
+/// Returns an authority without its port when that is the scheme's default.
+fn without_port(authority: &str, default_port: u16) -> &str {
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(':') && port.parse() == Ok(default_port) => host,
+        _ => authority,
+    }
 }
 
 /// Lets `write!` append to a byte vector.

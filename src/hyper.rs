@@ -210,16 +210,22 @@ impl Future for PendingUpgrade {
     type Output = Result<WebSocket, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let upgraded = ready!(Pin::new(&mut self.on_upgrade).poll(cx)).map_err(io::Error::other)?;
-        let Some(conn) = self.conn.take() else {
+        // hyper's handle must not be polled again once it has answered.
+        if self.conn.is_none() {
             return Poll::Ready(Err(Error::AlreadyClosed));
-        };
-        // Bytes hyper read past the request head are replayed by `Upgraded` itself.
-        Poll::Ready(Ok(WebSocketStream::from_connection(
-            TokioIo::new(upgraded),
-            conn,
-            &self.options,
-        )))
+        }
+        let upgraded = ready!(Pin::new(&mut self.on_upgrade).poll(cx));
+        let conn = self.conn.take();
+        Poll::Ready(match (upgraded, conn) {
+            // Bytes hyper read past the request head are replayed by `Upgraded` itself.
+            (Ok(upgraded), Some(conn)) => Ok(WebSocketStream::from_connection(
+                TokioIo::new(upgraded),
+                conn,
+                &self.options,
+            )),
+            (Ok(_), None) => Err(Error::AlreadyClosed),
+            (Err(error), _) => Err(io::Error::other(error).into()),
+        })
     }
 }
 
