@@ -328,3 +328,14 @@ impl AsyncWrite for SharedCounted {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+impl From<&DeflateParams> for Agreed {
+    fn from(params: &DeflateParams) -> Self {
+        Self {
+            server_no_context_takeover: params.server_no_context_takeover(),
+            client_no_context_takeover: params.client_no_context_takeover(),
+            server_max_window_bits: params.server_max_window_bits(),
+            client_max_window_bits: params.client_max_window_bits(),
+        }
+    }
+}
