@@ -132,7 +132,7 @@ pub fn encode_request(
         max_request_line: usize::MAX,
         max_headers: usize::MAX,
         max_header_bytes: usize::MAX,
-        max_body: 0,
+        ..HandshakeLimits::default()
     };
     let sent = RequestParser::new(limits)
         .receive(&bytes)?
