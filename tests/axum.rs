@@ -30,6 +30,10 @@ async fn serve() -> SocketAddr {
             any(|ws: WebSocketUpgrade| async { ws.max_message_size(LIMIT).on_upgrade(echo) }),
         )
         .route(
+            "/frames",
+            any(|ws: WebSocketUpgrade| async { ws.max_frame_size(LIMIT).on_upgrade(echo) }),
+        )
+        .route(
             "/plain",
             any(|ws: WebSocketUpgrade| async { ws.deflate(None).on_upgrade(echo) }),
         )
@@ -256,14 +260,27 @@ async fn deflate_off_on_the_route_declines_the_offer() {
 
 #[tokio::test]
 async fn message_over_the_limit_gets_1009() {
+    // With deflate: the limit is on the message as decompressed.
+    over_the_limit_gets_1009("/limited", Options::default()).await;
+}
+
+#[tokio::test]
+async fn frame_over_the_limit_gets_1009() {
+    // Without deflate, so that the frame on the wire is as long as the message.
+    let mut options = Options::default();
+    options.deflate = None;
+    over_the_limit_gets_1009("/frames", options).await;
+}
+
+/// A message of `LIMIT` bytes comes back; one byte more, in one frame, closes with 1009.
+async fn over_the_limit_gets_1009(path: &str, options: Options) {
     let addr = serve().await;
-    let (mut ws, _) = tokio::time::timeout(
-        TIMEOUT,
-        wsio::tokio::connect_async(&format!("ws://{addr}/limited")),
-    )
-    .await
-    .expect("handshake in time")
-    .expect("handshake");
+    let request = ClientRequest::new(&format!("ws://{addr}{path}")).unwrap();
+    let (mut ws, _) =
+        tokio::time::timeout(TIMEOUT, wsio::tokio::connect_async_with(request, &options))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
     let fits = Message::binary(vec![1; LIMIT]);
     ws.send(fits.clone()).await.unwrap();
     let echo = tokio::time::timeout(TIMEOUT, ws.read())
