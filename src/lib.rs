@@ -6,6 +6,9 @@
 //! - `tokio` (feature `tokio`): a `Stream` + `Sink` over any `AsyncRead + AsyncWrite`.
 //! - [`upgrade`]: the opening handshake as a sans-IO driver, for adapters of your own.
 //! - `events` (feature `events`): a Socket.IO v5 / Engine.IO v4 server over the tokio adapter.
+//! - `http` (feature `http`): conversions between the handshake types and the `http` crate's.
+//! - `hyper` and `axum` (features `hyper`, `axum`): upgrades inside a hyper 1.x or axum 0.8
+//!   server, with the handshake's checks, the limits and permessage-deflate.
 //!
 //! ```no_run
 //! # #[cfg(feature = "sync")] {
@@ -20,9 +23,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod error;
 #[cfg(feature = "events")]
 pub mod events;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 #[cfg(any(feature = "sync", feature = "tokio", feature = "deflate"))]
 mod lock;
 mod options;

@@ -4,7 +4,9 @@
 //! echo_servers NAME PORT [MAX_SECONDS] [--until-stdin-closes]
 //! ```
 //! NAME is one of `wsio-tokio`, `wsio-sync`, `tungstenite`, `tokio-tungstenite`,
-//! `fastwebsockets`, `tokio-websockets`, `raw-tcp` (echoes bytes after a bare 101) or
+//! `fastwebsockets`, `tokio-websockets`, `wsio-axum` and `axum-builtin` (an axum route with
+//! `wsio::axum::WebSocketUpgrade` or axum's own, each connection served by hyper as
+//! `axum::serve` does), `raw-tcp` (echoes bytes after a bare 101) or
 //! `tcp-hold` (answers the upgrade, echoes through a 512-byte buffer: the memory baseline).
 //! It listens on 127.0.0.1 only, prints `listening on ...` and exits by itself after
 //! MAX_SECONDS (default 600), or as soon as its standard input ends with
@@ -58,6 +60,14 @@ fn main() {
                         "tokio-tungstenite" => drop(tokio::spawn(tokio_tungstenite(stream))),
                         "fastwebsockets" => drop(tokio::spawn(fastwebsockets(stream))),
                         "tokio-websockets" => drop(tokio::spawn(tokio_websockets(stream))),
+                        "wsio-axum" => drop(tokio::spawn(serve_axum(
+                            stream,
+                            axum::Router::new().route("/", axum::routing::any(wsio_axum)),
+                        ))),
+                        "axum-builtin" => drop(tokio::spawn(serve_axum(
+                            stream,
+                            axum::Router::new().route("/", axum::routing::any(axum_builtin)),
+                        ))),
                         "raw-tcp" => drop(tokio::spawn(raw_tcp(stream))),
                         "tcp-hold" => drop(tokio::spawn(tcp_hold(stream))),
                         other => panic!("unknown server {other}"),
@@ -166,6 +176,43 @@ async fn fastwebsockets(stream: TcpStream) {
         .serve_connection(io, hyper::service::service_fn(upgrade_request))
         .with_upgrades()
         .await;
+}
+
+/// One connection of an axum app, served by hyper with upgrades, as `axum::serve` does.
+async fn serve_axum(stream: TcpStream, app: axum::Router) {
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(app),
+        )
+        .with_upgrades()
+        .await;
+}
+
+/// wsio through axum: the extractor's `on_upgrade`, then `recv` / `send` (the load generator
+/// offers no compression, so none is negotiated).
+async fn wsio_axum(ws: wsio::axum::WebSocketUpgrade) -> axum::response::Response {
+    ws.on_upgrade(|mut socket| async move {
+        while let Some(Ok(message)) = socket.recv().await {
+            if socket.send(message).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// axum's built-in extractor (tokio-tungstenite underneath), written the same way.
+async fn axum_builtin(ws: axum::extract::ws::WebSocketUpgrade) -> axum::response::Response {
+    use axum::extract::ws::Message;
+    ws.on_upgrade(|mut socket| async move {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Binary(_) | Message::Text(_))
+                && socket.send(message).await.is_err()
+            {
+                return;
+            }
+        }
+    })
 }
 
 async fn tokio_websockets(stream: TcpStream) {

@@ -24,6 +24,8 @@ const SERVERS: &[&str] = &[
     "tokio-tungstenite",
     "fastwebsockets",
     "tokio-websockets",
+    "wsio-axum",
+    "axum-builtin",
     "tcp-hold",
     "wsio-sync",
     "tungstenite",

@@ -1,0 +1,92 @@
+//! A chat room in one axum app: a static page and a plain WebSocket route on one port.
+//!
+//! `cargo run --example axum_chat -- [ADDR]`, then open `http://ADDR/` in a few browser tabs
+//! (ADDR defaults to 127.0.0.1:3000). Prints `listening on ADDR` once ready.
+//!
+//! `/ws` upgrades through `wsio::axum::WebSocketUpgrade` (permessage-deflate when the browser
+//! offers it, which they all do); every text message goes to every connected page.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{Html, Response};
+use axum::routing::{any, get};
+use tokio::sync::broadcast;
+use wsio::Message;
+use wsio::axum::{WebSocket, WebSocketUpgrade};
+
+/// The page: a message list, an input, and a WebSocket to `/ws`.
+const PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8">
+<title>wsio axum chat</title>
+<ul id="log"></ul>
+<form id="form"><input id="text" autocomplete="off" autofocus><button>send</button></form>
+<script>
+  const log = document.getElementById("log");
+  const show = (text) => { const li = document.createElement("li"); li.textContent = text; log.append(li); };
+  const ws = new WebSocket(`ws://${location.host}/ws`);
+  ws.onopen = () => show(`connected (extensions: ${ws.extensions || "none"})`);
+  ws.onmessage = (event) => show(event.data);
+  ws.onclose = (event) => show(`closed ${event.code}`);
+  document.getElementById("form").onsubmit = (event) => {
+    event.preventDefault();
+    const input = document.getElementById("text");
+    if (input.value) ws.send(input.value);
+    input.value = "";
+  };
+</script>
+"#;
+
+/// How many messages a slow page may fall behind before it misses some.
+const BACKLOG: usize = 64;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr: SocketAddr = match std::env::args().nth(1) {
+        Some(addr) => addr.parse()?,
+        None => "127.0.0.1:3000".parse()?,
+    };
+    let (room, _) = broadcast::channel::<String>(BACKLOG);
+    let app = Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/ws", any(chat))
+        // Socket.IO goes here: mount the events server's tower Service at "/socket.io/" on this
+        // same router (for example `.nest_service("/socket.io/", …)`), sharing the port.
+        .with_state(room);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("listening on {}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+async fn chat(ws: WebSocketUpgrade, State(room): State<broadcast::Sender<String>>) -> Response {
+    ws.max_message_size(64 << 10)
+        .on_upgrade(move |socket| join(socket, room))
+}
+
+/// Relays the page's messages to the room, and the room's to the page, until either side ends.
+async fn join(socket: WebSocket, room: broadcast::Sender<String>) {
+    let mut heard = room.subscribe();
+    let (mut read, mut write) = socket.into_inner().split();
+    let relay = tokio::spawn(async move {
+        loop {
+            match heard.recv().await {
+                Ok(text) => {
+                    if write.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    while let Ok(Some(message)) = read.read().await {
+        if let Message::Text(text) = message {
+            // No receiver is not an error here: this page's own relay may have ended.
+            let _ = room.send(text.to_string());
+        }
+    }
+    relay.abort();
+}
