@@ -454,6 +454,39 @@ async fn connect_error_is_typed_and_not_retried() {
 }
 
 #[tokio::test]
+async fn connect_reply_without_sid_is_a_connect_error() {
+    // A Socket.IO v2 server answers `40` with no session id; socket.io-client reports a
+    // connect error instead of connecting.
+    for data in [
+        None,
+        json!({}).as_object().cloned(),
+        json!({ "sid": 7 }).as_object().cloned(),
+    ] {
+        let server = FakeServer::bind().await;
+        let (errors_seen, mut errors) = channel();
+        let builder = quick(server.url())
+            .on_connect_error(move |error| errors_seen.send(error.clone()).unwrap());
+        let connect = tokio::spawn(async move { builder.connect().await });
+        let mut peer = server.accept().await;
+        peer.expect_connect().await;
+        peer.send(Packet::Connect {
+            namespace: "/".into(),
+            data: data.clone(),
+        })
+        .await;
+        match within(connect).await.unwrap() {
+            Err(ClientError::InvalidConnect { namespace }) => assert_eq!(namespace, "/"),
+            other => panic!("expected a connect error for {data:?}, got {other:?}"),
+        }
+        assert!(matches!(
+            next(&mut errors).await,
+            ClientError::InvalidConnect { .. }
+        ));
+        assert_eq!(peer.next_message().await, None, "the client closes");
+    }
+}
+
+#[tokio::test]
 async fn server_disconnect_does_not_reconnect() {
     let server = FakeServer::bind().await;
     let (reasons_seen, mut reasons) = channel();

@@ -58,7 +58,7 @@ async fn open_packet_then_connect_to_the_default_namespace() {
     );
     assert_eq!(socket.namespace(), "/");
     assert_eq!(socket.rooms(), [sid]);
-    assert_eq!(socket.auth(), &Value::Null);
+    assert_eq!(socket.auth(), &json!({}));
 }
 
 #[tokio::test]
@@ -422,7 +422,7 @@ async fn malformed_packets_close_the_connection_cleanly() {
         Message::text("9"),
         Message::text("4"),
         Message::text("42[\"connect\"]"),
-        Message::text("42[1]"),
+        Message::text("42[true]"),
         Message::text("4{"),
         Message::text("452-[\"a\"]"),
         Message::text(format!("43{}0[]", u64::MAX)),

@@ -233,7 +233,8 @@ impl ClientBuilder {
     }
 
     /// Runs `callback` when the server refuses the namespace
-    /// ([`ClientError::ConnectRefused`]) and when a reconnection attempt fails.
+    /// ([`ClientError::ConnectRefused`]), answers it without a session id
+    /// ([`ClientError::InvalidConnect`]) and when a reconnection attempt fails.
     pub fn on_connect_error(
         mut self,
         callback: impl Fn(&ClientError) + Send + Sync + 'static,
@@ -259,7 +260,7 @@ impl ClientBuilder {
     ///
     /// Fails with the transport's error if the first connection cannot be opened (reconnection
     /// only starts once connected), with [`ClientError::ConnectRefused`] if the server refuses
-    /// the namespace, and with [`ClientError::ConnectTimeout`] past the connect timeout.
+    /// the namespace, [`ClientError::InvalidConnect`] if its reply carries no session id, and with [`ClientError::ConnectTimeout`] past the connect timeout.
     pub async fn connect(&self) -> Result<Client, ClientError> {
         let endpoint = url::endpoint(&self.url, &self.path, &self.query)?;
         let namespace = self.namespace.clone().unwrap_or(endpoint.namespace);

@@ -397,7 +397,17 @@ impl State {
                     .as_ref()
                     .and_then(|data| data.get("sid"))
                     .and_then(Value::as_str)
-                    .unwrap_or_default();
+                    .filter(|sid| !sid.is_empty());
+                // socket.io-client takes a reply without a session id as a connect error: the
+                // server speaks another protocol version (Socket.IO v2 sends a bare `0`).
+                let Some(sid) = sid else {
+                    let error = ClientError::InvalidConnect {
+                        namespace: name.clone(),
+                    };
+                    deferred.extend(ns.connect_error_callback(&error));
+                    self.remove(&name, &error);
+                    return deferred;
+                };
                 ns.status = Status::Connected {
                     sid: sid.to_owned(),
                 };

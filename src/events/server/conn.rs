@@ -158,11 +158,9 @@ impl Session<'_> {
         let decoded = match packet {
             EnginePacket::Message(text) => self.decoder.receive_text(text),
             EnginePacket::Binary(data) => self.decoder.receive_binary(data),
-            EnginePacket::Ping(data) => {
-                let pong = EnginePacket::Pong(data).encode();
-                self.conn.push(prepare(vec![pong]), false);
-                return Ok(());
-            }
+            // In Engine.IO v4 only the server pings: a ping from the client is a heartbeat in
+            // the wrong direction, which ends the session as a transport error (as in Node).
+            EnginePacket::Ping(_) => return Err(DisconnectReason::TransportError),
             EnginePacket::Pong(_) => {
                 if self.awaiting_pong {
                     self.awaiting_pong = false;
@@ -181,38 +179,29 @@ impl Session<'_> {
         }
     }
 
+    /// Routes a packet to its namespace's socket. As in Node, a packet that does not fit the
+    /// namespace's state ends the connection: anything but CONNECT for a namespace the client
+    /// has not joined (before any CONNECT, after leaving, or after a refusal), and a second
+    /// CONNECT for a namespace it has joined.
     async fn dispatch(&mut self, packet: Packet) -> Result<(), DisconnectReason> {
-        match packet {
-            Packet::Connect { namespace, data } => {
-                let auth = data.map(Value::Object).unwrap_or(Value::Null);
+        let socket = lock(&self.conn.sockets).get(packet.namespace()).cloned();
+        match (packet, socket) {
+            (Packet::Connect { namespace, data }, None) => {
+                let auth = Value::Object(data.unwrap_or_default());
                 self.connect(namespace, auth).await;
             }
-            Packet::Disconnect { namespace } => {
+            (Packet::Disconnect { namespace }, Some(_)) => {
                 if let Some(socket) = self.conn.remove_socket(&namespace) {
                     socket.closed(DisconnectReason::ClientNamespaceDisconnect);
                 }
             }
-            Packet::Event {
-                namespace,
-                event,
-                args,
-                ack,
-            } => {
-                let socket = lock(&self.conn.sockets).get(&namespace).cloned();
-                if let Some(socket) = socket {
-                    socket.receive_event(event, args, ack).await;
-                }
-            }
-            Packet::Ack {
-                namespace,
-                id,
-                args,
-            } => {
-                let socket = lock(&self.conn.sockets).get(&namespace).cloned();
-                if let Some(socket) = socket {
-                    socket.receive_ack(id, args);
-                }
-            }
+            (
+                Packet::Event {
+                    event, args, ack, ..
+                },
+                Some(socket),
+            ) => socket.receive_event(event, args, ack).await,
+            (Packet::Ack { id, args, .. }, Some(socket)) => socket.receive_ack(id, args),
             // Only a server sends CONNECT_ERROR.
             _ => return Err(DisconnectReason::ParseError),
         }
@@ -221,9 +210,6 @@ impl Session<'_> {
 
     /// Answers a CONNECT: CONNECT with the socket id, or CONNECT_ERROR.
     async fn connect(&mut self, name: String, auth: Value) {
-        if lock(&self.conn.sockets).contains_key(&name) {
-            return;
-        }
         let refuse = |message: String, data: Option<Value>| Packet::ConnectError {
             namespace: name.clone(),
             message,
@@ -258,6 +244,8 @@ impl Session<'_> {
             data: Some(data),
         };
         self.conn.push(prepare(packet.to_messages()), false);
+        // The reply goes out on its own, before anything the connection handler emits.
+        self.conn.queue.push_flush();
         namespace.register(&socket);
     }
 }
@@ -273,6 +261,7 @@ where
         for item in items.drain(..) {
             let result = match item {
                 Item::Packet(messages) => write_all(&mut writer, &messages).await,
+                Item::Flush => writer.flush().await,
                 Item::Close => {
                     let frame = CloseFrame {
                         code: CloseCode::NORMAL,

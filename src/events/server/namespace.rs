@@ -89,7 +89,7 @@ impl Namespace {
         &self.inner.name
     }
 
-    /// Sets the hook that decides, from the client's auth payload (`null` when it sent none),
+    /// Sets the hook that decides, from the client's auth payload (`{}` when it sent none),
     /// whether it may join. It runs on the connection's reader: the client's later packets wait
     /// for it.
     ///

@@ -32,6 +32,9 @@ pub(crate) fn prepare(messages: Vec<Message>) -> Outgoing {
 pub(crate) enum Item {
     /// A packet's messages.
     Packet(Outgoing),
+    /// Flush what is written so far before writing what follows: the packets before it go
+    /// out as writes of their own, never gathered with later ones.
+    Flush,
     /// Close the WebSocket after what is queued before this.
     Close,
 }
@@ -98,6 +101,17 @@ impl Queue {
         drop(state);
         self.ready.notify_one();
         Push::Queued
+    }
+
+    /// Queues a flush after the packets queued so far (see [`Item::Flush`]).
+    pub(crate) fn push_flush(&self) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.items.push_back(Item::Flush);
+        drop(state);
+        self.ready.notify_one();
     }
 
     /// Refuses further packets and queues the close after those already queued. With

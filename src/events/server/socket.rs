@@ -99,7 +99,7 @@ impl Socket {
         &self.inner.namespace.name
     }
 
-    /// The auth payload the client connected with (`auth` option of the client), or `null`.
+    /// The auth payload the client connected with (`auth` option of the client), `{}` when it sent none.
     pub fn auth(&self) -> &Value {
         &self.inner.auth
     }
