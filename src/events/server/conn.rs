@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until};
 
-use super::namespace::Namespace;
+use super::handshake::{Handshake, RequestInfo};
 use super::queue::{Item, Outgoing, Push, Queue, prepare};
 use super::socket::Socket;
 use super::{DisconnectReason, ServerInner, lock};
@@ -60,7 +60,7 @@ impl Conn {
 }
 
 /// Runs a session from the Engine.IO open packet to the end of the WebSocket.
-pub(crate) async fn run<S>(server: &ServerInner, ws: WebSocketStream<S>)
+pub(crate) async fn run<S>(server: &ServerInner, ws: WebSocketStream<S>, request: Arc<RequestInfo>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -85,6 +85,7 @@ where
     let mut session = Session {
         server,
         conn: &conn,
+        request,
         decoder: Decoder::new(DecodeLimits {
             max_packet_size: config.max_payload,
             max_attachments: config.max_attachments,
@@ -116,6 +117,8 @@ where
 struct Session<'a> {
     server: &'a ServerInner,
     conn: &'a Arc<Conn>,
+    /// The HTTP request that opened the session, shared by its sockets' handshakes.
+    request: Arc<RequestInfo>,
     decoder: Decoder,
     awaiting_pong: bool,
     /// When to send the next ping, or, while awaiting the pong, when the peer is dead.
@@ -208,7 +211,8 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Answers a CONNECT: CONNECT with the socket id, or CONNECT_ERROR.
+    /// Answers a CONNECT: CONNECT with the socket id, or CONNECT_ERROR. The namespace's
+    /// authorize hook and middleware run here, on the reader: the client's later packets wait.
     async fn connect(&mut self, name: String, auth: Value) {
         let refuse = |message: String, data: Option<Value>| Packet::ConnectError {
             namespace: name.clone(),
@@ -220,25 +224,23 @@ impl Session<'_> {
             self.conn.push(prepare(packet.to_messages()), false);
             return;
         };
-        if let Err(refusal) = namespace.admit(auth.clone()).await {
+        let handshake = Handshake::new(Arc::clone(&self.request), auth);
+        let socket = Socket::new(
+            self.server.new_id(),
+            Arc::clone(&namespace.inner),
+            Arc::clone(self.conn),
+            handshake,
+        );
+        if let Err(refusal) = namespace.admit(&socket).await {
+            socket.discard();
             let packet = refuse(refusal.message, refusal.data);
             self.conn.push(prepare(packet.to_messages()), false);
             return;
         }
-        self.accept(&namespace, auth);
-    }
-
-    fn accept(&mut self, namespace: &Namespace, auth: Value) {
-        let id = self.server.new_id();
-        let socket = Socket::start(
-            id.clone(),
-            Arc::clone(&namespace.inner),
-            Arc::clone(self.conn),
-            auth,
-        );
         lock(&self.conn.sockets).insert(namespace.name().to_owned(), socket.clone());
+        socket.activate();
         let mut data = Map::new();
-        data.insert("sid".into(), Value::String(id));
+        data.insert("sid".into(), Value::String(socket.id().to_owned()));
         let packet = Packet::Connect {
             namespace: namespace.name().to_owned(),
             data: Some(data),

@@ -68,6 +68,8 @@ pub(crate) struct Head {
     pub(crate) path: String,
     /// The query string, without `?`.
     pub(crate) query: String,
+    /// The length of the head in `bytes`, up to the blank line that ends it.
+    pub(crate) head_len: usize,
 }
 
 impl Head {
@@ -116,6 +118,7 @@ pub(crate) async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<He
     Ok(Head {
         path: path.to_owned(),
         query: query.to_owned(),
+        head_len: end,
         bytes: buf.freeze(),
     })
 }

@@ -1,6 +1,7 @@
 //! The Socket.IO server: HTTP routing, Engine.IO sessions, namespaces, sockets and rooms.
 
 mod conn;
+mod handshake;
 mod http;
 mod namespace;
 mod queue;
@@ -20,6 +21,8 @@ use crate::Options;
 use crate::proto::Rng;
 use crate::proto::handshake::{Accept, Request};
 
+use self::handshake::RequestInfo;
+pub use self::handshake::{Handshake, Remote};
 pub use self::http::HttpResponse;
 use self::http::{Head, HeadError, Replay, read_head, respond};
 pub use self::namespace::{Broadcast, Namespace, Refusal};
@@ -248,10 +251,10 @@ impl Server {
     /// Accepts connections from `listener` forever, each in a task of its own.
     pub async fn serve(&self, listener: TcpListener) -> io::Result<()> {
         loop {
-            let (stream, _) = listener.accept().await?;
+            let (stream, address) = listener.accept().await?;
             stream.set_nodelay(true)?;
             let server = self.clone();
-            tokio::spawn(async move { server.handle(stream).await });
+            tokio::spawn(async move { server.handle_with(stream, Remote::new(address)).await });
         }
     }
 
@@ -263,7 +266,16 @@ impl Server {
     /// (`{"code":0,"message":"Transport unknown"…}`), so clients must connect with
     /// `transports: ['websocket']`. Another `EIO` gets code 5, a `sid` (resuming a polling
     /// session) code 1.
-    pub async fn handle<S>(&self, mut stream: S) -> Result<(), ServeError>
+    pub async fn handle<S>(&self, stream: S) -> Result<(), ServeError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.handle_with(stream, Remote::default()).await
+    }
+
+    /// Serves one connection like [`handle`](Self::handle), telling the sockets'
+    /// [`Handshake`] where it comes from (the peer address, TLS).
+    pub async fn handle_with<S>(&self, mut stream: S, remote: Remote) -> Result<(), ServeError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -290,10 +302,11 @@ impl Server {
                 status => Err(ServeError::Refused(status)),
             };
         }
+        let request = Arc::new(RequestInfo::parse(&head.bytes[..head.head_len], remote));
         let stream = Replay::new(head.bytes, stream);
         let ws = crate::tokio::accept_with(stream, &options, async |_: &Request| Ok(Accept::new()))
             .await?;
-        conn::run(&self.inner, ws).await;
+        conn::run(&self.inner, ws, request).await;
         Ok(())
     }
 

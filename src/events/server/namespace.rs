@@ -18,6 +18,8 @@ use crate::events::{Args, Packet};
 type ConnectHook =
     Arc<dyn Fn(Value) -> Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send>> + Send + Sync>;
 type ConnectionHandler = Arc<dyn Fn(Socket) + Send + Sync>;
+type Middleware =
+    Arc<dyn Fn(Socket) -> Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send>> + Send + Sync>;
 
 /// A namespace of a [`Server`](super::Server): a cheap handle, clone it freely.
 #[derive(Clone)]
@@ -30,6 +32,7 @@ pub(crate) struct NamespaceInner {
     pub(crate) sockets: Mutex<HashMap<String, Socket>>,
     pub(crate) rooms: Mutex<Rooms>,
     hook: RwLock<Option<ConnectHook>>,
+    middleware: RwLock<Vec<Middleware>>,
     on_connection: RwLock<Option<ConnectionHandler>>,
 }
 
@@ -79,6 +82,7 @@ impl Namespace {
                 sockets: Mutex::default(),
                 rooms: Mutex::default(),
                 hook: RwLock::default(),
+                middleware: RwLock::default(),
                 on_connection: RwLock::default(),
             }),
         }
@@ -90,8 +94,10 @@ impl Namespace {
     }
 
     /// Sets the hook that decides, from the client's auth payload (`{}` when it sent none),
-    /// whether it may join. It runs on the connection's reader: the client's later packets wait
-    /// for it.
+    /// whether it may join, replacing any previous one. It runs on the connection's reader
+    /// (the client's later packets wait for it), before the
+    /// [`use_middleware`](Self::use_middleware) chain, which sees the whole
+    /// [`Handshake`](super::Handshake).
     ///
     /// ```no_run
     /// # fn demo(server: wsio::events::Server) {
@@ -112,6 +118,45 @@ impl Namespace {
     {
         let hook: ConnectHook = Arc::new(move |auth| Box::pin(hook(auth)));
         *self.inner.hook.write().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+    }
+
+    /// Adds a middleware to the chain each CONNECT to this namespace goes through (socket.io's
+    /// `namespace.use`). Middleware run in the order added, after the
+    /// [`authorize`](Self::authorize) hook, each awaited before the next; the first to return
+    /// `Err` refuses the client with a CONNECT_ERROR carrying the refusal's message and data,
+    /// and the later ones do not run.
+    ///
+    /// Each gets the socket before it is connected: its [`handshake`](Socket::handshake) (the
+    /// request's headers, query, address and the auth payload), its
+    /// [`extensions`](Socket::extensions) to fill for the handlers, and
+    /// [`join`](Socket::join). Emits fail until the client has been accepted. Like the hook,
+    /// the chain runs on the connection's reader.
+    ///
+    /// ```no_run
+    /// # fn demo(server: wsio::events::Server) {
+    /// use wsio::events::Refusal;
+    ///
+    /// server.of("/").use_middleware(|socket| async move {
+    ///     let Some(user) = socket.handshake().header("x-user").map(str::to_owned) else {
+    ///         return Err(Refusal::new("who are you?"));
+    ///     };
+    ///     socket.join(format!("user:{user}"));
+    ///     socket.extensions().insert(user);
+    ///     Ok(())
+    /// });
+    /// # }
+    /// ```
+    pub fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Refusal>> + Send + 'static,
+    {
+        let middleware: Middleware = Arc::new(move |socket| Box::pin(middleware(socket)));
+        self.inner
+            .middleware
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(middleware);
     }
 
     /// Sets the handler called with each new socket, after the client has been told it is
@@ -155,13 +200,17 @@ impl Namespace {
         lock(&self.inner.sockets).values().cloned().collect()
     }
 
-    /// Runs the connect hook.
-    pub(crate) async fn admit(&self, auth: Value) -> Result<(), Refusal> {
+    /// Runs the connect hook, then the middleware chain, for a socket not yet connected.
+    pub(crate) async fn admit(&self, socket: &Socket) -> Result<(), Refusal> {
         let hook = read(&self.inner.hook).clone();
-        match hook {
-            Some(hook) => hook(auth).await,
-            None => Ok(()),
+        if let Some(hook) = hook {
+            hook(socket.auth().clone()).await?;
         }
+        let chain = read(&self.inner.middleware).clone();
+        for middleware in chain {
+            middleware(socket.clone()).await?;
+        }
+        Ok(())
     }
 
     /// Registers a new socket, in the room of its own id, and runs the connection handler.

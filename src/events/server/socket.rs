@@ -13,7 +13,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::conn::Conn;
-use super::namespace::{Broadcast, NamespaceInner};
+use super::handshake::Handshake;
+use super::namespace::{Broadcast, NamespaceInner, Refusal};
 use super::queue::{Push, prepare};
 use super::{AckError, DisconnectReason, EmitError, lock};
 use crate::events::{Args, Packet, RESERVED_EVENTS};
@@ -24,6 +25,17 @@ const DISPATCH_QUEUE: usize = 64;
 pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type EventHandler = Arc<dyn Fn(Socket, Args, Option<AckSender>) -> BoxFuture + Send + Sync>;
 type DisconnectHandler = Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture + Send + Sync>;
+type AnyHandler = Arc<dyn Fn(Socket, String, Args) -> BoxFuture + Send + Sync>;
+type PacketMiddleware = Arc<
+    dyn Fn(
+            Socket,
+            String,
+            Args,
+        ) -> Pin<Box<dyn Future<Output = Result<(String, Args), Refusal>> + Send>>
+        + Send
+        + Sync,
+>;
+type ErrorHandler = Arc<dyn Fn(Socket, Refusal) -> BoxFuture + Send + Sync>;
 
 /// A client connected to a namespace: a cheap handle, clone it freely.
 ///
@@ -40,13 +52,22 @@ struct SocketInner {
     id: String,
     namespace: Arc<NamespaceInner>,
     conn: Arc<Conn>,
-    auth: Value,
+    handshake: Handshake,
     handlers: std::sync::Mutex<HashMap<String, EventHandler>>,
+    any_handlers: std::sync::Mutex<Vec<AnyHandler>>,
+    packet_middleware: std::sync::Mutex<Vec<PacketMiddleware>>,
+    error_handlers: std::sync::Mutex<Vec<ErrorHandler>>,
+    disconnecting_handlers: std::sync::Mutex<Vec<DisconnectHandler>>,
     disconnect_handlers: std::sync::Mutex<Vec<DisconnectHandler>>,
     acks: std::sync::Mutex<HashMap<u64, oneshot::Sender<Args>>>,
     next_ack: AtomicU64,
+    /// Set once the namespace accepted the socket, cleared when it disconnects.
     connected: AtomicBool,
+    /// Set when the socket disconnects or is refused: it joins no more rooms.
+    ended: AtomicBool,
     jobs: mpsc::Sender<Job>,
+    /// The dispatcher's end of `jobs`, until the socket is accepted and its task started.
+    pending_jobs: std::sync::Mutex<Option<mpsc::Receiver<Job>>>,
     extensions: Extensions,
 }
 
@@ -61,31 +82,50 @@ enum Job {
 }
 
 impl Socket {
-    /// Creates the socket and starts its dispatcher task.
-    pub(crate) fn start(
+    /// Creates the socket of a CONNECT, not connected yet: the namespace's middleware sees it
+    /// before [`activate`](Self::activate) or [`discard`](Self::discard).
+    pub(crate) fn new(
         id: String,
         namespace: Arc<NamespaceInner>,
         conn: Arc<Conn>,
-        auth: Value,
+        handshake: Handshake,
     ) -> Self {
         let (jobs, receiver) = mpsc::channel(DISPATCH_QUEUE);
-        let socket = Self {
+        Self {
             inner: Arc::new(SocketInner {
                 id,
                 namespace,
                 conn,
-                auth,
+                handshake,
                 handlers: Default::default(),
+                any_handlers: Default::default(),
+                packet_middleware: Default::default(),
+                error_handlers: Default::default(),
+                disconnecting_handlers: Default::default(),
                 disconnect_handlers: Default::default(),
                 acks: Default::default(),
                 next_ack: AtomicU64::new(0),
-                connected: AtomicBool::new(true),
+                connected: AtomicBool::new(false),
+                ended: AtomicBool::new(false),
                 jobs,
+                pending_jobs: std::sync::Mutex::new(Some(receiver)),
                 extensions: Extensions::default(),
             }),
-        };
-        tokio::spawn(dispatch(socket.clone(), receiver));
-        socket
+        }
+    }
+
+    /// Marks the socket connected and starts its dispatcher task.
+    pub(crate) fn activate(&self) {
+        self.inner.connected.store(true, Ordering::Release);
+        if let Some(receiver) = lock(&self.inner.pending_jobs).take() {
+            tokio::spawn(dispatch(self.clone(), receiver));
+        }
+    }
+
+    /// Forgets a socket the namespace refused: out of the rooms its middleware put it in.
+    pub(crate) fn discard(&self) {
+        self.inner.ended.store(true, Ordering::Release);
+        lock(&self.inner.namespace.rooms).leave_all(&self.inner.id);
     }
 
     /// The socket id, sent to the client in the CONNECT answer (`socket.id` there). The socket
@@ -99,9 +139,15 @@ impl Socket {
         &self.inner.namespace.name
     }
 
-    /// The auth payload the client connected with (`auth` option of the client), `{}` when it sent none.
+    /// The auth payload the client connected with (`auth` option of the client), `{}` when it
+    /// sent none. The same as `handshake().auth()`.
     pub fn auth(&self) -> &Value {
-        &self.inner.auth
+        self.inner.handshake.auth()
+    }
+
+    /// What the client's connection request said: headers, query, address, URL, time, auth.
+    pub fn handshake(&self) -> &Handshake {
+        &self.inner.handshake
     }
 
     /// Whether the socket is still connected to its namespace.
@@ -141,6 +187,70 @@ impl Socket {
         let handler: DisconnectHandler =
             Arc::new(move |socket, reason| Box::pin(handler(socket, reason)));
         lock(&self.inner.disconnect_handlers).push(handler);
+    }
+
+    /// Adds a handler run for every event the client sends, with its name and arguments,
+    /// before the event's own handler (socket.io's `onAny`). Handlers run in the order added.
+    pub fn on_any<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: AnyHandler =
+            Arc::new(move |socket, event, args| Box::pin(handler(socket, event, args)));
+        lock(&self.inner.any_handlers).push(handler);
+    }
+
+    /// Adds a middleware run on every event the client sends, before any handler (socket.io's
+    /// `socket.use`). Middleware run in the order added, each getting the event name and
+    /// arguments the previous one returned; returning `Err` drops the event (no handler runs,
+    /// no acknowledgement is sent) and passes the refusal to the [`on_error`](Self::on_error)
+    /// handlers.
+    ///
+    /// ```no_run
+    /// # fn demo(socket: wsio::events::Socket) {
+    /// use wsio::events::Refusal;
+    ///
+    /// socket.use_packet_middleware(|socket, event, args| async move {
+    ///     match socket.extensions().get::<String>() {
+    ///         Some(_) => Ok((event, args)),
+    ///         None => Err(Refusal::new("log in first")),
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn use_packet_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(String, Args), Refusal>> + Send + 'static,
+    {
+        let middleware: PacketMiddleware =
+            Arc::new(move |socket, event, args| Box::pin(middleware(socket, event, args)));
+        lock(&self.inner.packet_middleware).push(middleware);
+    }
+
+    /// Adds a handler for the refusals of [`use_packet_middleware`](Self::use_packet_middleware)
+    /// (socket.io's `error` event on the server side; nothing is sent to the client).
+    pub fn on_error<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, Refusal) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: ErrorHandler = Arc::new(move |socket, error| Box::pin(handler(socket, error)));
+        lock(&self.inner.error_handlers).push(handler);
+    }
+
+    /// Adds a handler run once when the socket disconnects, before it leaves its rooms:
+    /// [`rooms`](Self::rooms) still lists them (socket.io's `disconnecting`). The
+    /// [`on_disconnect`](Self::on_disconnect) handlers run after.
+    pub fn on_disconnecting<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: DisconnectHandler =
+            Arc::new(move |socket, reason| Box::pin(handler(socket, reason)));
+        lock(&self.inner.disconnecting_handlers).push(handler);
     }
 
     /// Sends `event` to this client. Fails on a reserved event name or a closed socket; a
@@ -189,9 +299,10 @@ impl Socket {
         }
     }
 
-    /// Puts the socket in `room`.
+    /// Puts the socket in `room`. Works from the namespace's middleware too, before the socket
+    /// is connected; does nothing once it disconnected.
     pub fn join(&self, room: impl AsRef<str>) {
-        if self.connected() {
+        if !self.inner.ended.load(Ordering::Acquire) {
             lock(&self.inner.namespace.rooms).join(&self.inner.id, room.as_ref());
         }
     }
@@ -309,14 +420,19 @@ impl Socket {
         if !self.inner.connected.swap(false, Ordering::AcqRel) {
             return;
         }
-        let id = &self.inner.id;
-        lock(&self.inner.namespace.rooms).leave_all(id);
-        lock(&self.inner.namespace.sockets).remove(id);
+        self.inner.ended.store(true, Ordering::Release);
+        // Out of the namespace now, so broadcasts skip it; out of its rooms after the
+        // disconnecting handlers, which still see them.
+        lock(&self.inner.namespace.sockets).remove(&self.inner.id);
         lock(&self.inner.acks).clear();
         let job = Job::Disconnect(reason);
-        if let Err(mpsc::error::TrySendError::Full(job)) = self.inner.jobs.try_send(job) {
-            let jobs = self.inner.jobs.clone();
-            tokio::spawn(async move { jobs.send(job).await });
+        match self.inner.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                let jobs = self.inner.jobs.clone();
+                tokio::spawn(async move { jobs.send(job).await });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.leave_all(),
         }
     }
 }
@@ -396,18 +512,21 @@ pub(crate) fn check_event_name(event: &str) -> Result<(), EmitError> {
 async fn dispatch(socket: Socket, mut jobs: mpsc::Receiver<Job>) {
     while let Some(job) = jobs.recv().await {
         match job {
-            Job::Event { event, args, ack } => {
-                let handler = lock(&socket.inner.handlers).get(&event).cloned();
-                if let Some(handler) = handler {
-                    handler(socket.clone(), args, ack).await;
-                }
-            }
+            Job::Event { event, args, ack } => socket.run_event(event, args, ack).await,
             Job::Disconnect(reason) => {
+                let handlers = std::mem::take(&mut *lock(&socket.inner.disconnecting_handlers));
+                for handler in handlers {
+                    handler(socket.clone(), reason).await;
+                }
+                socket.leave_all();
                 let handlers = std::mem::take(&mut *lock(&socket.inner.disconnect_handlers));
                 for handler in handlers {
                     handler(socket.clone(), reason).await;
                 }
                 lock(&socket.inner.handlers).clear();
+                lock(&socket.inner.any_handlers).clear();
+                lock(&socket.inner.packet_middleware).clear();
+                lock(&socket.inner.error_handlers).clear();
                 return;
             }
         }
@@ -415,8 +534,42 @@ async fn dispatch(socket: Socket, mut jobs: mpsc::Receiver<Job>) {
 }
 
 impl Socket {
+    /// Runs one event through the packet middleware, the `on_any` handlers and its handler.
+    async fn run_event(&self, mut event: String, mut args: Args, ack: Option<AckSender>) {
+        let middleware = lock(&self.inner.packet_middleware).clone();
+        for middleware in middleware {
+            match middleware(self.clone(), event, args).await {
+                Ok((next_event, next_args)) => (event, args) = (next_event, next_args),
+                Err(refusal) => {
+                    let handlers = lock(&self.inner.error_handlers).clone();
+                    for handler in handlers {
+                        handler(self.clone(), refusal.clone()).await;
+                    }
+                    return;
+                }
+            }
+        }
+        let any = lock(&self.inner.any_handlers).clone();
+        for handler in any {
+            handler(self.clone(), event.clone(), args.clone()).await;
+        }
+        let handler = lock(&self.inner.handlers).get(&event).cloned();
+        if let Some(handler) = handler {
+            handler(self.clone(), args, ack).await;
+        }
+    }
+
+    fn leave_all(&self) {
+        lock(&self.inner.namespace.rooms).leave_all(&self.inner.id);
+    }
+}
+
+impl Socket {
     /// Queues a packet already encoded for a broadcast.
     pub(crate) fn push(&self, outgoing: &super::queue::Outgoing, volatile: bool) -> Push {
+        if !self.connected() {
+            return Push::Closed;
+        }
         self.inner.conn.push(Arc::clone(outgoing), volatile)
     }
 }
