@@ -87,6 +87,6 @@ pub use packet::{
     DEFAULT_NAMESPACE, DecodeError, DecodeLimits, Decoder, EncodedPacket, Packet, RESERVED_EVENTS,
 };
 pub use server::{
-    AckError, AckSender, Broadcast, Config, DisconnectReason, EmitError, Extensions, Handshake,
-    HttpResponse, Namespace, Refusal, Remote, ServeError, Server, Socket,
+    AckError, AckSender, Broadcast, BroadcastAckError, Config, DisconnectReason, EmitError,
+    Extensions, Handshake, HttpResponse, Namespace, Refusal, Remote, ServeError, Server, Socket,
 };

@@ -282,6 +282,7 @@ where
             conn.close(DisconnectReason::TransportError);
             return;
         }
+        conn.queue.written();
     }
 }
 

@@ -25,7 +25,7 @@ use self::handshake::RequestInfo;
 pub use self::handshake::{Handshake, Remote};
 pub use self::http::HttpResponse;
 use self::http::{Head, HeadError, Replay, read_head, respond};
-pub use self::namespace::{Broadcast, Namespace, Refusal};
+pub use self::namespace::{Broadcast, BroadcastAckError, Namespace, Refusal};
 pub use self::socket::{AckSender, Extensions, Socket};
 
 /// Settings of a [`Server`]. Start from `Config::default()` and change fields.
@@ -43,8 +43,9 @@ pub struct Config {
     pub max_payload: usize,
     /// The most binary attachments one packet may carry. Default 64.
     pub max_attachments: usize,
-    /// Packets a connection may have queued before its overflow policy applies: volatile
-    /// emits are dropped, others queued; a connection over this limit for longer than
+    /// Packets a connection may have queued before its overflow policy applies (volatile
+    /// emits are dropped earlier, whenever the connection is not writable): a connection over
+    /// this limit for longer than
     /// [`overflow_timeout`](Self::overflow_timeout), or with twice this many packets queued,
     /// is disconnected with [`DisconnectReason::SlowConsumer`]. Default 1024.
     pub queue_limit: usize,

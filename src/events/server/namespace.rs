@@ -5,9 +5,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::queue::{Push, prepare};
 use super::rooms::Rooms;
@@ -33,6 +37,9 @@ pub(crate) struct NamespaceInner {
     pub(crate) rooms: Mutex<Rooms>,
     hook: RwLock<Option<ConnectHook>>,
     middleware: RwLock<Vec<Middleware>>,
+    /// Acknowledgement ids, shared by the namespace's sockets as in socket.io, so that one
+    /// broadcast packet can ask every recipient for an acknowledgement under one id.
+    next_ack: AtomicU64,
     on_connection: RwLock<Option<ConnectionHandler>>,
 }
 
@@ -83,6 +90,7 @@ impl Namespace {
                 rooms: Mutex::default(),
                 hook: RwLock::default(),
                 middleware: RwLock::default(),
+                next_ack: AtomicU64::new(0),
                 on_connection: RwLock::default(),
             }),
         }
@@ -180,14 +188,86 @@ impl Namespace {
         self.broadcast().to(room)
     }
 
+    /// The same as [`to`](Self::to) (socket.io's `in`).
+    pub fn in_(&self, room: impl Into<String>) -> Broadcast {
+        self.to(room)
+    }
+
     /// A broadcast to every socket but those in `room`.
     pub fn except(&self, room: impl Into<String>) -> Broadcast {
         self.broadcast().except(room)
     }
 
-    /// A broadcast to every socket, dropped for those whose queue is full.
+    /// A broadcast to every socket, dropped for those whose connection is not writable (see
+    /// [`Broadcast::volatile`]).
     pub fn volatile(&self) -> Broadcast {
         self.broadcast().volatile()
+    }
+
+    /// A broadcast to the sockets of this node only (see [`Broadcast::local`]).
+    pub fn local(&self) -> Broadcast {
+        self.broadcast().local()
+    }
+
+    /// A broadcast whose acknowledgements are awaited for at most `timeout` (see
+    /// [`Broadcast::emit_with_ack`]).
+    pub fn timeout(&self, timeout: Duration) -> Broadcast {
+        self.broadcast().timeout(timeout)
+    }
+
+    /// Sends `event` to every socket and collects one acknowledgement from each (see
+    /// [`Broadcast::emit_with_ack`]).
+    pub fn emit_with_ack<A: Into<Args>>(
+        &self,
+        event: &str,
+        args: A,
+    ) -> impl Future<Output = Result<Vec<Args>, BroadcastAckError>> + Send + use<A> {
+        self.broadcast().emit_with_ack(event, args)
+    }
+
+    /// The sockets of the namespace, on every node (see [`Broadcast::fetch_sockets`]).
+    pub async fn fetch_sockets(&self) -> Vec<Socket> {
+        self.broadcast().fetch_sockets().await
+    }
+
+    /// Puts every socket of the namespace in `room` (see [`Broadcast::sockets_join`]).
+    pub fn sockets_join(&self, room: impl AsRef<str>) {
+        self.broadcast().sockets_join(room);
+    }
+
+    /// Takes every socket of the namespace out of `room` (see [`Broadcast::sockets_leave`]).
+    pub fn sockets_leave(&self, room: impl AsRef<str>) {
+        self.broadcast().sockets_leave(room);
+    }
+
+    /// Disconnects every socket of the namespace (see [`Broadcast::disconnect_sockets`]).
+    pub fn disconnect_sockets(&self, close: bool) {
+        self.broadcast().disconnect_sockets(close);
+    }
+
+    /// Sends `event` to the other server nodes of a cluster (socket.io's `serverSideEmit`),
+    /// never to clients nor to this node. A single server has no other nodes: this checks the
+    /// event name and returns how many nodes it was sent to, `0`.
+    pub fn server_side_emit(
+        &self,
+        event: &str,
+        _args: impl Into<Args>,
+    ) -> Result<usize, EmitError> {
+        check_event_name(event)?;
+        Ok(0)
+    }
+
+    /// Like [`server_side_emit`](Self::server_side_emit), then waits up to `timeout` for one
+    /// acknowledgement per other node. A single server has none: the answer is empty at once.
+    pub async fn server_side_emit_with_ack(
+        &self,
+        event: &str,
+        args: impl Into<Args>,
+        _timeout: Duration,
+    ) -> Result<Vec<Args>, BroadcastAckError> {
+        self.server_side_emit(event, args)
+            .map_err(BroadcastAckError::Emit)?;
+        Ok(Vec::new())
     }
 
     /// A broadcast to every socket of the namespace.
@@ -224,6 +304,12 @@ impl Namespace {
     }
 }
 
+impl NamespaceInner {
+    pub(crate) fn next_ack_id(&self) -> u64 {
+        self.next_ack.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
 impl fmt::Debug for Namespace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Namespace")
@@ -233,10 +319,13 @@ impl fmt::Debug for Namespace {
 }
 
 /// Selects the recipients of a broadcast: every socket of a namespace, or those in some rooms,
-/// minus those in other rooms (and the sender, for a broadcast from a socket).
+/// minus those in other rooms (and the sender, for a broadcast from a socket), with flags.
 ///
 /// The packet is encoded once and its messages are shared by every recipient. Emitting never
-/// waits: each recipient's queue takes the packet or applies its overflow policy.
+/// waits: each recipient's queue takes the packet or applies its overflow policy. The operators
+/// that would have to hear from other nodes of a cluster are async
+/// ([`fetch_sockets`](Self::fetch_sockets), [`emit_with_ack`](Self::emit_with_ack)); the others
+/// act on this node at once.
 #[derive(Clone)]
 pub struct Broadcast {
     namespace: Arc<NamespaceInner>,
@@ -244,6 +333,25 @@ pub struct Broadcast {
     except: Vec<String>,
     skip: Option<String>,
     volatile: bool,
+    local: bool,
+    timeout: Option<Duration>,
+}
+
+/// Why [`Broadcast::emit_with_ack`] did not get one acknowledgement from every recipient.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BroadcastAckError {
+    /// The event could not be sent.
+    #[error(transparent)]
+    Emit(#[from] EmitError),
+    /// Some recipients did not acknowledge: the timeout passed, or they disconnected first.
+    #[error("{missing} of {expected} recipients did not acknowledge", expected = replies.len() + missing)]
+    Missing {
+        /// The acknowledgements that arrived, in no particular order.
+        replies: Vec<Args>,
+        /// How many recipients did not acknowledge.
+        missing: usize,
+    },
 }
 
 impl Broadcast {
@@ -254,6 +362,8 @@ impl Broadcast {
             except: Vec::new(),
             skip: None,
             volatile: false,
+            local: false,
+            timeout: None,
         }
     }
 
@@ -268,19 +378,39 @@ impl Broadcast {
         self
     }
 
+    /// The same as [`to`](Self::to) (socket.io's `in`).
+    pub fn in_(self, room: impl Into<String>) -> Self {
+        self.to(room)
+    }
+
     /// Leaves out the sockets in `room`.
     pub fn except(mut self, room: impl Into<String>) -> Self {
         self.except.push(room.into());
         self
     }
 
-    /// Drops the packet for recipients whose queue is full instead of queueing it.
+    /// Drops the packet for recipients whose connection is not writable now (packets queued or
+    /// being written) instead of queueing it, as socket.io's `volatile` does.
     pub fn volatile(mut self) -> Self {
         self.volatile = true;
         self
     }
 
-    /// The sockets this broadcast reaches now.
+    /// Keeps the broadcast on this node: with a cluster adapter, other nodes are not told.
+    /// A single server has no other nodes, so this changes nothing there.
+    pub fn local(mut self) -> Self {
+        self.local = true;
+        self
+    }
+
+    /// Waits at most `timeout` for the acknowledgements of
+    /// [`emit_with_ack`](Self::emit_with_ack).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The sockets this broadcast reaches now, on this node.
     pub fn sockets(&self) -> Vec<Socket> {
         let ids =
             lock(&self.namespace.rooms).recipients(&self.rooms, &self.except, self.skip.as_deref());
@@ -288,6 +418,39 @@ impl Broadcast {
         ids.iter()
             .filter_map(|id| sockets.get(id).cloned())
             .collect()
+    }
+
+    /// The sockets this broadcast reaches (socket.io's `fetchSockets`). Async because a
+    /// cluster asks its other nodes; a single server answers at once with
+    /// [`sockets`](Self::sockets).
+    pub async fn fetch_sockets(&self) -> Vec<Socket> {
+        self.sockets()
+    }
+
+    /// Puts the recipients in `room` (socket.io's `socketsJoin`).
+    pub fn sockets_join(&self, room: impl AsRef<str>) {
+        for socket in self.sockets() {
+            socket.join(room.as_ref());
+        }
+    }
+
+    /// Takes the recipients out of `room` (socket.io's `socketsLeave`).
+    pub fn sockets_leave(&self, room: impl AsRef<str>) {
+        for socket in self.sockets() {
+            socket.leave(room.as_ref());
+        }
+    }
+
+    /// Disconnects the recipients from the namespace (socket.io's `disconnectSockets`), or,
+    /// with `close`, closes their whole connections (see [`Socket::disconnect`] and
+    /// [`Socket::close`]).
+    pub fn disconnect_sockets(&self, close: bool) {
+        for socket in self.sockets() {
+            match close {
+                true => socket.close(),
+                false => socket.disconnect(),
+            }
+        }
     }
 
     /// Sends `event` to the recipients; returns how many queued it.
@@ -307,6 +470,88 @@ impl Broadcast {
             .count();
         Ok(queued)
     }
+
+    /// Sends `event` to the recipients, asking each for an acknowledgement, and collects them:
+    /// `Ok` with one reply per recipient, or [`BroadcastAckError::Missing`] with the replies
+    /// that arrived when the [`timeout`](Self::timeout) passed or a recipient disconnected
+    /// before answering. Without a timeout it waits for every recipient to answer or leave.
+    ///
+    /// The packet is queued when this is called, encoded once under one acknowledgement id
+    /// for every recipient (as socket.io does); the returned future only waits.
+    ///
+    /// ```no_run
+    /// # async fn demo(server: wsio::events::Server) {
+    /// use std::time::Duration;
+    ///
+    /// let answers = server
+    ///     .of("/")
+    ///     .timeout(Duration::from_secs(2))
+    ///     .emit_with_ack("poll", serde_json::json!(["ready?"]))
+    ///     .await;
+    /// match answers {
+    ///     Ok(replies) => println!("{} answered", replies.len()),
+    ///     Err(error) => println!("{error}"),
+    /// }
+    /// # }
+    /// ```
+    pub fn emit_with_ack<A: Into<Args>>(
+        &self,
+        event: &str,
+        args: A,
+    ) -> impl Future<Output = Result<Vec<Args>, BroadcastAckError>> + Send + use<A> {
+        let sent = self.send_with_ack(event, args.into());
+        let deadline = self.timeout.map(|timeout| Instant::now() + timeout);
+        async move {
+            let waiting = sent?;
+            let mut replies = Vec::with_capacity(waiting.len());
+            let mut missing = 0;
+            for receiver in waiting {
+                let reply = match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, receiver)
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
+                    None => receiver.await.ok(),
+                };
+                match reply {
+                    Some(args) => replies.push(args),
+                    None => missing += 1,
+                }
+            }
+            match missing {
+                0 => Ok(replies),
+                missing => Err(BroadcastAckError::Missing { replies, missing }),
+            }
+        }
+    }
+
+    /// Queues the event under one acknowledgement id; returns the recipients' answers to come.
+    fn send_with_ack(
+        &self,
+        event: &str,
+        args: Args,
+    ) -> Result<Vec<oneshot::Receiver<Args>>, EmitError> {
+        check_event_name(event)?;
+        let id = self.namespace.next_ack_id();
+        let packet = Packet::Event {
+            namespace: self.namespace.name.clone(),
+            event: event.to_owned(),
+            args,
+            ack: Some(id),
+        };
+        let outgoing = prepare(packet.to_messages());
+        let mut waiting = Vec::new();
+        for socket in self.sockets() {
+            let Some(receiver) = socket.expect_ack(id) else {
+                continue;
+            };
+            match socket.push(&outgoing, self.volatile) {
+                Push::Queued => waiting.push(receiver),
+                _ => socket.forget_ack(id),
+            }
+        }
+        Ok(waiting)
+    }
 }
 
 impl fmt::Debug for Broadcast {
@@ -316,6 +561,8 @@ impl fmt::Debug for Broadcast {
             .field("rooms", &self.rooms)
             .field("except", &self.except)
             .field("volatile", &self.volatile)
+            .field("local", &self.local)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -60,7 +60,6 @@ struct SocketInner {
     disconnecting_handlers: std::sync::Mutex<Vec<DisconnectHandler>>,
     disconnect_handlers: std::sync::Mutex<Vec<DisconnectHandler>>,
     acks: std::sync::Mutex<HashMap<u64, oneshot::Sender<Args>>>,
-    next_ack: AtomicU64,
     /// Set once the namespace accepted the socket, cleared when it disconnects.
     connected: AtomicBool,
     /// Set when the socket disconnects or is refused: it joins no more rooms.
@@ -104,7 +103,6 @@ impl Socket {
                 disconnecting_handlers: Default::default(),
                 disconnect_handlers: Default::default(),
                 acks: Default::default(),
-                next_ack: AtomicU64::new(0),
                 connected: AtomicBool::new(false),
                 ended: AtomicBool::new(false),
                 jobs,
@@ -264,7 +262,8 @@ impl Socket {
         }
     }
 
-    /// Sends `event` unless the client's queue is full: returns whether it was queued.
+    /// Sends `event` only if the connection is writable now (nothing queued, nothing being
+    /// written), as socket.io's `volatile` does; returns whether it was queued.
     pub fn emit_volatile(&self, event: &str, args: impl Into<Args>) -> Result<bool, EmitError> {
         match self.send_event(event, args.into(), None, true)? {
             Push::Queued => Ok(true),
@@ -280,7 +279,7 @@ impl Socket {
         args: impl Into<Args>,
         timeout: Duration,
     ) -> Result<Args, AckError> {
-        let id = self.inner.next_ack.fetch_add(1, Ordering::Relaxed);
+        let id = self.inner.namespace.next_ack_id();
         let (sender, receiver) = oneshot::channel();
         lock(&self.inner.acks).insert(id, sender);
         let sent = self.send_event(event, args.into(), Some(id), false);
@@ -320,6 +319,11 @@ impl Socket {
     /// A broadcast to the sockets in `room`, this one excepted.
     pub fn to(&self, room: impl Into<String>) -> Broadcast {
         self.broadcast().to(room)
+    }
+
+    /// The same as [`to`](Self::to) (socket.io's `in`).
+    pub fn in_(&self, room: impl Into<String>) -> Broadcast {
+        self.to(room)
     }
 
     /// A broadcast to every socket of the namespace but those in `room` and this one.
@@ -565,6 +569,21 @@ impl Socket {
 }
 
 impl Socket {
+    /// Waits for the acknowledgement `id` of a broadcast; `None` when disconnected.
+    pub(crate) fn expect_ack(&self, id: u64) -> Option<oneshot::Receiver<Args>> {
+        if !self.connected() {
+            return None;
+        }
+        let (sender, receiver) = oneshot::channel();
+        lock(&self.inner.acks).insert(id, sender);
+        Some(receiver)
+    }
+
+    /// Stops waiting for the acknowledgement `id`.
+    pub(crate) fn forget_ack(&self, id: u64) {
+        lock(&self.inner.acks).remove(&id);
+    }
+
     /// Queues a packet already encoded for a broadcast.
     pub(crate) fn push(&self, outgoing: &super::queue::Outgoing, volatile: bool) -> Push {
         if !self.connected() {
