@@ -4,12 +4,14 @@ mod conn;
 mod handshake;
 mod http;
 mod namespace;
+mod polling;
 mod queue;
 mod rooms;
 mod socket;
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -21,10 +23,12 @@ use crate::Options;
 use crate::proto::Rng;
 use crate::proto::handshake::{Accept, Request};
 
+use self::conn::Polling;
+use self::conn::{BoxIo, Transport};
 use self::handshake::RequestInfo;
 pub use self::handshake::{Handshake, Remote};
 pub use self::http::HttpResponse;
-use self::http::{Head, HeadError, Replay, read_head, respond};
+use self::http::{Head, HeadError, HttpConn};
 pub use self::namespace::{Broadcast, BroadcastAckError, Namespace, Refusal};
 pub use self::socket::{AckSender, Extensions, Socket};
 
@@ -51,6 +55,12 @@ pub struct Config {
     pub queue_limit: usize,
     /// See [`queue_limit`](Self::queue_limit). Default 10 s.
     pub overflow_timeout: Duration,
+    /// How long a client has to join a namespace after its Engine.IO session opened before it
+    /// is closed (socket.io's `connectTimeout`). Default 45 s.
+    pub connect_timeout: Duration,
+    /// How long a WebSocket probing the upgrade of a long-polling session has to complete it
+    /// (`2probe`, then `5`) before it is closed (Engine.IO's `upgradeTimeout`). Default 10 s.
+    pub upgrade_timeout: Duration,
     /// The WebSocket options. The server disables WebSocket keepalive pings (Engine.IO has its
     /// own heartbeat) and caps the message size at `max_payload`.
     ///
@@ -72,6 +82,8 @@ impl Default for Config {
             max_attachments: 64,
             queue_limit: 1024,
             overflow_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(45),
+            upgrade_timeout: Duration::from_secs(10),
             websocket: default_websocket_options(),
         }
     }
@@ -179,6 +191,22 @@ pub enum ServeError {
 
 type Fallback = Arc<dyn Fn(&str) -> Option<HttpResponse> + Send + Sync>;
 
+/// Where [`Server::route`] sends a request.
+enum Route {
+    /// Answer it with this response and close.
+    Respond(HttpResponse),
+    /// A WebSocket session.
+    WebSocket,
+    /// A WebSocket taking over this polling session.
+    Upgrade(Arc<Polling>),
+    /// A new polling session.
+    Open,
+    /// A poll for the session's packets.
+    Get(Arc<Polling>),
+    /// Packets for the session.
+    Post(Arc<Polling>),
+}
+
 /// A Socket.IO server: namespaces and their sockets. A cheap handle, clone it freely.
 ///
 /// Feed it accepted TCP streams with [`serve`](Self::serve) or, per stream,
@@ -193,6 +221,8 @@ pub(crate) struct ServerInner {
     namespaces: RwLock<HashMap<String, Namespace>>,
     rng: Mutex<Rng>,
     fallback: RwLock<Option<Fallback>>,
+    /// The long-polling sessions, by Engine.IO session id, until they end or upgrade.
+    sessions: Mutex<HashMap<String, Arc<Polling>>>,
 }
 
 impl Server {
@@ -204,6 +234,7 @@ impl Server {
                 namespaces: RwLock::default(),
                 rng: Mutex::new(Rng::from_os()),
                 fallback: RwLock::default(),
+                sessions: Mutex::default(),
             }),
         }
     }
@@ -259,14 +290,16 @@ impl Server {
         }
     }
 
-    /// Serves one connection: routes its HTTP request, then runs the Engine.IO session until
-    /// the connection ends.
+    /// Serves one connection: routes its HTTP requests to the Engine.IO sessions.
     ///
-    /// Only `GET {path}?EIO=4&transport=websocket` upgrades. HTTP long-polling is not
-    /// implemented: `transport=polling` gets `400` with Socket.IO's JSON error body
-    /// (`{"code":0,"message":"Transport unknown"…}`), so clients must connect with
-    /// `transports: ['websocket']`. Another `EIO` gets code 5, a `sid` (resuming a polling
-    /// session) code 1.
+    /// `GET {path}?EIO=4&transport=websocket` upgrades and runs a session over the WebSocket
+    /// until it ends. `transport=polling` requests are HTTP long-polling: a GET without `sid`
+    /// opens a session, GETs with its `sid` take the packets queued for the client, POSTs
+    /// bring the client's; the connection serves request after request while the client keeps
+    /// it alive. A WebSocket request with the `sid` of a polling session upgrades it.
+    /// Errors are answered with `400` and socket.io's JSON body (`{"code":…,"message":…}`):
+    /// code 0 for an unknown transport, 1 for an unknown session, 2 for a handshake that is not
+    /// a GET, 3 for a bad request, 5 for an `EIO` other than 4.
     pub async fn handle<S>(&self, stream: S) -> Result<(), ServeError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -276,43 +309,73 @@ impl Server {
 
     /// Serves one connection like [`handle`](Self::handle), telling the sockets'
     /// [`Handshake`] where it comes from (the peer address, TLS).
-    pub async fn handle_with<S>(&self, mut stream: S, remote: Remote) -> Result<(), ServeError>
+    pub async fn handle_with<S>(&self, stream: S, remote: Remote) -> Result<(), ServeError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let options = self.websocket_options();
-        let read = read_head(&mut stream);
-        let head = match options.handshake_timeout {
-            Some(limit) => tokio::time::timeout(limit, read)
-                .await
-                .map_err(|_| ServeError::WebSocket(crate::Error::HandshakeTimeout))?,
-            None => read.await,
-        };
-        let head = match head {
-            Ok(head) => head,
-            Err(HeadError::Io(error)) => return Err(error.into()),
-            Err(HeadError::Bad(response)) => {
-                respond(&mut stream, &response).await?;
-                return Err(ServeError::Refused(response.status));
-            }
-        };
-        if let Err(response) = self.route(&head) {
-            respond(&mut stream, &response).await?;
-            return match response.status {
-                200..=299 => Ok(()),
-                status => Err(ServeError::Refused(status)),
+        let mut http = HttpConn::new(stream);
+        loop {
+            let read = http.read_head();
+            let head = match options.handshake_timeout {
+                Some(limit) => match tokio::time::timeout(limit, read).await {
+                    Ok(head) => head,
+                    Err(_) => return Err(ServeError::WebSocket(crate::Error::HandshakeTimeout)),
+                },
+                None => read.await,
             };
+            let head = match head {
+                Ok(Some(head)) => head,
+                Ok(None) => return Ok(()),
+                Err(HeadError::Io(error)) => return Err(error.into()),
+                Err(HeadError::Bad(response)) => {
+                    http.respond(&response, false).await?;
+                    return Err(ServeError::Refused(response.status));
+                }
+            };
+            let answer = match self.route(&head) {
+                Route::Respond(response) => {
+                    http.respond(&response, false).await?;
+                    return match response.status {
+                        200..=299 => Ok(()),
+                        status => Err(ServeError::Refused(status)),
+                    };
+                }
+                Route::WebSocket => {
+                    let request = Arc::new(RequestInfo::parse(http.head_bytes(&head), remote));
+                    let stream = http.into_replay();
+                    let accept = async |_: &Request| Ok(Accept::new());
+                    let ws = crate::tokio::accept_with(stream, &options, accept).await?;
+                    conn::run(&self.inner, Transport::WebSocket(Box::new(ws)), request).await;
+                    return Ok(());
+                }
+                Route::Upgrade(polling) => {
+                    let stream: BoxIo = Box::new(http.into_replay());
+                    polling::upgrade(&self.inner, polling, stream, &options).await?;
+                    return Ok(());
+                }
+                Route::Open => polling::open(&self.inner, &mut http, &head, remote).await,
+                Route::Get(polling) => polling::get(&polling, &mut http, &head).await,
+                Route::Post(polling) => {
+                    polling::post(&self.inner, &polling, &mut http, &head).await?
+                }
+            };
+            let Some(response) = answer else {
+                return Ok(());
+            };
+            let keep_alive = head.keep_alive && response.status < 400;
+            http.respond(&response, keep_alive).await?;
+            if !keep_alive {
+                return match response.status {
+                    200..=299 => Ok(()),
+                    status => Err(ServeError::Refused(status)),
+                };
+            }
         }
-        let request = Arc::new(RequestInfo::parse(&head.bytes[..head.head_len], remote));
-        let stream = Replay::new(head.bytes, stream);
-        let ws = crate::tokio::accept_with(stream, &options, async |_: &Request| Ok(Accept::new()))
-            .await?;
-        conn::run(&self.inner, ws, request).await;
-        Ok(())
     }
 
-    /// `Ok` for a Socket.IO WebSocket request, else the response to send.
-    fn route(&self, head: &Head) -> Result<(), HttpResponse> {
+    /// Where a request goes.
+    fn route(&self, head: &Head) -> Route {
         let path = self.inner.config.path.trim_end_matches('/');
         if head.path.trim_end_matches('/') != path {
             let fallback = self
@@ -322,30 +385,34 @@ impl Server {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
             let response = fallback.and_then(|fallback| fallback(&head.path));
-            return Err(
-                response.unwrap_or_else(|| HttpResponse::new(404, "text/plain", "not found"))
+            return Route::Respond(
+                response.unwrap_or_else(|| HttpResponse::new(404, "text/plain", "not found")),
             );
         }
+        let error = |code, message| Route::Respond(HttpResponse::socketio_error(code, message));
         if head.param("EIO") != Some("4") {
-            return Err(HttpResponse::socketio_error(
+            return error(
                 5,
                 "Unsupported protocol version: this server speaks Engine.IO 4 (EIO=4)",
-            ));
+            );
         }
-        match head.param("transport") {
-            Some("websocket") => {}
-            Some("polling") => {
-                return Err(HttpResponse::socketio_error(
-                    0,
-                    "Transport unknown: HTTP long-polling is not supported, connect with transports: ['websocket']",
-                ));
+        let session = head.param("sid").map(|sid| self.inner.session(sid));
+        match (head.param("transport"), head.method.as_str(), session) {
+            (Some("websocket"), "GET", None) => Route::WebSocket,
+            (Some("websocket"), "GET", Some(Some(polling))) => {
+                match polling.upgrading.swap(true, Ordering::AcqRel) {
+                    true => error(3, "Bad request"),
+                    false => Route::Upgrade(polling),
+                }
             }
-            _ => return Err(HttpResponse::socketio_error(0, "Transport unknown")),
+            (Some("polling"), "GET", None) => Route::Open,
+            (Some("polling"), _, None) => error(2, "Bad handshake method"),
+            (Some("polling"), "GET", Some(Some(polling))) => Route::Get(polling),
+            (Some("polling"), "POST", Some(Some(polling))) => Route::Post(polling),
+            (Some("polling" | "websocket"), _, Some(None)) => error(1, "Session ID unknown"),
+            (Some("polling" | "websocket"), _, _) => error(3, "Bad request"),
+            _ => error(0, "Transport unknown"),
         }
-        if head.param("sid").is_some() {
-            return Err(HttpResponse::socketio_error(1, "Session ID unknown"));
-        }
-        Ok(())
     }
 
     fn websocket_options(&self) -> Options {
@@ -373,6 +440,15 @@ impl std::fmt::Debug for Server {
 impl ServerInner {
     pub(crate) fn namespace(&self, name: &str) -> Option<Namespace> {
         read(&self.namespaces).get(name).cloned()
+    }
+
+    /// The long-polling session `sid`, while it polls.
+    pub(crate) fn session(&self, sid: &str) -> Option<Arc<Polling>> {
+        lock(&self.sessions).get(sid).cloned()
+    }
+
+    pub(crate) fn forget_session(&self, sid: &str) {
+        lock(&self.sessions).remove(sid);
     }
 
     /// A fresh random id for a session or a socket: 16 bytes, base64url.
