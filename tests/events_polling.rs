@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wsio::Message;
-use wsio::events::{Config, Server};
+use wsio::events::{Config, Cors, Refusal, Server};
 
 use events_support::{WAIT, config, start};
 
@@ -20,15 +20,23 @@ struct Http {
     buf: Vec<u8>,
 }
 
-/// A response: status, `Connection` header, body.
+/// A response: status, `Connection` header, headers, body.
 #[derive(Debug)]
 struct Response {
     status: u16,
     keep_alive: bool,
+    headers: Vec<(String, String)>,
     body: String,
 }
 
 impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
     fn error_code(&self) -> i64 {
         let body: Value = serde_json::from_str(&self.body).unwrap();
         body["code"].as_i64().unwrap()
@@ -44,8 +52,22 @@ impl Http {
     }
 
     async fn send(&mut self, method: &str, target: &str, body: &str) {
+        self.send_with(method, target, &[], body).await;
+    }
+
+    async fn send_with(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) {
+        let mut extra = String::new();
+        for (name, value) in headers {
+            extra.push_str(&format!("{name}: {value}\r\n"));
+        }
         let request = format!(
-            "{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {target} HTTP/1.1\r\nHost: x\r\n{extra}Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         self.stream.write_all(request.as_bytes()).await.unwrap();
@@ -66,11 +88,16 @@ impl Http {
         };
         let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
         let status = head[9..12].parse().unwrap();
+        let headers: Vec<(String, String)> = head
+            .split("\r\n")
+            .filter_map(|line| line.split_once(": "))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
         let header = |name: &str| {
-            head.split("\r\n")
-                .filter_map(|line| line.split_once(": "))
+            headers
+                .iter()
                 .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                .map(|(_, value)| value.to_owned())
+                .map(|(_, value)| value.clone())
         };
         let length: usize = header("content-length").unwrap().parse().unwrap();
         while self.buf.len() < end + 4 + length {
@@ -81,6 +108,7 @@ impl Http {
         Response {
             status,
             keep_alive: header("connection").as_deref() == Some("keep-alive"),
+            headers,
             body,
         }
     }
@@ -414,4 +442,117 @@ async fn a_client_that_joins_no_namespace_is_closed_after_the_connect_timeout() 
     // Over WebSocket too.
     let mut client = events_support::Client::connect(addr).await;
     client.closed().await;
+}
+
+#[tokio::test]
+async fn cors_headers_for_allowed_origins_and_preflight() {
+    let mut config = config();
+    config.cors = Some(Cors::origins(["http://app.test"]).with_credentials(true));
+    let server = echo_server(config);
+    let addr = start(&server).await;
+    let open = "/socket.io/?EIO=4&transport=polling";
+    let mut http = Http::connect(addr).await;
+    http.send_with("GET", open, &[("Origin", "http://app.test")], "")
+        .await;
+    let allowed = http.response().await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("http://app.test")
+    );
+    assert_eq!(
+        allowed.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    assert_eq!(allowed.header("vary"), Some("Origin"));
+
+    let mut http = Http::connect(addr).await;
+    let preflight_headers = [
+        ("Origin", "http://app.test"),
+        ("Access-Control-Request-Method", "POST"),
+        ("Access-Control-Request-Headers", "content-type"),
+    ];
+    http.send_with("OPTIONS", open, &preflight_headers, "")
+        .await;
+    let preflight = http.response().await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("GET,POST")
+    );
+    assert_eq!(
+        preflight.header("access-control-allow-headers"),
+        Some("content-type")
+    );
+
+    let mut http = Http::connect(addr).await;
+    http.send_with("GET", open, &[("Origin", "http://elsewhere.test")], "")
+        .await;
+    let other = http.response().await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}
+
+#[tokio::test]
+async fn allow_request_sees_the_request_and_may_forbid_it() {
+    let server = echo_server(config());
+    let (sender, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    server.allow_request(move |request| {
+        let _ = sender.send((request.url().to_owned(), request.address()));
+        async move {
+            match request.query_param("token") {
+                Some("ok") => Ok(()),
+                _ => Err(Refusal::new("no token")),
+            }
+        }
+    });
+    let addr = start(&server).await;
+    let refused = request(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
+    assert_eq!((refused.status, refused.error_code()), (403, 4));
+    let (url, address) = seen.recv().await.unwrap();
+    assert_eq!(url, "/socket.io/?EIO=4&transport=polling");
+    assert!(address.unwrap().ip().is_loopback());
+    let allowed = request(
+        addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling&token=ok",
+        "",
+    )
+    .await;
+    assert_eq!(allowed.status, 200);
+    let ws = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    assert!(wsio::tokio::connect_async(&ws).await.is_err());
+    let ws = format!("{ws}&token=ok");
+    assert!(wsio::tokio::connect_async(&ws).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_cookie_holds_the_session_id() {
+    let mut config = config();
+    config.cookie = Some("io".into());
+    let server = echo_server(config);
+    let addr = start(&server).await;
+    let open = request(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
+    let sid: Value = serde_json::from_str(&open.body[1..]).unwrap();
+    let expected = format!(
+        "io={}; Path=/; HttpOnly; SameSite=Lax",
+        sid["sid"].as_str().unwrap()
+    );
+    assert_eq!(open.header("set-cookie"), Some(expected.as_str()));
+
+    let ws = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, response) = wsio::tokio::connect_async(&ws).await.unwrap();
+    let message = tokio::time::timeout(WAIT, ws.read())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let open: Value = serde_json::from_str(&message.as_text().unwrap()[1..]).unwrap();
+    let expected = format!(
+        "io={}; Path=/; HttpOnly; SameSite=Lax",
+        open["sid"].as_str().unwrap()
+    );
+    assert_eq!(
+        response.headers().get("set-cookie"),
+        Some(expected.as_str())
+    );
 }

@@ -88,6 +88,6 @@ pub use packet::{
     DEFAULT_NAMESPACE, DecodeError, DecodeLimits, Decoder, EncodedPacket, Packet, RESERVED_EVENTS,
 };
 pub use server::{
-    AckError, AckSender, Broadcast, BroadcastAckError, Config, DisconnectReason, EmitError,
+    AckError, AckSender, Broadcast, BroadcastAckError, Config, Cors, DisconnectReason, EmitError,
     Extensions, Handshake, HttpResponse, Namespace, Refusal, Remote, ServeError, Server, Socket,
 };

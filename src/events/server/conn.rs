@@ -72,7 +72,7 @@ pub(crate) type BoxIo = Box<dyn Io>;
 /// How a session reaches its client.
 pub(crate) enum Transport<S> {
     /// A WebSocket opened directly (`transport=websocket` without a session id).
-    WebSocket(Box<WebSocketStream<S>>),
+    WebSocket(Box<WebSocketStream<S>>, String),
     /// HTTP long-polling: its requests feed the session through this state, and a WebSocket
     /// may take over later (the upgrade).
     Polling(Arc<Polling>, PollingInput<S>),
@@ -110,11 +110,11 @@ const INCOMING_QUEUE: usize = 64;
 
 impl Polling {
     /// Creates the polling state of a new session, with the receiving ends for its task.
-    pub(crate) fn new(server: &ServerInner) -> (Arc<Self>, PollingInput<BoxIo>) {
+    pub(crate) fn new(server: &ServerInner, sid: String) -> (Arc<Self>, PollingInput<BoxIo>) {
         let (incoming, incoming_rx) = mpsc::channel(INCOMING_QUEUE);
         let (upgrades, upgrades_rx) = mpsc::channel(1);
         let polling = Arc::new(Self {
-            sid: server.new_id(),
+            sid,
             conn: Conn::new(server),
             incoming,
             upgrades,
@@ -178,11 +178,10 @@ where
 {
     let config = &server.config;
     let (conn, sid, upgrades, mut source, mut writer, polling) = match transport {
-        Transport::WebSocket(ws) => {
+        Transport::WebSocket(ws, sid) => {
             let conn = Conn::new(server);
             let (reader, writer) = ws.split();
             let writer = tokio::spawn(write_loop(Arc::clone(&conn), writer));
-            let sid = server.new_id();
             (
                 conn,
                 sid,

@@ -39,10 +39,12 @@ impl HttpResponse {
         Self::new(400, "application/json", body)
     }
 
-    /// The bytes to write, announcing whether the connection stays open for another request.
-    pub(crate) fn encode(&self, keep_alive: bool) -> Vec<u8> {
+    /// The bytes to write, announcing whether the connection stays open for another request,
+    /// with `extra` headers.
+    pub(crate) fn encode(&self, keep_alive: bool, extra: &[(String, String)]) -> Vec<u8> {
         let reason = match self.status {
             200 => "OK",
+            204 => "No Content",
             400 => "Bad Request",
             403 => "Forbidden",
             404 => "Not Found",
@@ -55,13 +57,17 @@ impl HttpResponse {
             true => "keep-alive",
             false => "close",
         };
-        let mut out = format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: {connection}\r\n\r\n",
+        let mut head = format!(
+            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: {connection}\r\n",
             self.status,
             self.content_type,
             self.body.len()
-        )
-        .into_bytes();
+        );
+        for (name, value) in extra {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
         out.extend_from_slice(&self.body);
         out
     }
@@ -247,8 +253,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
         &mut self,
         response: &HttpResponse,
         keep_alive: bool,
+        extra: &[(String, String)],
     ) -> io::Result<()> {
-        self.stream.write_all(&response.encode(keep_alive)).await?;
+        self.stream
+            .write_all(&response.encode(keep_alive, extra))
+            .await?;
         match keep_alive {
             true => self.stream.flush().await,
             false => self.stream.shutdown().await,

@@ -1,6 +1,7 @@
 //! The Socket.IO server: HTTP routing, Engine.IO sessions, namespaces, sockets and rooms.
 
 mod conn;
+mod cors;
 mod handshake;
 mod http;
 mod namespace;
@@ -10,6 +11,7 @@ mod rooms;
 mod socket;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
@@ -25,6 +27,7 @@ use crate::proto::handshake::{Accept, Request};
 
 use self::conn::Polling;
 use self::conn::{BoxIo, Transport};
+pub use self::cors::Cors;
 use self::handshake::RequestInfo;
 pub use self::handshake::{Handshake, Remote};
 pub use self::http::HttpResponse;
@@ -61,6 +64,13 @@ pub struct Config {
     /// How long a WebSocket probing the upgrade of a long-polling session has to complete it
     /// (`2probe`, then `5`) before it is closed (Engine.IO's `upgradeTimeout`). Default 10 s.
     pub upgrade_timeout: Duration,
+    /// Which browser origins may make long-polling requests (socket.io's `cors`). Default
+    /// `None`: no CORS headers.
+    pub cors: Option<Cors>,
+    /// The name of a cookie set to the session id on the handshake response (socket.io's
+    /// `cookie`, with `Path=/; HttpOnly; SameSite=Lax`), for sticky load balancing. Default
+    /// `None`: no cookie.
+    pub cookie: Option<String>,
     /// The WebSocket options. The server disables WebSocket keepalive pings (Engine.IO has its
     /// own heartbeat) and caps the message size at `max_payload`.
     ///
@@ -84,6 +94,8 @@ impl Default for Config {
             overflow_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(45),
             upgrade_timeout: Duration::from_secs(10),
+            cors: None,
+            cookie: None,
             websocket: default_websocket_options(),
         }
     }
@@ -190,9 +202,18 @@ pub enum ServeError {
 }
 
 type Fallback = Arc<dyn Fn(&str) -> Option<HttpResponse> + Send + Sync>;
+type AllowRequest = Arc<
+    dyn Fn(Handshake) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Where [`Server::route`] sends a request.
 enum Route {
+    /// Outside the Socket.IO path: answer with this response and close.
+    Fallback(HttpResponse),
+    /// A CORS preflight.
+    Preflight,
     /// Answer it with this response and close.
     Respond(HttpResponse),
     /// A WebSocket session.
@@ -223,6 +244,7 @@ pub(crate) struct ServerInner {
     fallback: RwLock<Option<Fallback>>,
     /// The long-polling sessions, by Engine.IO session id, until they end or upgrade.
     sessions: Mutex<HashMap<String, Arc<Polling>>>,
+    allow_request: RwLock<Option<AllowRequest>>,
 }
 
 impl Server {
@@ -235,6 +257,7 @@ impl Server {
                 rng: Mutex::new(Rng::from_os()),
                 fallback: RwLock::default(),
                 sessions: Mutex::default(),
+                allow_request: RwLock::default(),
             }),
         }
     }
@@ -278,6 +301,37 @@ impl Server {
             .fallback
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(fallback));
+    }
+
+    /// Sets the hook that decides whether a client may open an Engine.IO session (socket.io's
+    /// `allowRequest`), replacing any previous one. It runs on each handshake request (a
+    /// polling GET without `sid`, or a WebSocket without one) with what the request said (its
+    /// [`Handshake`] has no auth yet: `{}`); a refusal is answered `403` with socket.io's
+    /// `{"code":4,"message":"Forbidden"}`.
+    ///
+    /// ```no_run
+    /// # fn demo(server: wsio::events::Server) {
+    /// use wsio::events::Refusal;
+    ///
+    /// server.allow_request(|request| async move {
+    ///     match request.header("origin") {
+    ///         Some("https://app.example") => Ok(()),
+    ///         _ => Err(Refusal::new("origin not allowed")),
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn allow_request<F, Fut>(&self, hook: F)
+    where
+        F: Fn(Handshake) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Refusal>> + Send + 'static,
+    {
+        let hook: AllowRequest = Arc::new(move |request| Box::pin(hook(request)));
+        *self
+            .inner
+            .allow_request
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(hook);
     }
 
     /// Accepts connections from `listener` forever, each in a task of its own.
@@ -329,34 +383,69 @@ impl Server {
                 Ok(None) => return Ok(()),
                 Err(HeadError::Io(error)) => return Err(error.into()),
                 Err(HeadError::Bad(response)) => {
-                    http.respond(&response, false).await?;
+                    http.respond(&response, false, &[]).await?;
                     return Err(ServeError::Refused(response.status));
                 }
             };
-            let answer = match self.route(&head) {
-                Route::Respond(response) => {
-                    http.respond(&response, false).await?;
+            let route = self.route(&head);
+            let mut extra = match (&self.inner.config.cors, &route) {
+                (Some(cors), route) if !matches!(route, Route::Fallback(_)) => {
+                    let preflight = matches!(route, Route::Preflight)
+                        .then(|| head.header("access-control-request-headers"));
+                    cors.headers(head.header("origin"), preflight)
+                }
+                _ => Vec::new(),
+            };
+            let handshake = match route {
+                Route::WebSocket | Route::Open => {
+                    let request = Arc::new(RequestInfo::parse(http.head_bytes(&head), remote));
+                    if let Err(response) = self.allow(&request).await {
+                        http.respond(&response, false, &extra).await?;
+                        return Err(ServeError::Refused(response.status));
+                    }
+                    let sid = self.inner.new_id();
+                    if let Some(name) = &self.inner.config.cookie {
+                        let cookie = format!("{name}={sid}; Path=/; HttpOnly; SameSite=Lax");
+                        extra.push(("Set-Cookie".to_owned(), cookie));
+                    }
+                    Some((request, sid))
+                }
+                _ => None,
+            };
+            let answer = match (route, handshake) {
+                (Route::Fallback(response) | Route::Respond(response), _) => {
+                    http.respond(&response, false, &extra).await?;
                     return match response.status {
                         200..=299 => Ok(()),
                         status => Err(ServeError::Refused(status)),
                     };
                 }
-                Route::WebSocket => {
-                    let request = Arc::new(RequestInfo::parse(http.head_bytes(&head), remote));
+                (Route::Preflight, _) => Some(HttpResponse::new(204, "text/plain", "")),
+                (Route::WebSocket, Some((request, sid))) => {
                     let stream = http.into_replay();
-                    let accept = async |_: &Request| Ok(Accept::new());
+                    let mut accept = Accept::new();
+                    for (name, value) in &extra {
+                        if name == "Set-Cookie" {
+                            accept = accept.header(name, value).map_err(crate::Error::from)?;
+                        }
+                    }
+                    let accept = async move |_: &Request| Ok(accept);
                     let ws = crate::tokio::accept_with(stream, &options, accept).await?;
-                    conn::run(&self.inner, Transport::WebSocket(Box::new(ws)), request).await;
+                    let transport = Transport::WebSocket(Box::new(ws), sid);
+                    conn::run(&self.inner, transport, request).await;
                     return Ok(());
                 }
-                Route::Upgrade(polling) => {
+                (Route::Upgrade(polling), _) => {
                     let stream: BoxIo = Box::new(http.into_replay());
                     polling::upgrade(&self.inner, polling, stream, &options).await?;
                     return Ok(());
                 }
-                Route::Open => polling::open(&self.inner, &mut http, &head, remote).await,
-                Route::Get(polling) => polling::get(&polling, &mut http, &head).await,
-                Route::Post(polling) => {
+                (Route::Open, Some((request, sid))) => {
+                    polling::open(&self.inner, &mut http, &head, request, sid).await
+                }
+                (Route::WebSocket | Route::Open, None) => return Ok(()),
+                (Route::Get(polling), _) => polling::get(&polling, &mut http, &head).await,
+                (Route::Post(polling), _) => {
                     polling::post(&self.inner, &polling, &mut http, &head).await?
                 }
             };
@@ -364,7 +453,7 @@ impl Server {
                 return Ok(());
             };
             let keep_alive = head.keep_alive && response.status < 400;
-            http.respond(&response, keep_alive).await?;
+            http.respond(&response, keep_alive, &extra).await?;
             if !keep_alive {
                 return match response.status {
                     200..=299 => Ok(()),
@@ -385,9 +474,12 @@ impl Server {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
             let response = fallback.and_then(|fallback| fallback(&head.path));
-            return Route::Respond(
+            return Route::Fallback(
                 response.unwrap_or_else(|| HttpResponse::new(404, "text/plain", "not found")),
             );
+        }
+        if head.method == "OPTIONS" && self.inner.config.cors.is_some() {
+            return Route::Preflight;
         }
         let error = |code, message| Route::Respond(HttpResponse::socketio_error(code, message));
         if head.param("EIO") != Some("4") {
@@ -412,6 +504,23 @@ impl Server {
             (Some("polling" | "websocket"), _, Some(None)) => error(1, "Session ID unknown"),
             (Some("polling" | "websocket"), _, _) => error(3, "Bad request"),
             _ => error(0, "Transport unknown"),
+        }
+    }
+
+    /// Runs the [`allow_request`](Self::allow_request) hook on a handshake request.
+    async fn allow(&self, request: &Arc<RequestInfo>) -> Result<(), HttpResponse> {
+        let hook = read(&self.inner.allow_request).clone();
+        let Some(hook) = hook else {
+            return Ok(());
+        };
+        let handshake = Handshake::new(Arc::clone(request), serde_json::json!({}));
+        match hook(handshake).await {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                let mut response = HttpResponse::socketio_error(4, "Forbidden");
+                response.status = 403;
+                Err(response)
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::conn::{self, BoxIo, Polling, Transport};
-use super::handshake::{Remote, RequestInfo};
+use super::handshake::RequestInfo;
 use super::http::{Head, HttpConn, HttpResponse};
 use super::queue::{Item, prepare};
 use super::{DisconnectReason, ServerInner, lock};
@@ -23,14 +23,13 @@ pub(crate) async fn open<S>(
     server: &Arc<ServerInner>,
     http: &mut HttpConn<S>,
     head: &Head,
-    remote: Remote,
+    request: Arc<RequestInfo>,
+    sid: String,
 ) -> Answer
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let request = Arc::new(RequestInfo::parse(http.head_bytes(head), remote));
-    http.consume(head);
-    let (polling, input) = Polling::new(server);
+    let (polling, input) = Polling::new(server, sid);
     lock(&server.sessions).insert(polling.sid.clone(), Arc::clone(&polling));
     let task_server = Arc::clone(server);
     let task_polling = Arc::clone(&polling);
