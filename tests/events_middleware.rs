@@ -272,3 +272,63 @@ async fn disconnecting_sees_the_rooms_and_disconnect_runs_after() {
     assert!(red.sockets().is_empty());
     assert_eq!(red.emit("late", json!([1])), Ok(0));
 }
+
+#[tokio::test]
+async fn dynamic_namespaces_are_made_on_demand_and_take_the_parents_handlers() {
+    let server = Server::new(config());
+    let parent =
+        server.dynamic(|name, auth| name.starts_with("/ws-") && auth.get("deny").is_none());
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let record = Arc::clone(&log);
+    parent.use_middleware(move |socket| {
+        record
+            .lock()
+            .unwrap()
+            .push(format!("middleware {}", socket.namespace()));
+        async { Ok(()) }
+    });
+    parent.on_connection(|socket| {
+        let _ = socket.emit("hello", json!([socket.namespace()]));
+    });
+    let addr = start(&server).await;
+    let mut client = Client::connect(addr).await;
+    client.join("/ws-1", None).await;
+    let (event, args, _) = client.event().await;
+    assert_eq!(
+        (event.as_str(), args.values()),
+        ("hello", &[json!("/ws-1")][..])
+    );
+    assert_eq!(*log.lock().unwrap(), ["middleware /ws-1"]);
+    let names: Vec<String> = parent
+        .children()
+        .iter()
+        .map(|ns| ns.name().to_owned())
+        .collect();
+    assert_eq!(names, ["/ws-1"]);
+
+    for (name, auth) in [("/other", None), ("/ws-2", Some(json!({"deny": true})))] {
+        client
+            .send(&Packet::Connect {
+                namespace: name.into(),
+                data: auth.map(map),
+            })
+            .await;
+        assert!(matches!(
+            client.packet().await,
+            Packet::ConnectError { message, .. } if message == "Invalid namespace"
+        ));
+    }
+
+    // The child is a namespace like any: its own handler runs after the parent's.
+    server.of("/ws-1").on_connection(|socket| {
+        let _ = socket.emit("own", json!([]));
+    });
+    let mut second = Client::connect(addr).await;
+    second.join("/ws-1", None).await;
+    assert_eq!(second.event().await.0, "hello");
+    assert_eq!(second.event().await.0, "own");
+    // The parent's emit reaches every child.
+    assert_eq!(parent.emit("all", json!([1])), Ok(2));
+    assert_eq!(client.event().await.0, "all");
+    assert_eq!(second.event().await.0, "all");
+}

@@ -378,7 +378,7 @@ impl Session<'_> {
             message,
             data,
         };
-        let Some(namespace) = self.server.namespace(&name) else {
+        let Some(namespace) = self.server.namespace(&name, &auth) else {
             let packet = refuse("Invalid namespace".into(), None);
             self.conn.push(prepare(packet.to_messages()), false);
             return;

@@ -202,6 +202,7 @@ pub enum ServeError {
 }
 
 type Fallback = Arc<dyn Fn(&str) -> Option<HttpResponse> + Send + Sync>;
+type NamespaceMatcher = Arc<dyn Fn(&str, &serde_json::Value) -> bool + Send + Sync>;
 type AllowRequest = Arc<
     dyn Fn(Handshake) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send>>
         + Send
@@ -245,6 +246,8 @@ pub(crate) struct ServerInner {
     /// The long-polling sessions, by Engine.IO session id, until they end or upgrade.
     sessions: Mutex<HashMap<String, Arc<Polling>>>,
     allow_request: RwLock<Option<AllowRequest>>,
+    /// Dynamic parent namespaces, in the order made, with what decides their children.
+    dynamic: RwLock<Vec<(NamespaceMatcher, Namespace)>>,
 }
 
 impl Server {
@@ -258,6 +261,7 @@ impl Server {
                 fallback: RwLock::default(),
                 sessions: Mutex::default(),
                 allow_request: RwLock::default(),
+                dynamic: RwLock::default(),
             }),
         }
     }
@@ -288,6 +292,36 @@ impl Server {
             .entry(name.clone())
             .or_insert_with(|| Namespace::new(name))
             .clone()
+    }
+
+    /// A dynamic parent namespace (socket.io's `io.of(regex or function)`): a client asking
+    /// for a namespace that does not exist gets one made for it when `matches(name, auth)`
+    /// says so, the first matching parent winning. The parent's
+    /// [`authorize`](Namespace::authorize) hook, [`use_middleware`](Namespace::use_middleware)
+    /// chain and [`on_connection`](Namespace::on_connection) handler apply to every namespace
+    /// it made, before the child's own; its [`emit`](Namespace::emit) reaches all of them.
+    ///
+    /// ```no_run
+    /// # fn demo(server: wsio::events::Server) {
+    /// let workspaces = server.dynamic(|name, _auth| name.starts_with("/workspace-"));
+    /// workspaces.on_connection(|socket| {
+    ///     // socket.namespace() is the child, e.g. "/workspace-42".
+    ///     let _ = socket.emit("hello", serde_json::json!([socket.namespace()]));
+    /// });
+    /// # }
+    /// ```
+    pub fn dynamic(
+        &self,
+        matches: impl Fn(&str, &serde_json::Value) -> bool + Send + Sync + 'static,
+    ) -> Namespace {
+        let mut dynamic = self
+            .inner
+            .dynamic
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let parent = Namespace::new(format!("/_dynamic{}", dynamic.len()));
+        dynamic.push((Arc::new(matches), parent.clone()));
+        parent
     }
 
     /// Answers plain HTTP requests outside [`Config::path`] with `fallback(path)`, or 404 when
@@ -547,8 +581,24 @@ impl std::fmt::Debug for Server {
 }
 
 impl ServerInner {
-    pub(crate) fn namespace(&self, name: &str) -> Option<Namespace> {
-        read(&self.namespaces).get(name).cloned()
+    /// The namespace a CONNECT for `name` joins: one made with [`Server::of`], or one a
+    /// dynamic parent makes now.
+    pub(crate) fn namespace(&self, name: &str, auth: &serde_json::Value) -> Option<Namespace> {
+        if let Some(namespace) = read(&self.namespaces).get(name) {
+            return Some(namespace.clone());
+        }
+        let parent = read(&self.dynamic)
+            .iter()
+            .find(|(matches, _)| !name.contains(',') && matches(name, auth))
+            .map(|(_, parent)| parent.clone())?;
+        let mut namespaces = self
+            .namespaces
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let namespace = namespaces
+            .entry(name.to_owned())
+            .or_insert_with(|| parent.child(name.to_owned()));
+        Some(namespace.clone())
     }
 
     /// The long-polling session `sid`, while it polls.

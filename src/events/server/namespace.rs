@@ -37,6 +37,11 @@ pub(crate) struct NamespaceInner {
     pub(crate) rooms: Mutex<Rooms>,
     hook: RwLock<Option<ConnectHook>>,
     middleware: RwLock<Vec<Middleware>>,
+    /// For a namespace created by a dynamic parent: the parent, whose hook, middleware and
+    /// connection handler apply to it first.
+    parent: Option<Arc<NamespaceInner>>,
+    /// For a dynamic parent: the namespaces it created.
+    children: Mutex<Vec<Namespace>>,
     /// Acknowledgement ids, shared by the namespace's sockets as in socket.io, so that one
     /// broadcast packet can ask every recipient for an acknowledgement under one id.
     next_ack: AtomicU64,
@@ -83,6 +88,17 @@ impl From<String> for Refusal {
 
 impl Namespace {
     pub(crate) fn new(name: String) -> Self {
+        Self::with_parent(name, None)
+    }
+
+    /// A namespace a dynamic parent creates for a client that asked for `name`.
+    pub(crate) fn child(&self, name: String) -> Self {
+        let child = Self::with_parent(name, Some(Arc::clone(&self.inner)));
+        lock(&self.inner.children).push(child.clone());
+        child
+    }
+
+    fn with_parent(name: String, parent: Option<Arc<NamespaceInner>>) -> Self {
         Self {
             inner: Arc::new(NamespaceInner {
                 name,
@@ -90,6 +106,8 @@ impl Namespace {
                 rooms: Mutex::default(),
                 hook: RwLock::default(),
                 middleware: RwLock::default(),
+                parent,
+                children: Mutex::default(),
                 next_ack: AtomicU64::new(0),
                 on_connection: RwLock::default(),
             }),
@@ -178,9 +196,23 @@ impl Namespace {
             .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(handler));
     }
 
-    /// Sends `event` to every socket of the namespace; returns how many were queued.
+    /// Sends `event` to every socket of the namespace (for a dynamic parent, of every
+    /// namespace it created); returns how many were queued.
     pub fn emit(&self, event: &str, args: impl Into<Args>) -> Result<usize, EmitError> {
-        self.broadcast().emit(event, args)
+        let args = args.into();
+        let children = lock(&self.inner.children).clone();
+        let mut queued = self.broadcast().emit(event, args.clone())?;
+        for child in children {
+            queued += child.broadcast().emit(event, args.clone())?;
+        }
+        Ok(queued)
+    }
+
+    /// The namespaces this dynamic parent created so far (see [`Server::dynamic`]).
+    ///
+    /// [`Server::dynamic`]: super::Server::dynamic
+    pub fn children(&self) -> Vec<Namespace> {
+        lock(&self.inner.children).clone()
     }
 
     /// A broadcast to the sockets in `room` (a socket id is a room too).
@@ -282,13 +314,15 @@ impl Namespace {
 
     /// Runs the connect hook, then the middleware chain, for a socket not yet connected.
     pub(crate) async fn admit(&self, socket: &Socket) -> Result<(), Refusal> {
-        let hook = read(&self.inner.hook).clone();
-        if let Some(hook) = hook {
-            hook(socket.auth().clone()).await?;
-        }
-        let chain = read(&self.inner.middleware).clone();
-        for middleware in chain {
-            middleware(socket.clone()).await?;
+        for inner in self.inner.parent.iter().chain([&self.inner]) {
+            let hook = read(&inner.hook).clone();
+            if let Some(hook) = hook {
+                hook(socket.auth().clone()).await?;
+            }
+            let chain = read(&inner.middleware).clone();
+            for middleware in chain {
+                middleware(socket.clone()).await?;
+            }
         }
         Ok(())
     }
@@ -297,9 +331,11 @@ impl Namespace {
     pub(crate) fn register(&self, socket: &Socket) {
         lock(&self.inner.sockets).insert(socket.id().to_owned(), socket.clone());
         lock(&self.inner.rooms).join(socket.id(), socket.id());
-        let handler = read(&self.inner.on_connection).clone();
-        if let Some(handler) = handler {
-            handler(socket.clone());
+        for inner in self.inner.parent.iter().chain([&self.inner]) {
+            let handler = read(&inner.on_connection).clone();
+            if let Some(handler) = handler {
+                handler(socket.clone());
+            }
         }
     }
 }
