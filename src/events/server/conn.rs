@@ -1,5 +1,7 @@
-//! One Engine.IO session over one WebSocket: the reader loop with the heartbeat, the writer
-//! task draining the queue, and the namespaces the client joined.
+//! One Engine.IO session, over WebSocket or long-polling: the session task with the heartbeat
+//! and the connect timeout, the outgoing queue its transport drains (a WebSocket writer task,
+//! or each polling GET), and the namespaces the client joined. An upgrade hands the session a
+//! WebSocket mid-way; the queue, and so the order of packets, stays.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

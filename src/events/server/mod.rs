@@ -475,12 +475,25 @@ impl Server {
                     return Ok(());
                 }
                 (Route::Open, Some((request, sid))) => {
-                    polling::open(&self.inner, &mut http, &head, request, sid).await
+                    http.consume(&head);
+                    Some(polling::open(&self.inner, request, sid).await)
                 }
                 (Route::WebSocket | Route::Open, None) => return Ok(()),
-                (Route::Get(polling), _) => polling::get(&polling, &mut http, &head).await,
+                (Route::Get(polling), _) => {
+                    http.consume(&head);
+                    // A client that closes the connection while its GET waits ends the
+                    // session: the answer is dropped unsent.
+                    tokio::select! {
+                        response = polling::get(&polling) => Some(response),
+                        () = http.closed() => None,
+                    }
+                }
                 (Route::Post(polling), _) => {
-                    polling::post(&self.inner, &polling, &mut http, &head).await?
+                    let limit = self.inner.config.max_payload;
+                    match http.read_body(&head, limit).await? {
+                        Ok(body) => Some(polling::post(&polling, &body).await),
+                        Err(response) => Some(polling::refuse_body(&polling, response)),
+                    }
                 }
             };
             let Some(response) = answer else {

@@ -1,34 +1,27 @@
 //! Engine.IO HTTP long-polling: the handshake GET, the GETs that take the session's queued
 //! packets, the POSTs that bring the client's, and the WebSocket upgrade of a session.
+//!
+//! These take what an HTTP front parsed (the session, a body) and return the response, so any
+//! front can route to them: the hand-written one in `http.rs`, or a `tower::Service`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::conn::{self, BoxIo, Polling, Transport};
 use super::handshake::RequestInfo;
-use super::http::{Head, HttpConn, HttpResponse};
+use super::http::HttpResponse;
 use super::queue::{Item, prepare};
 use super::{DisconnectReason, ServerInner, lock};
 use crate::Message;
 use crate::events::payload::{decode_payload, push_record};
 use crate::proto::handshake::{Accept, Request};
 
-/// The answer to a polling request, or `None` when the client left before it.
-pub(crate) type Answer = Option<HttpResponse>;
-
 /// Opens a polling session (a GET without `sid`) and answers with its open packet.
-pub(crate) async fn open<S>(
+pub(crate) async fn open(
     server: &Arc<ServerInner>,
-    http: &mut HttpConn<S>,
-    head: &Head,
     request: Arc<RequestInfo>,
     sid: String,
-) -> Answer
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) -> HttpResponse {
     let (polling, input) = Polling::new(server, sid);
     lock(&server.sessions).insert(polling.sid.clone(), Arc::clone(&polling));
     let task_server = Arc::clone(server);
@@ -37,38 +30,36 @@ where
         let transport = Transport::Polling(task_polling, input);
         conn::run(&task_server, transport, request).await;
     });
-    get(&polling, http, head).await
+    get(&polling).await
 }
 
 /// Answers a GET with the packets queued for the client, waiting for some if there are none.
-pub(crate) async fn get<S>(polling: &Polling, http: &mut HttpConn<S>, head: &Head) -> Answer
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    http.consume(head);
+///
+/// Dropping the future while it waits means the client gave up on the request (its
+/// connection closed): the session ends, as in socket.io.
+pub(crate) async fn get(polling: &Polling) -> HttpResponse {
     if polling.polling.swap(true, Ordering::AcqRel) {
         // A second GET while one waits: the client is broken, as socket.io judges it.
         polling.conn.close(DisconnectReason::TransportError);
-        return Some(HttpResponse::socketio_error(3, "Bad request"));
+        return HttpResponse::socketio_error(3, "Bad request");
     }
+    let mut waiting = Waiting {
+        polling,
+        done: false,
+    };
     let released = polling.released.notified();
     tokio::pin!(released);
     released.as_mut().enable();
     let mut items = Vec::new();
     let taken = match polling.upgraded.load(Ordering::Acquire) {
-        true => Some(false),
+        true => false,
         false => tokio::select! {
-            () = polling.conn.queue.take(&mut items) => Some(true),
-            () = released => Some(false),
-            () = http.closed() => None,
+            () = polling.conn.queue.take(&mut items) => true,
+            () = released => false,
         },
     };
-    polling.polling.store(false, Ordering::Release);
-    let Some(taken) = taken else {
-        // The client gave up on the request: the session is gone with it.
-        polling.conn.close(DisconnectReason::TransportClose);
-        return None;
-    };
+    waiting.done = true;
+    drop(waiting);
     let mut payload = String::new();
     for item in items {
         match item {
@@ -92,34 +83,41 @@ where
         // Released by an upgrade or a close: a noop ends the request.
         payload.push('6');
     }
-    Some(HttpResponse::new(200, "text/plain; charset=UTF-8", payload))
+    HttpResponse::new(200, "text/plain; charset=UTF-8", payload)
 }
 
-/// Hands a POST's packets to the session.
-pub(crate) async fn post<S>(
-    server: &ServerInner,
-    polling: &Polling,
-    http: &mut HttpConn<S>,
-    head: &Head,
-) -> Result<Answer, std::io::Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let body = match http.read_body(head, server.config.max_payload).await? {
-        Ok(body) => body,
-        Err(response) => {
-            polling.conn.close(DisconnectReason::TransportError);
-            return Ok(Some(response));
+/// A GET waiting for packets: clears the session's polling flag when it ends, and closes the
+/// session when it is dropped before it had its answer.
+struct Waiting<'a> {
+    polling: &'a Polling,
+    done: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.polling.polling.store(false, Ordering::Release);
+        if !self.done {
+            self.polling.conn.close(DisconnectReason::TransportClose);
         }
-    };
-    let Ok(messages) = decode_payload(&body) else {
+    }
+}
+
+/// Hands the packets of a POST body to the session.
+pub(crate) async fn post(polling: &Polling, body: &[u8]) -> HttpResponse {
+    let Ok(messages) = decode_payload(body) else {
         polling.conn.close(DisconnectReason::ParseError);
-        return Ok(Some(HttpResponse::socketio_error(3, "Bad request")));
+        return HttpResponse::socketio_error(3, "Bad request");
     };
     match polling.receive(messages).await {
-        true => Ok(Some(HttpResponse::new(200, "text/html", "ok"))),
-        false => Ok(Some(HttpResponse::socketio_error(1, "Session ID unknown"))),
+        true => HttpResponse::new(200, "text/html", "ok"),
+        false => HttpResponse::socketio_error(1, "Session ID unknown"),
     }
+}
+
+/// A POST body the server refused to read: too large, or without a length. The session ends.
+pub(crate) fn refuse_body(polling: &Polling, response: HttpResponse) -> HttpResponse {
+    polling.conn.close(DisconnectReason::TransportError);
+    response
 }
 
 /// Takes a polling session over to a WebSocket: the probe (`2probe` answered `3probe`, with a
