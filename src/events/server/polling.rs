@@ -152,3 +152,49 @@ pub(crate) async fn upgrade(
     polling.upgrade(ws).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::events::server::queue::Push;
+    use crate::events::{Config, Server};
+
+    #[tokio::test]
+    async fn a_get_given_up_before_its_answer_ends_the_session() {
+        let server = Server::new(Config::default());
+        let (polling, _input) = Polling::new(&server.inner, "sid".into());
+        // Nothing is queued, so the GET waits until it is dropped.
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), get(&polling)).await;
+        assert!(gave_up.is_err());
+        assert!(!polling.polling.load(Ordering::Acquire));
+        let packet = prepare(vec![Message::text("42[\"x\"]")]);
+        assert_eq!(polling.conn.push(packet, false), Push::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_get_takes_every_queued_packet_as_records() {
+        let server = Server::new(Config::default());
+        let (polling, _input) = Polling::new(&server.inner, "sid".into());
+        polling
+            .conn
+            .push(prepare(vec![Message::text("40{}")]), false);
+        polling.conn.push(
+            prepare(vec![
+                Message::text("451-[\"b\",{\"_placeholder\":true,\"num\":0}]"),
+                Message::binary(vec![0xff]),
+            ]),
+            false,
+        );
+        let response = get(&polling).await;
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            &response.body[..],
+            b"40{}\x1e451-[\"b\",{\"_placeholder\":true,\"num\":0}]\x1eb/w=="
+        );
+        // Taken and written: a volatile packet may go again.
+        let volatile = prepare(vec![Message::text("42[\"v\"]")]);
+        assert_eq!(polling.conn.push(volatile, true), Push::Queued);
+    }
+}
