@@ -259,3 +259,22 @@ async fn volatile_emits_are_dropped_while_the_connection_is_not_writable() {
     sent.await.expect("the connection became writable");
     assert_eq!(client.event().await.0, "kept");
 }
+
+#[tokio::test]
+async fn server_shortcuts_act_on_the_default_namespace() {
+    let (server, mut sockets) = server();
+    let addr = start(&server).await;
+    let (mut red, _) = member(addr, &mut sockets, &["red"]).await;
+    let (mut other, _) = member(addr, &mut sockets, &[]).await;
+    assert_eq!(server.fetch_sockets().await.len(), 2);
+    assert_eq!(server.in_("red").emit("to-red", json!([])), Ok(1));
+    assert_eq!(server.except("red").emit("not-red", json!([])), Ok(1));
+    assert_eq!(server.emit("all", json!([])), Ok(2));
+    assert_eq!(red.event().await.0, "to-red");
+    assert_eq!(red.event().await.0, "all");
+    assert_eq!(other.event().await.0, "not-red");
+    assert_eq!(other.event().await.0, "all");
+    server.disconnect_sockets(true);
+    red.closed().await;
+    other.closed().await;
+}

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::Options;
+use crate::events::{Args, DEFAULT_NAMESPACE};
 use crate::proto::Rng;
 use crate::proto::handshake::{Accept, Request};
 
@@ -292,6 +293,38 @@ impl Server {
             .entry(name.clone())
             .or_insert_with(|| Namespace::new(name))
             .clone()
+    }
+
+    /// Sends `event` to every socket of the default namespace `/` (socket.io's `io.emit`);
+    /// the other operators of `io` are those of [`of("/")`](Self::of), shortcut below.
+    pub fn emit(&self, event: &str, args: impl Into<Args>) -> Result<usize, EmitError> {
+        self.of(DEFAULT_NAMESPACE).emit(event, args)
+    }
+
+    /// A broadcast to the sockets of `/` in `room` (socket.io's `io.to`).
+    pub fn to(&self, room: impl Into<String>) -> Broadcast {
+        self.of(DEFAULT_NAMESPACE).to(room)
+    }
+
+    /// The same as [`to`](Self::to) (socket.io's `io.in`).
+    pub fn in_(&self, room: impl Into<String>) -> Broadcast {
+        self.to(room)
+    }
+
+    /// A broadcast to the sockets of `/` but those in `room` (socket.io's `io.except`).
+    pub fn except(&self, room: impl Into<String>) -> Broadcast {
+        self.of(DEFAULT_NAMESPACE).except(room)
+    }
+
+    /// The sockets of `/` (socket.io's `io.fetchSockets`).
+    pub async fn fetch_sockets(&self) -> Vec<Socket> {
+        self.of(DEFAULT_NAMESPACE).fetch_sockets().await
+    }
+
+    /// Disconnects every socket of `/`, or closes their connections with `close` (socket.io's
+    /// `io.disconnectSockets`).
+    pub fn disconnect_sockets(&self, close: bool) {
+        self.of(DEFAULT_NAMESPACE).disconnect_sockets(close);
     }
 
     /// A dynamic parent namespace (socket.io's `io.of(regex or function)`): a client asking
