@@ -487,6 +487,32 @@ async fn connect_reply_without_sid_is_a_connect_error() {
 }
 
 #[tokio::test]
+async fn auth_callback_runs_on_every_connection() {
+    let server = FakeServer::bind().await;
+    let calls = Arc::new(Mutex::new(0));
+    let counter = Arc::clone(&calls);
+    let builder = quick(server.url()).auth_with(move || {
+        let mut calls = counter.lock().unwrap();
+        *calls += 1;
+        json!({ "token": format!("token-{calls}") })
+    });
+    let connect = tokio::spawn(async move { builder.connect().await });
+    let mut peer = server.accept().await;
+    let (_, auth) = peer.expect_connect().await;
+    assert_eq!(Value::Object(auth.unwrap()), json!({ "token": "token-1" }));
+    peer.accept_namespace("/", "sid-1").await;
+    let client = within(connect).await.unwrap().unwrap();
+    // The connection drops: the reconnection asks the callback anew.
+    drop(peer);
+    let mut peer = server.accept().await;
+    let (_, auth) = peer.expect_connect().await;
+    assert_eq!(Value::Object(auth.unwrap()), json!({ "token": "token-2" }));
+    peer.accept_namespace("/", "sid-2").await;
+    assert_eq!(*calls.lock().unwrap(), 2);
+    drop(client);
+}
+
+#[tokio::test]
 async fn server_disconnect_does_not_reconnect() {
     let server = FakeServer::bind().await;
     let (reasons_seen, mut reasons) = channel();

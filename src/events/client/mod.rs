@@ -132,6 +132,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Makes the auth payload with `auth` each time the namespace connects, reconnections
+    /// included, so a token can be refreshed (socket.io-client's `auth` callback). It replaces
+    /// [`auth`](Self::auth); a value that is not a JSON object sends no payload. It runs while
+    /// the client's state is locked: it must not call the client.
+    pub fn auth_with(mut self, auth: impl Fn() -> Value + Send + Sync + 'static) -> Self {
+        self.handlers.auth = Some(Arc::new(auth));
+        self
+    }
+
     /// The server's Engine.IO path. Default `/socket.io/`.
     pub fn path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
@@ -495,6 +504,12 @@ impl SocketBuilder {
     /// Sends `auth`, a JSON object, with the namespace's `CONNECT`.
     pub fn auth(mut self, auth: Value) -> Self {
         self.auth = Some(auth);
+        self
+    }
+
+    /// As [`ClientBuilder::auth_with`].
+    pub fn auth_with(mut self, auth: impl Fn() -> Value + Send + Sync + 'static) -> Self {
+        self.handlers.auth = Some(Arc::new(auth));
         self
     }
 

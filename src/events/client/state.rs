@@ -26,6 +26,8 @@ pub(crate) type DisconnectHandler = Arc<dyn Fn(&DisconnectReason) + Send + Sync>
 pub(crate) type ErrorHandler = Arc<dyn Fn(&ClientError) + Send + Sync>;
 /// Runs when the connection is back, with the attempt that succeeded.
 pub(crate) type ReconnectHandler = Arc<dyn Fn(u32) + Send + Sync>;
+/// Makes the auth payload of each (re)connection of a namespace.
+pub(crate) type AuthCallback = Arc<dyn Fn() -> Value + Send + Sync>;
 /// A callback to run once the lock is released.
 pub(crate) type Deferred = Box<dyn FnOnce() + Send>;
 /// Where an acknowledgement is delivered.
@@ -38,6 +40,8 @@ pub(crate) struct Handlers {
     pub connect: Option<ConnectHandler>,
     pub disconnect: Option<DisconnectHandler>,
     pub connect_error: Option<ErrorHandler>,
+    /// Replaces the static auth payload when set.
+    pub auth: Option<AuthCallback>,
 }
 
 /// The callbacks of the connection as a whole.
@@ -351,9 +355,16 @@ impl State {
                 Status::Connecting { sent } => {
                     if *sent != Some(generation) {
                         *sent = Some(generation);
+                        let data = match &ns.handlers.auth {
+                            Some(auth) => match auth() {
+                                Value::Object(map) => Some(map),
+                                _ => None,
+                            },
+                            None => ns.auth.clone(),
+                        };
                         let connect = Packet::Connect {
                             namespace: name.clone(),
-                            data: ns.auth.clone(),
+                            data,
                         };
                         messages.extend(connect.to_messages());
                     }
