@@ -513,6 +513,40 @@ async fn auth_callback_runs_on_every_connection() {
 }
 
 #[tokio::test]
+async fn volatile_emits_go_out_only_while_connected() {
+    let server = FakeServer::bind().await;
+    let (seen, mut lifecycle) = channel();
+    let on_disconnect = seen.clone();
+    let builder = quick(server.url())
+        .on_connect(move || seen.send("connect").unwrap())
+        .on_disconnect(move |_| on_disconnect.send("disconnect").unwrap());
+    let connect = tokio::spawn(async move { builder.connect().await });
+    let mut peer = server.accept().await;
+    peer.handshake().await;
+    let client = within(connect).await.unwrap().unwrap();
+    assert_eq!(next(&mut lifecycle).await, "connect");
+    assert!(matches!(client.emit_volatile("tick", json!([1])), Ok(true)));
+    assert_eq!(peer.expect_event().await.1, "tick");
+    assert!(matches!(
+        client.emit_volatile("connect", json!([])),
+        Err(ClientError::ReservedEvent(_))
+    ));
+
+    drop(peer);
+    assert_eq!(next(&mut lifecycle).await, "disconnect");
+    // Disconnected: dropped, not buffered for the reconnection.
+    assert!(matches!(
+        client.emit_volatile("tick", json!([2])),
+        Ok(false)
+    ));
+    client.emit("kept", json!([3])).unwrap();
+    let mut peer = server.accept().await;
+    peer.handshake().await;
+    let (_, event, args, _) = peer.expect_event().await;
+    assert_eq!((event.as_str(), args.values()), ("kept", &[json!(3)][..]));
+}
+
+#[tokio::test]
 async fn server_disconnect_does_not_reconnect() {
     let server = FakeServer::bind().await;
     let (reasons_seen, mut reasons) = channel();

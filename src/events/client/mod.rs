@@ -387,6 +387,20 @@ impl Client {
         self.queue(event, args.into(), None).map(|_| ())
     }
 
+    /// Sends a volatile event (socket.io-client's `socket.volatile.emit`): only if the
+    /// namespace is connected and nothing is waiting to be written now; otherwise it is
+    /// dropped, never buffered for a reconnection. Returns whether it was sent.
+    pub fn emit_volatile(&self, event: &str, args: impl Into<Args>) -> Result<bool, ClientError> {
+        let queued = self
+            .shared
+            .lock()
+            .queue_volatile(&self.namespace, event, args.into())?;
+        if queued {
+            self.shared.wake.notify_one();
+        }
+        Ok(queued)
+    }
+
     /// Sends an event asking for an acknowledgement and waits for it, at most the default
     /// ack timeout ([`ClientBuilder::ack_timeout`]).
     pub async fn emit_with_ack(

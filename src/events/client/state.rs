@@ -272,6 +272,45 @@ impl State {
         Ok(id)
     }
 
+    /// Queues a volatile event: only when the namespace is connected and nothing is waiting
+    /// to be written, as socket.io-client drops volatile packets the transport cannot take
+    /// now; returns whether it was queued.
+    pub fn queue_volatile(
+        &mut self,
+        namespace: &str,
+        event: &str,
+        args: Args,
+    ) -> Result<bool, ClientError> {
+        if RESERVED_EVENTS.contains(&event) {
+            return Err(ClientError::ReservedEvent(event.to_owned()));
+        }
+        let (open, generation, max_payload) = (self.open, self.generation, self.max_payload);
+        let ns = self
+            .namespaces
+            .get_mut(namespace)
+            .filter(|ns| ns.status != Status::Leaving)
+            .ok_or(ClientError::Closed)?;
+        if !open || !matches!(ns.status, Status::Connected { .. }) || !ns.outbox.is_empty() {
+            return Ok(false);
+        }
+        let packet = Packet::Event {
+            namespace: namespace.to_owned(),
+            event: event.to_owned(),
+            args,
+            ack: None,
+        };
+        let messages = packet.to_messages();
+        check_size(&messages, max_payload)?;
+        ns.outbox.push_back(Outgoing {
+            order: self.next_order,
+            messages,
+            ack: None,
+            generation: Some(generation),
+        });
+        self.next_order += 1;
+        Ok(true)
+    }
+
     /// Forgets the acknowledgement `id` of `namespace` (its wait timed out).
     pub fn forget_ack(&mut self, namespace: &str, id: u64) {
         if let Some(ns) = self.namespaces.get_mut(namespace) {
