@@ -522,8 +522,19 @@ impl Server {
                     }
                 }
                 (Route::Post(polling), _) => {
+                    // The body is bounded in size and, like a head, in time.
                     let limit = self.inner.config.max_payload;
-                    match http.read_body(&head, limit).await? {
+                    let read = http.read_body(&head, limit);
+                    let body = match options.handshake_timeout {
+                        Some(wait) => tokio::time::timeout(wait, read).await.map_err(|_| {
+                            ServeError::Io(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "request body too slow",
+                            ))
+                        })?,
+                        None => read.await,
+                    };
+                    match body? {
                         Ok(body) => Some(polling::post(&polling, &body).await),
                         Err(response) => Some(polling::refuse_body(&polling, response)),
                     }
