@@ -199,8 +199,11 @@ impl Namespace {
     /// Sends `event` to every socket of the namespace (for a dynamic parent, of every
     /// namespace it created); returns how many were queued.
     pub fn emit(&self, event: &str, args: impl Into<Args>) -> Result<usize, EmitError> {
-        let args = args.into();
         let children = lock(&self.inner.children).clone();
+        if children.is_empty() {
+            return self.broadcast().emit(event, args);
+        }
+        let args = args.into();
         let mut queued = self.broadcast().emit(event, args.clone())?;
         for child in children {
             queued += child.broadcast().emit(event, args.clone())?;
