@@ -556,3 +556,62 @@ async fn the_cookie_holds_the_session_id() {
         Some(expected.as_str())
     );
 }
+
+#[tokio::test]
+async fn the_client_falls_back_to_polling_where_websocket_is_refused() {
+    use wsio::events::client::ClientBuilder;
+
+    let server = echo_server(config());
+    server.allow_request(|request| async move {
+        match request.query_param("transport") {
+            Some("websocket") => Err(Refusal::new("no websocket here")),
+            _ => Ok(()),
+        }
+    });
+    let (sender, mut pushed) = tokio::sync::mpsc::unbounded_channel();
+    let addr = start(&server).await;
+    let url = format!("http://{addr}");
+    // Without the fallback the refusal is the answer.
+    let refused = ClientBuilder::new(url.clone())
+        .reconnection(false)
+        .connect()
+        .await;
+    assert!(refused.is_err());
+
+    let client = ClientBuilder::new(url)
+        .reconnection(false)
+        .polling_fallback(true)
+        .auth(json!({"z": 1, "a": 2}))
+        .on("pushed", move |args, _| {
+            let _ = sender.send(args);
+        })
+        .connect()
+        .await
+        .unwrap();
+    let reply = client
+        .emit_with_ack("echo", json!([{"b": 1, "a": [1, 2]}, "x"]))
+        .await
+        .unwrap();
+    assert_eq!(reply.values(), &[json!({"b": 1, "a": [1, 2]}), json!("x")]);
+    let binary = wsio::events::Args::new().with_binary(vec![1, 2, 3]);
+    let reply = client.emit_with_ack("echo", binary.clone()).await.unwrap();
+    assert_eq!(reply, binary);
+    client.emit("push", json!(["over polling"])).unwrap();
+    let args = tokio::time::timeout(WAIT, pushed.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(args.values(), &[json!("over polling")]);
+    // The heartbeat runs over polling too: still connected after a few ping intervals.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(client.is_connected());
+    assert_eq!(
+        client
+            .emit_with_ack("echo", json!([1]))
+            .await
+            .unwrap()
+            .values(),
+        &[json!(1)]
+    );
+    client.disconnect();
+}

@@ -57,6 +57,7 @@
 mod backoff;
 mod driver;
 mod error;
+mod polling;
 mod state;
 mod url;
 
@@ -93,6 +94,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     max_buffered: usize,
     decode_limits: DecodeLimits,
+    polling_fallback: bool,
     handlers: Handlers,
     manager: ManagerHandlers,
 }
@@ -114,9 +116,18 @@ impl ClientBuilder {
             connect_timeout: Duration::from_secs(20),
             max_buffered: 1024,
             decode_limits: DecodeLimits::default(),
+            polling_fallback: false,
             handlers: Handlers::default(),
             manager: ManagerHandlers::default(),
         }
+    }
+
+    /// Falls back to HTTP long-polling when the WebSocket cannot be opened (a server or a
+    /// proxy that refuses it), at the first connection and at each reconnection. Default off:
+    /// the client speaks WebSocket only.
+    pub fn polling_fallback(mut self, fallback: bool) -> Self {
+        self.polling_fallback = fallback;
+        self
     }
 
     /// Joins `namespace` (starting with `/`) instead of the one in the URL's path.
@@ -292,6 +303,7 @@ impl ClientBuilder {
             connect_timeout: self.connect_timeout,
             max_buffered: self.max_buffered,
             decode_limits: self.decode_limits,
+            polling_fallback: self.polling_fallback,
         });
         let deadline = Instant::now() + self.connect_timeout;
         let (ws, info) = driver::open_engine(&settings).await?;

@@ -62,6 +62,8 @@ pub(crate) struct Settings {
     pub connect_timeout: Duration,
     pub max_buffered: usize,
     pub decode_limits: DecodeLimits,
+    /// Fall back to long-polling when the WebSocket is refused.
+    pub polling_fallback: bool,
 }
 
 /// What the handles and the connection task share. Dropping the last handle wakes the task,
