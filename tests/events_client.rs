@@ -454,6 +454,99 @@ async fn connect_error_is_typed_and_not_retried() {
 }
 
 #[tokio::test]
+async fn connect_reply_without_sid_is_a_connect_error() {
+    // A Socket.IO v2 server answers `40` with no session id; socket.io-client reports a
+    // connect error instead of connecting.
+    for data in [
+        None,
+        json!({}).as_object().cloned(),
+        json!({ "sid": 7 }).as_object().cloned(),
+    ] {
+        let server = FakeServer::bind().await;
+        let (errors_seen, mut errors) = channel();
+        let builder = quick(server.url())
+            .on_connect_error(move |error| errors_seen.send(error.clone()).unwrap());
+        let connect = tokio::spawn(async move { builder.connect().await });
+        let mut peer = server.accept().await;
+        peer.expect_connect().await;
+        peer.send(Packet::Connect {
+            namespace: "/".into(),
+            data: data.clone(),
+        })
+        .await;
+        match within(connect).await.unwrap() {
+            Err(ClientError::InvalidConnect { namespace }) => assert_eq!(namespace, "/"),
+            other => panic!("expected a connect error for {data:?}, got {other:?}"),
+        }
+        assert!(matches!(
+            next(&mut errors).await,
+            ClientError::InvalidConnect { .. }
+        ));
+        assert_eq!(peer.next_message().await, None, "the client closes");
+    }
+}
+
+#[tokio::test]
+async fn auth_callback_runs_on_every_connection() {
+    let server = FakeServer::bind().await;
+    let calls = Arc::new(Mutex::new(0));
+    let counter = Arc::clone(&calls);
+    let builder = quick(server.url()).auth_with(move || {
+        let mut calls = counter.lock().unwrap();
+        *calls += 1;
+        json!({ "token": format!("token-{calls}") })
+    });
+    let connect = tokio::spawn(async move { builder.connect().await });
+    let mut peer = server.accept().await;
+    let (_, auth) = peer.expect_connect().await;
+    assert_eq!(Value::Object(auth.unwrap()), json!({ "token": "token-1" }));
+    peer.accept_namespace("/", "sid-1").await;
+    let client = within(connect).await.unwrap().unwrap();
+    // The connection drops: the reconnection asks the callback anew.
+    drop(peer);
+    let mut peer = server.accept().await;
+    let (_, auth) = peer.expect_connect().await;
+    assert_eq!(Value::Object(auth.unwrap()), json!({ "token": "token-2" }));
+    peer.accept_namespace("/", "sid-2").await;
+    assert_eq!(*calls.lock().unwrap(), 2);
+    drop(client);
+}
+
+#[tokio::test]
+async fn volatile_emits_go_out_only_while_connected() {
+    let server = FakeServer::bind().await;
+    let (seen, mut lifecycle) = channel();
+    let on_disconnect = seen.clone();
+    let builder = quick(server.url())
+        .on_connect(move || seen.send("connect").unwrap())
+        .on_disconnect(move |_| on_disconnect.send("disconnect").unwrap());
+    let connect = tokio::spawn(async move { builder.connect().await });
+    let mut peer = server.accept().await;
+    peer.handshake().await;
+    let client = within(connect).await.unwrap().unwrap();
+    assert_eq!(next(&mut lifecycle).await, "connect");
+    assert!(matches!(client.emit_volatile("tick", json!([1])), Ok(true)));
+    assert_eq!(peer.expect_event().await.1, "tick");
+    assert!(matches!(
+        client.emit_volatile("connect", json!([])),
+        Err(ClientError::ReservedEvent(_))
+    ));
+
+    drop(peer);
+    assert_eq!(next(&mut lifecycle).await, "disconnect");
+    // Disconnected: dropped, not buffered for the reconnection.
+    assert!(matches!(
+        client.emit_volatile("tick", json!([2])),
+        Ok(false)
+    ));
+    client.emit("kept", json!([3])).unwrap();
+    let mut peer = server.accept().await;
+    peer.handshake().await;
+    let (_, event, args, _) = peer.expect_event().await;
+    assert_eq!((event.as_str(), args.values()), ("kept", &[json!(3)][..]));
+}
+
+#[tokio::test]
 async fn server_disconnect_does_not_reconnect() {
     let server = FakeServer::bind().await;
     let (reasons_seen, mut reasons) = channel();

@@ -30,6 +30,7 @@ struct NodeServer {
     _stdin: ChildStdin,
     port: u16,
     fast_port: u16,
+    polling_port: u16,
 }
 
 impl NodeServer {
@@ -56,6 +57,7 @@ impl NodeServer {
         Self {
             port: port("port"),
             fast_port: port("fastPort"),
+            polling_port: port("pollingPort"),
             _child: child,
             _stdin: stdin,
         }
@@ -63,6 +65,10 @@ impl NodeServer {
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn polling_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.polling_port)
     }
 
     fn fast_url(&self) -> String {
@@ -337,4 +343,48 @@ async fn heartbeat_timeout_then_reconnect() {
     // It stays connected across several heartbeats.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(victim.is_connected());
+}
+
+#[tokio::test]
+#[ignore = "needs node and npm: run tests/socketio-client/run"]
+async fn long_polling_fallback_against_a_polling_only_server() {
+    let server = NodeServer::start().await;
+    let refused = builder(server.polling_url())
+        .reconnection(false)
+        .connect()
+        .await;
+    assert!(refused.is_err(), "the WebSocket should be refused");
+    let (sender, mut received) = mpsc::unbounded_channel();
+    let client = within(
+        builder(server.polling_url())
+            .polling_fallback(true)
+            .on("binary", move |args, _| {
+                let _ = sender.send(args);
+            })
+            .connect(),
+    )
+    .await
+    .unwrap();
+    let sum = within(client.emit_with_ack("sum", json!([2, 3])))
+        .await
+        .unwrap();
+    assert_eq!(sum.values(), &[json!(5)]);
+    let echoed = within(client.emit_with_ack("echo", json!([{"z": 1, "a": [true]}, "x"])))
+        .await
+        .unwrap();
+    assert_eq!(echoed.values(), &[json!({"z": 1, "a": [true]}), json!("x")]);
+    // Binary both ways over base64 records.
+    let inspected = within(client.emit_with_ack("inspect", Args::new().with_binary(vec![7, 8])))
+        .await
+        .unwrap();
+    assert_eq!(inspected.values()[0]["bytes"], json!([7, 8]));
+    client.emit("send-binary", ()).unwrap();
+    let binary = within(received.recv()).await.unwrap();
+    assert_eq!(binary.binary_at(0).map(|b| b.to_vec()), Some(vec![1, 2, 3]));
+    // Heartbeats (every 300 ms) are answered over polling: still connected later.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(client.is_connected());
+    let who = within(client.emit_with_ack("whoami", ())).await.unwrap();
+    assert_eq!(who.values()[0]["nsp"], "/");
+    client.disconnect();
 }

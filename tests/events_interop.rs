@@ -1,4 +1,5 @@
-//! Interop with the stock npm `socket.io-client` 4.x: this test starts a wsio events server and
+//! Interop with the stock npm `socket.io-client` 4.x, WebSocket only and with its default options
+//! (long-polling, then the upgrade): this test starts a wsio events server and
 //! runs `tests/socketio/interop.mjs` against it. It needs Node.js and `npm ci` in
 //! `tests/socketio/`, so it is ignored by default; `tests/socketio/run` runs it.
 #![cfg(feature = "events")]
@@ -71,6 +72,32 @@ fn server() -> Server {
             }
         });
         socket.on("kick", |socket, _, _| async move { socket.disconnect() });
+        socket.on("drop", |socket, _, _| async move { socket.close() });
+        socket.on("poll-all", |socket, args, ack| async move {
+            let question = args.value(0).cloned().unwrap_or_default();
+            let replies = socket
+                .to("pollers")
+                .timeout(Duration::from_secs(2))
+                .emit_with_ack("poll", json!([question]));
+            // The room without the asker, then the asker itself.
+            let mine = socket
+                .emit_with_ack_timeout("poll", json!([question]), Duration::from_secs(2))
+                .await;
+            let result = match (replies.await, mine) {
+                (Ok(mut replies), Ok(mine)) => {
+                    replies.push(mine);
+                    let replies: Vec<_> = replies
+                        .iter()
+                        .map(|args| args.values()[0].clone())
+                        .collect();
+                    json!({"ok": true, "replies": replies})
+                }
+                (others, mine) => json!({"ok": false, "error": format!("{others:?} {mine:?}")}),
+            };
+            if let Some(ack) = ack {
+                let _ = ack.send(json!([result]));
+            }
+        });
         let reasons_for_query = std::sync::Arc::clone(&reasons);
         socket.on("reasons", move |_, _, ack| {
             let reasons = reasons_for_query.lock().unwrap().clone();
@@ -85,6 +112,29 @@ fn server() -> Server {
             reasons.lock().unwrap().push(reason.to_string());
             async {}
         });
+    });
+    let guarded = server.of("/guarded");
+    guarded.use_middleware(|socket| async move {
+        match socket.auth()["user"].as_str() {
+            Some(_) => Ok(()),
+            None => Err(Refusal::new("who are you?").with_data(json!({"need": "user"}))),
+        }
+    });
+    guarded.on_connection(|socket| {
+        let handshake = socket.handshake();
+        let query: serde_json::Map<String, serde_json::Value> = handshake
+            .query()
+            .iter()
+            .map(|(name, value)| (name.clone(), json!(value)))
+            .collect();
+        let address = handshake
+            .address()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let _ = socket.emit(
+            "welcome",
+            json!([socket.auth()["user"], {"address": address, "query": query}]),
+        );
     });
     let admin = server.of("/admin");
     admin.authorize(|auth| async move {

@@ -1,4 +1,4 @@
-//! Socket.IO v5 over Engine.IO v4, WebSocket transport only (feature `events`).
+//! Socket.IO v5 over Engine.IO v4: WebSocket and HTTP long-polling (feature `events`).
 //!
 //! The codec is pure, like [`proto`](crate::proto): [`EnginePacket`] reads and writes the
 //! Engine.IO framing of one WebSocket message, and [`Decoder`] / [`Packet::encode`] the
@@ -29,11 +29,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The server ([`Server`]) speaks Engine.IO v4 over WebSocket only, at
-//! `/socket.io/?EIO=4&transport=websocket`: clients connect with `transports: ['websocket']`,
-//! and an HTTP long-polling request gets a `400` with Socket.IO's JSON error body. Each
-//! connection has a bounded outgoing queue written by a task of its own, so a broadcast (encoded
-//! once, its `Bytes` shared by every recipient) never waits on a slow client: see
+//! The server ([`Server`]) speaks Engine.IO v4 at `/socket.io/`, over WebSocket
+//! (`transport=websocket`) and HTTP long-polling (`transport=polling`, socket.io-client's
+//! default first transport), and upgrades a polling session to WebSocket when the client
+//! probes for it. Each session has one bounded outgoing queue, whatever its transport: a
+//! WebSocket writer task drains it, or each polling GET takes what it holds; a broadcast
+//! (encoded once, its `Bytes` shared by every recipient) never waits on a slow client: see
 //! [`Config::queue_limit`] for the policy. The server pings every [`Config::ping_interval`] and
 //! drops a client that does not answer within [`Config::ping_timeout`].
 //!
@@ -82,11 +83,11 @@ mod packet;
 mod server;
 
 pub use binary::Args;
-pub use engine::{EngineError, EnginePacket, OpenInfo};
+pub use engine::{EngineError, EnginePacket, OpenInfo, payload};
 pub use packet::{
     DEFAULT_NAMESPACE, DecodeError, DecodeLimits, Decoder, EncodedPacket, Packet, RESERVED_EVENTS,
 };
 pub use server::{
-    AckError, AckSender, Broadcast, Config, DisconnectReason, EmitError, Extensions, HttpResponse,
-    Namespace, Refusal, ServeError, Server, Socket,
+    AckError, AckSender, Broadcast, BroadcastAckError, Config, Cors, DisconnectReason, EmitError,
+    Extensions, Handshake, HttpResponse, Namespace, Refusal, Remote, ServeError, Server, Socket,
 };

@@ -140,8 +140,8 @@ pub enum DecodeError {
     /// The payload has the wrong shape for the packet type.
     #[error("invalid payload for packet type {0}")]
     InvalidPayload(u8),
-    /// An event whose first argument is not a string.
-    #[error("event name is not a string")]
+    /// An event whose first argument is neither a string nor a number.
+    #[error("event name is not a string or a number")]
     InvalidEventName,
     /// An event named like one of socket.io's own.
     #[error("reserved event name {0:?}")]
@@ -433,12 +433,16 @@ impl Header {
                 if values.is_empty() {
                     return Err(invalid);
                 }
-                let Value::String(event) = values.remove(0) else {
-                    return Err(DecodeError::InvalidEventName);
+                // socket.io-parser accepts a number as the name, which a JavaScript listener
+                // sees as its decimal string.
+                let event = match values.remove(0) {
+                    Value::String(event) if RESERVED_EVENTS.contains(&event.as_str()) => {
+                        return Err(DecodeError::ReservedEventName(event));
+                    }
+                    Value::String(event) => event,
+                    Value::Number(number) => number.to_string(),
+                    _ => return Err(DecodeError::InvalidEventName),
                 };
-                if RESERVED_EVENTS.contains(&event.as_str()) {
-                    return Err(DecodeError::ReservedEventName(event));
-                }
                 let args = Args::from_parts(values, attachments)?;
                 Ok(Packet::Event {
                     namespace,
@@ -449,10 +453,9 @@ impl Header {
             }
             3 | 6 => {
                 let id = ack.ok_or(DecodeError::InvalidAckId)?;
-                let values = match payload {
-                    None => Vec::new(),
-                    Some(Value::Array(values)) => values,
-                    Some(_) => return Err(invalid),
+                // The payload is mandatory: an array, possibly empty.
+                let Some(Value::Array(values)) = payload else {
+                    return Err(invalid);
                 };
                 let args = Args::from_parts(values, attachments)?;
                 Ok(Packet::Ack {

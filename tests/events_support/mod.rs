@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use tokio::net::{TcpListener, TcpStream};
 use wsio::Message;
 use wsio::events::{Args, Config, Decoder, EnginePacket, OpenInfo, Packet, Server};
+use wsio::proto::handshake::ClientRequest;
 use wsio::tokio::WebSocketStream;
 
 /// How long a test waits for anything.
@@ -49,8 +50,19 @@ pub enum Incoming {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Self {
-        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-        let (mut ws, _) = wsio::tokio::connect_async(&url).await.unwrap();
+        Self::connect_with(addr, "", &[]).await
+    }
+
+    /// Connects with `query` (`&name=value…`) appended to the URL and extra `headers`.
+    pub async fn connect_with(addr: SocketAddr, query: &str, headers: &[(&str, &str)]) -> Self {
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket{query}");
+        let mut request = ClientRequest::new(&url).unwrap();
+        for (name, value) in headers {
+            request = request.header(name, value).unwrap();
+        }
+        let (mut ws, _) = wsio::tokio::connect_async_with(request, &wsio::Options::default())
+            .await
+            .unwrap();
         let message = tokio::time::timeout(WAIT, ws.read())
             .await
             .unwrap()

@@ -1,9 +1,9 @@
 // A stock socket.io 4.x server for the wsio client's interop tests (tests/events_client_interop.rs).
 //
 // Two servers on 127.0.0.1, on ports the OS picks, printed as one JSON line on stdout:
-//   {"port": P, "fastPort": F}
+//   {"port": P, "fastPort": F, "pollingPort": L}
 // P has socket.io's default heartbeat; F pings every 300 ms and waits 200 ms for the pong, for
-// the heartbeat-timeout scenario. The process exits when its stdin closes, so it never outlives
+// the heartbeat-timeout scenario; pollingPort serves P's events over long-polling only. The process exits when its stdin closes, so it never outlives
 // the test that started it.
 "use strict";
 
@@ -95,8 +95,11 @@ function fast(io) {
   const servers = await Promise.all([
     listen({}, main),
     listen({ pingInterval: 300, pingTimeout: 200 }, fast),
+    // Long-polling only, with a quick heartbeat: WebSocket requests are refused.
+    listen({ transports: ["polling"], pingInterval: 300, pingTimeout: 200 }, main),
   ]);
-  process.stdout.write(JSON.stringify({ port: servers[0].port, fastPort: servers[1].port }) + "\n");
+  const ports = { port: servers[0].port, fastPort: servers[1].port, pollingPort: servers[2].port };
+  process.stdout.write(JSON.stringify(ports) + "\n");
   process.stdin.resume();
   process.stdin.on("end", () => process.exit(0));
   process.stdin.on("close", () => process.exit(0));

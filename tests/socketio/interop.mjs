@@ -7,9 +7,17 @@ const port = process.argv[2];
 const base = `http://127.0.0.1:${port}`;
 const open = [];
 
+// Each test runs twice: WebSocket only, then with socket.io-client's default options (HTTP
+// long-polling first, then the upgrade to WebSocket).
+const modes = {
+  websocket: { transports: ["websocket"] },
+  default: {},
+};
+let mode = "websocket";
+
 function client(namespace = "/", options = {}) {
   const socket = io(base + namespace, {
-    transports: ["websocket"],
+    ...modes[mode],
     reconnection: false,
     forceNew: true,
     ...options,
@@ -57,7 +65,63 @@ const tests = {
     assert.equal(socket.connected, true);
     assert.equal(typeof socket.id, "string");
     assert.ok(socket.id.length > 0);
-    assert.equal(socket.io.engine.transport.name, "websocket");
+    if (mode === "websocket") {
+      assert.equal(socket.io.engine.transport.name, "websocket");
+    } else {
+      // Connected over polling; the upgrade follows.
+      if (socket.io.engine.transport.name !== "websocket") {
+        await within(3000, "upgrade", (resolve) => socket.io.engine.once("upgrade", resolve));
+      }
+      assert.equal(socket.io.engine.transport.name, "websocket");
+      assert.deepEqual(await call(socket, "echo", { after: "upgrade" }), [{ after: "upgrade" }]);
+    }
+  },
+
+  async "polling only: events, acks, binary and order"() {
+    const socket = await connected("/", { transports: ["polling"] });
+    assert.equal(socket.io.engine.transport.name, "polling");
+    const replies = await Promise.all([1, 2, 3].map((n) => call(socket, "echo", n, { z: n, a: [n] })));
+    assert.deepEqual(replies, [1, 2, 3].map((n) => [n, { z: n, a: [n] }]));
+    assert.deepEqual(JSON.stringify(replies[0][1]), '{"z":1,"a":[1]}', "key order kept");
+    const [echoed] = await call(socket, "binary", Buffer.from([9, 8, 7]));
+    assert.deepEqual([...echoed], [9, 8, 7]);
+  },
+
+  async "broadcast with acknowledgements"() {
+    const [a, b] = await Promise.all([connected("/"), connected("/")]);
+    a.on("poll", (question, callback) => callback(`a: ${question}`));
+    b.on("poll", (question, callback) => callback(`b: ${question}`));
+    await call(a, "join", "pollers");
+    await call(b, "join", "pollers");
+    const [result] = await call(a, "poll-all", "ready?");
+    assert.ok(result.ok, JSON.stringify(result));
+    for (const answer of ["a: ready?", "b: ready?"]) {
+      assert.ok(result.replies.includes(answer), JSON.stringify(result));
+    }
+  },
+
+  async "namespace middleware refuses with a message and data"() {
+    const refused = client("/guarded");
+    const [error] = await once(refused, "connect_error");
+    assert.equal(error.message, "who are you?");
+    assert.deepEqual(error.data, { need: "user" });
+    const admitted = client("/guarded", { auth: { user: "ann" } });
+    const [user, handshake] = await once(admitted, "welcome");
+    assert.equal(user, "ann");
+    assert.equal(handshake.address.startsWith("127.0.0.1"), true, JSON.stringify(handshake));
+    assert.equal(handshake.query.EIO, "4");
+  },
+
+  async "reconnection after the server drops the connection"() {
+    const socket = client("/", { reconnection: true, reconnectionDelay: 50, reconnectionDelayMax: 100 });
+    await once(socket, "connect");
+    const firstId = socket.id;
+    const reconnected = once(socket.io, "reconnect", 5000);
+    socket.emit("drop");
+    await reconnected;
+    if (!socket.connected) await once(socket, "connect");
+    assert.notEqual(socket.id, firstId);
+    assert.deepEqual(await call(socket, "echo", "back"), ["back"]);
   },
 
   async "events with acknowledgements, client to server"() {
@@ -165,26 +229,21 @@ const tests = {
     assert.ok(reasons.includes("ping timeout"), reasons);
   },
 
-  async "long-polling gets a clear HTTP error"() {
-    const response = await fetch(`${base}/socket.io/?EIO=4&transport=polling`);
-    assert.equal(response.status, 400);
-    const body = await response.json();
-    assert.equal(body.code, 0);
-    assert.match(body.message, /websocket/);
-  },
 };
 
 let failed = 0;
-for (const [name, test] of Object.entries(tests)) {
-  const started = Date.now();
-  try {
-    await test();
-    console.log(`ok   ${name} (${Date.now() - started} ms)`);
-  } catch (error) {
-    failed++;
-    console.log(`FAIL ${name}: ${error.stack ?? error}`);
+for (mode of Object.keys(modes)) {
+  for (const [name, test] of Object.entries(tests)) {
+    const started = Date.now();
+    try {
+      await test();
+      console.log(`ok   [${mode}] ${name} (${Date.now() - started} ms)`);
+    } catch (error) {
+      failed++;
+      console.log(`FAIL [${mode}] ${name}: ${error.stack ?? error}`);
+    }
+    for (const socket of open.splice(0)) socket.disconnect();
   }
-  for (const socket of open.splice(0)) socket.disconnect();
 }
 console.log(failed ? `${failed} failed` : "all passed");
 process.exit(failed ? 1 : 0);

@@ -10,6 +10,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use super::ClientError;
 use super::DisconnectReason;
 use super::backoff::Backoff;
+use super::polling::Polling;
 use super::state::{Deferred, Settings, Shared};
 use crate::events::{Decoder, EnginePacket, OpenInfo};
 use crate::proto::ProtocolError;
@@ -22,28 +23,78 @@ pub(crate) type Ws = WebSocketStream<TcpStream>;
 /// How long closing the WebSocket may take once no namespace is left.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// Opens the WebSocket and reads the Engine.IO `open` packet, within the connect timeout.
-pub(crate) async fn open_engine(settings: &Settings) -> Result<(Ws, OpenInfo), ClientError> {
-    let open = async {
-        let mut request = ClientRequest::new(&settings.ws_url)
-            .map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
-        for (name, value) in &settings.headers {
-            request = request
-                .header(name, value)
-                .map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
+/// The connection to the server: a WebSocket, or long-polling where a WebSocket is refused.
+pub(crate) enum Link {
+    WebSocket(Box<Ws>),
+    Polling(Box<Polling>),
+}
+
+impl Link {
+    async fn write(&mut self, message: crate::Message) -> Result<(), DisconnectReason> {
+        match self {
+            Self::WebSocket(ws) => ws.write(message).await.map_err(transport_error),
+            Self::Polling(polling) => {
+                polling.write(message);
+                Ok(())
+            }
         }
-        let (mut ws, _response) = connect_async_with(request, &settings.ws_options).await?;
-        let Some(message) = ws.read().await? else {
-            return Err(ClientError::Handshake(
-                "closed before the open packet".into(),
-            ));
+    }
+
+    async fn flush(&mut self) -> Result<(), DisconnectReason> {
+        match self {
+            Self::WebSocket(ws) => ws.flush().await.map_err(transport_error),
+            Self::Polling(polling) => polling.flush().await.map_err(transport_error),
+        }
+    }
+
+    async fn read(&mut self) -> Result<Option<crate::Message>, DisconnectReason> {
+        match self {
+            Self::WebSocket(ws) => ws.read().await.map_err(|error| read_failure(&error)),
+            Self::Polling(polling) => polling
+                .read()
+                .await
+                .map_err(DisconnectReason::TransportError),
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Self::WebSocket(ws) => close(*ws).await,
+            Self::Polling(polling) => polling.close().await,
+        }
+    }
+}
+
+fn transport_error(error: impl std::fmt::Display) -> DisconnectReason {
+    DisconnectReason::TransportError(error.to_string())
+}
+
+/// Opens the connection and reads the Engine.IO `open` packet, within the connect timeout:
+/// a WebSocket, or, when it is refused and the fallback is on, long-polling.
+pub(crate) async fn open_engine(settings: &Settings) -> Result<(Link, OpenInfo), ClientError> {
+    let open = async {
+        // With the fallback, the WebSocket gets half the connect timeout: a refusal whose body
+        // never ends (a kept-alive, chunked 400) must leave time for polling.
+        let attempt = match settings.polling_fallback {
+            true => {
+                let wait = settings.connect_timeout / 2;
+                timeout(wait, open_websocket(settings))
+                    .await
+                    .unwrap_or(Err(ClientError::ConnectTimeout(wait)))
+            }
+            false => open_websocket(settings).await,
         };
-        match EnginePacket::decode(&message) {
-            Ok(EnginePacket::Open(info)) => Ok((ws, info)),
-            Ok(other) => Err(ClientError::Handshake(format!(
-                "expected the open packet, got {other:?}"
-            ))),
-            Err(error) => Err(ClientError::Handshake(error.to_string())),
+        match attempt {
+            Ok((ws, info)) => Ok((Link::WebSocket(Box::new(ws)), info)),
+            Err(ClientError::Transport(_) | ClientError::ConnectTimeout(_))
+                if settings.polling_fallback =>
+            {
+                let max_body = settings.decode_limits.max_packet_size.saturating_mul(2);
+                let (polling, info) =
+                    Polling::open(&settings.ws_url, &settings.headers, max_body).await?;
+                Ok((Link::Polling(Box::new(polling)), info))
+            }
+            Err(error) => Err(error),
         }
     };
     timeout(settings.connect_timeout, open)
@@ -51,9 +102,33 @@ pub(crate) async fn open_engine(settings: &Settings) -> Result<(Ws, OpenInfo), C
         .map_err(|_| ClientError::ConnectTimeout(settings.connect_timeout))?
 }
 
+/// Opens the WebSocket and reads the Engine.IO `open` packet.
+async fn open_websocket(settings: &Settings) -> Result<(Ws, OpenInfo), ClientError> {
+    let mut request = ClientRequest::new(&settings.ws_url)
+        .map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
+    for (name, value) in &settings.headers {
+        request = request
+            .header(name, value)
+            .map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
+    }
+    let (mut ws, _response) = connect_async_with(request, &settings.ws_options).await?;
+    let Some(message) = ws.read().await? else {
+        return Err(ClientError::Handshake(
+            "closed before the open packet".into(),
+        ));
+    };
+    match EnginePacket::decode(&message) {
+        Ok(EnginePacket::Open(info)) => Ok((ws, info)),
+        Ok(other) => Err(ClientError::Handshake(format!(
+            "expected the open packet, got {other:?}"
+        ))),
+        Err(error) => Err(ClientError::Handshake(error.to_string())),
+    }
+}
+
 /// Runs the connection until no namespace is left, every handle is dropped, or reconnection
 /// gives up.
-pub(crate) async fn run(shared: Weak<Shared>, wake: Arc<Notify>, mut ws: Ws, mut info: OpenInfo) {
+pub(crate) async fn run(shared: Weak<Shared>, wake: Arc<Notify>, mut ws: Link, mut info: OpenInfo) {
     let Some(settings) = shared.upgrade().map(|shared| Arc::clone(&shared.settings)) else {
         return;
     };
@@ -123,7 +198,7 @@ async fn wait_until(shared: &Weak<Shared>, wake: &Notify, deadline: Instant) -> 
 
 /// What woke the connection loop.
 enum Step {
-    Read(Result<Option<crate::Message>, crate::Error>),
+    Read(Result<Option<crate::Message>, DisconnectReason>),
     Wake,
     PingTimeout,
 }
@@ -134,7 +209,7 @@ async fn drive(
     shared: &Weak<Shared>,
     wake: &Notify,
     settings: &Settings,
-    mut ws: Ws,
+    mut ws: Link,
     info: &OpenInfo,
 ) -> Option<DisconnectReason> {
     let heartbeat = Duration::from_millis(info.ping_interval.saturating_add(info.ping_timeout));
@@ -143,21 +218,21 @@ async fn drive(
     shared.upgrade()?.lock().on_open(info);
     loop {
         let Some(strong) = shared.upgrade() else {
-            close(ws).await;
+            ws.close().await;
             return None;
         };
         let flush = strong.lock().flush();
         drop(strong);
         for message in flush.messages {
-            if let Err(error) = ws.write(message).await {
-                return Some(DisconnectReason::TransportError(error.to_string()));
+            if let Err(reason) = ws.write(message).await {
+                return Some(reason);
             }
         }
-        if let Err(error) = ws.flush().await {
-            return Some(DisconnectReason::TransportError(error.to_string()));
+        if let Err(reason) = ws.flush().await {
+            return Some(reason);
         }
         if flush.close {
-            close(ws).await;
+            ws.close().await;
             return None;
         }
         let step = tokio::select! {
@@ -168,7 +243,7 @@ async fn drive(
         let message = match step {
             Step::Wake => continue,
             Step::PingTimeout => return Some(DisconnectReason::PingTimeout),
-            Step::Read(Err(error)) => return Some(read_failure(&error)),
+            Step::Read(Err(reason)) => return Some(reason),
             Step::Read(Ok(None)) => return Some(DisconnectReason::TransportClose),
             Step::Read(Ok(Some(message))) => message,
         };
@@ -178,8 +253,11 @@ async fn drive(
                 let paused = shared.upgrade()?.lock().heartbeat_paused;
                 if !paused {
                     let pong = EnginePacket::Pong(data).encode();
-                    if let Err(error) = ws.send(pong).await {
-                        return Some(DisconnectReason::TransportError(error.to_string()));
+                    if let Err(reason) = ws.write(pong).await {
+                        return Some(reason);
+                    }
+                    if let Err(reason) = ws.flush().await {
+                        return Some(reason);
                     }
                 }
                 continue;

@@ -42,6 +42,13 @@ pub enum ClientError {
         /// The extra data the server sent with it, if any.
         data: Option<Value>,
     },
+    /// The server accepted the namespace without a session id (`sid`) in its CONNECT reply, as
+    /// a Socket.IO v2 server does: the protocol versions do not match. Not retried.
+    #[error("namespace {namespace}: connect reply without a session id (a Socket.IO v2 server?)")]
+    InvalidConnect {
+        /// The namespace.
+        namespace: String,
+    },
     /// The event name is one socket.io reserves (`connect`, `disconnect`, …).
     #[error("reserved event name {0:?}")]
     ReservedEvent(String),

@@ -57,6 +57,7 @@
 mod backoff;
 mod driver;
 mod error;
+mod polling;
 mod state;
 mod url;
 
@@ -93,6 +94,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     max_buffered: usize,
     decode_limits: DecodeLimits,
+    polling_fallback: bool,
     handlers: Handlers,
     manager: ManagerHandlers,
 }
@@ -114,9 +116,18 @@ impl ClientBuilder {
             connect_timeout: Duration::from_secs(20),
             max_buffered: 1024,
             decode_limits: DecodeLimits::default(),
+            polling_fallback: false,
             handlers: Handlers::default(),
             manager: ManagerHandlers::default(),
         }
+    }
+
+    /// Falls back to HTTP long-polling when the WebSocket cannot be opened (a server or a
+    /// proxy that refuses it), at the first connection and at each reconnection. Default off:
+    /// the client speaks WebSocket only.
+    pub fn polling_fallback(mut self, fallback: bool) -> Self {
+        self.polling_fallback = fallback;
+        self
     }
 
     /// Joins `namespace` (starting with `/`) instead of the one in the URL's path.
@@ -129,6 +140,15 @@ impl ClientBuilder {
     /// `socket.handshake.auth`).
     pub fn auth(mut self, auth: Value) -> Self {
         self.auth = Some(auth);
+        self
+    }
+
+    /// Makes the auth payload with `auth` each time the namespace connects, reconnections
+    /// included, so a token can be refreshed (socket.io-client's `auth` callback). It replaces
+    /// [`auth`](Self::auth); a value that is not a JSON object sends no payload. It runs while
+    /// the client's state is locked: it must not call the client.
+    pub fn auth_with(mut self, auth: impl Fn() -> Value + Send + Sync + 'static) -> Self {
+        self.handlers.auth = Some(Arc::new(auth));
         self
     }
 
@@ -233,7 +253,8 @@ impl ClientBuilder {
     }
 
     /// Runs `callback` when the server refuses the namespace
-    /// ([`ClientError::ConnectRefused`]) and when a reconnection attempt fails.
+    /// ([`ClientError::ConnectRefused`]), answers it without a session id
+    /// ([`ClientError::InvalidConnect`]) and when a reconnection attempt fails.
     pub fn on_connect_error(
         mut self,
         callback: impl Fn(&ClientError) + Send + Sync + 'static,
@@ -259,7 +280,7 @@ impl ClientBuilder {
     ///
     /// Fails with the transport's error if the first connection cannot be opened (reconnection
     /// only starts once connected), with [`ClientError::ConnectRefused`] if the server refuses
-    /// the namespace, and with [`ClientError::ConnectTimeout`] past the connect timeout.
+    /// the namespace, [`ClientError::InvalidConnect`] if its reply carries no session id, and with [`ClientError::ConnectTimeout`] past the connect timeout.
     pub async fn connect(&self) -> Result<Client, ClientError> {
         let endpoint = url::endpoint(&self.url, &self.path, &self.query)?;
         let namespace = self.namespace.clone().unwrap_or(endpoint.namespace);
@@ -282,6 +303,7 @@ impl ClientBuilder {
             connect_timeout: self.connect_timeout,
             max_buffered: self.max_buffered,
             decode_limits: self.decode_limits,
+            polling_fallback: self.polling_fallback,
         });
         let deadline = Instant::now() + self.connect_timeout;
         let (ws, info) = driver::open_engine(&settings).await?;
@@ -375,6 +397,20 @@ impl Client {
     /// [`ClientError::Closed`].
     pub fn emit(&self, event: &str, args: impl Into<Args>) -> Result<(), ClientError> {
         self.queue(event, args.into(), None).map(|_| ())
+    }
+
+    /// Sends a volatile event (socket.io-client's `socket.volatile.emit`): only if the
+    /// namespace is connected and nothing is waiting to be written now; otherwise it is
+    /// dropped, never buffered for a reconnection. Returns whether it was sent.
+    pub fn emit_volatile(&self, event: &str, args: impl Into<Args>) -> Result<bool, ClientError> {
+        let queued = self
+            .shared
+            .lock()
+            .queue_volatile(&self.namespace, event, args.into())?;
+        if queued {
+            self.shared.wake.notify_one();
+        }
+        Ok(queued)
     }
 
     /// Sends an event asking for an acknowledgement and waits for it, at most the default
@@ -494,6 +530,12 @@ impl SocketBuilder {
     /// Sends `auth`, a JSON object, with the namespace's `CONNECT`.
     pub fn auth(mut self, auth: Value) -> Self {
         self.auth = Some(auth);
+        self
+    }
+
+    /// As [`ClientBuilder::auth_with`].
+    pub fn auth_with(mut self, auth: impl Fn() -> Value + Send + Sync + 'static) -> Self {
+        self.handlers.auth = Some(Arc::new(auth));
         self
     }
 

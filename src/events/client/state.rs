@@ -26,6 +26,8 @@ pub(crate) type DisconnectHandler = Arc<dyn Fn(&DisconnectReason) + Send + Sync>
 pub(crate) type ErrorHandler = Arc<dyn Fn(&ClientError) + Send + Sync>;
 /// Runs when the connection is back, with the attempt that succeeded.
 pub(crate) type ReconnectHandler = Arc<dyn Fn(u32) + Send + Sync>;
+/// Makes the auth payload of each (re)connection of a namespace.
+pub(crate) type AuthCallback = Arc<dyn Fn() -> Value + Send + Sync>;
 /// A callback to run once the lock is released.
 pub(crate) type Deferred = Box<dyn FnOnce() + Send>;
 /// Where an acknowledgement is delivered.
@@ -38,6 +40,8 @@ pub(crate) struct Handlers {
     pub connect: Option<ConnectHandler>,
     pub disconnect: Option<DisconnectHandler>,
     pub connect_error: Option<ErrorHandler>,
+    /// Replaces the static auth payload when set.
+    pub auth: Option<AuthCallback>,
 }
 
 /// The callbacks of the connection as a whole.
@@ -58,6 +62,8 @@ pub(crate) struct Settings {
     pub connect_timeout: Duration,
     pub max_buffered: usize,
     pub decode_limits: DecodeLimits,
+    /// Fall back to long-polling when the WebSocket is refused.
+    pub polling_fallback: bool,
 }
 
 /// What the handles and the connection task share. Dropping the last handle wakes the task,
@@ -268,6 +274,45 @@ impl State {
         Ok(id)
     }
 
+    /// Queues a volatile event: only when the namespace is connected and nothing is waiting
+    /// to be written, as socket.io-client drops volatile packets the transport cannot take
+    /// now; returns whether it was queued.
+    pub fn queue_volatile(
+        &mut self,
+        namespace: &str,
+        event: &str,
+        args: Args,
+    ) -> Result<bool, ClientError> {
+        if RESERVED_EVENTS.contains(&event) {
+            return Err(ClientError::ReservedEvent(event.to_owned()));
+        }
+        let (open, generation, max_payload) = (self.open, self.generation, self.max_payload);
+        let ns = self
+            .namespaces
+            .get_mut(namespace)
+            .filter(|ns| ns.status != Status::Leaving)
+            .ok_or(ClientError::Closed)?;
+        if !open || !matches!(ns.status, Status::Connected { .. }) || !ns.outbox.is_empty() {
+            return Ok(false);
+        }
+        let packet = Packet::Event {
+            namespace: namespace.to_owned(),
+            event: event.to_owned(),
+            args,
+            ack: None,
+        };
+        let messages = packet.to_messages();
+        check_size(&messages, max_payload)?;
+        ns.outbox.push_back(Outgoing {
+            order: self.next_order,
+            messages,
+            ack: None,
+            generation: Some(generation),
+        });
+        self.next_order += 1;
+        Ok(true)
+    }
+
     /// Forgets the acknowledgement `id` of `namespace` (its wait timed out).
     pub fn forget_ack(&mut self, namespace: &str, id: u64) {
         if let Some(ns) = self.namespaces.get_mut(namespace) {
@@ -351,9 +396,16 @@ impl State {
                 Status::Connecting { sent } => {
                     if *sent != Some(generation) {
                         *sent = Some(generation);
+                        let data = match &ns.handlers.auth {
+                            Some(auth) => match auth() {
+                                Value::Object(map) => Some(map),
+                                _ => None,
+                            },
+                            None => ns.auth.clone(),
+                        };
                         let connect = Packet::Connect {
                             namespace: name.clone(),
-                            data: ns.auth.clone(),
+                            data,
                         };
                         messages.extend(connect.to_messages());
                     }
@@ -397,7 +449,17 @@ impl State {
                     .as_ref()
                     .and_then(|data| data.get("sid"))
                     .and_then(Value::as_str)
-                    .unwrap_or_default();
+                    .filter(|sid| !sid.is_empty());
+                // socket.io-client takes a reply without a session id as a connect error: the
+                // server speaks another protocol version (Socket.IO v2 sends a bare `0`).
+                let Some(sid) = sid else {
+                    let error = ClientError::InvalidConnect {
+                        namespace: name.clone(),
+                    };
+                    deferred.extend(ns.connect_error_callback(&error));
+                    self.remove(&name, &error);
+                    return deferred;
+                };
                 ns.status = Status::Connected {
                     sid: sid.to_owned(),
                 };

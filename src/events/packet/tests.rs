@@ -186,13 +186,53 @@ fn ack_ids_with_many_digits() {
     let over = format!("3{}0[]", u64::MAX);
     assert_eq!(decode(&over), Err(DecodeError::AckIdTooLarge));
     assert!(matches!(decoded("3007[]"), Packet::Ack { id: 7, .. }));
-    assert!(matches!(decoded("37"), Packet::Ack { id: 7, ref args, .. } if args.is_empty()));
+    assert!(matches!(decoded("37[]"), Packet::Ack { id: 7, ref args, .. } if args.is_empty()));
 }
 
 #[test]
-fn event_names_must_be_unreserved_strings() {
-    assert_eq!(decode("2[1,2]"), Err(DecodeError::InvalidEventName));
+fn ack_without_its_array_is_rejected() {
+    // socket.io-parser: the ACK payload is mandatory, an array, possibly empty.
+    assert_eq!(decode("37"), Err(DecodeError::InvalidPayload(3)));
+    assert_eq!(decode("3/admin,7"), Err(DecodeError::InvalidPayload(3)));
+    assert_eq!(decode("37\"a\""), Err(DecodeError::InvalidPayload(3)));
+    let mut decoder = Decoder::default();
+    assert_eq!(decoder.receive_text("61-7"), Ok(None));
+    assert_eq!(
+        decoder.receive_binary(Bytes::from_static(&[1])),
+        Err(DecodeError::InvalidPayload(6))
+    );
+}
+
+#[test]
+fn object_keys_keep_their_order() {
+    let text = r#"2["order",{"z":1,"a":{"y":2,"b":3},"m":[{"k":0,"c":1}]}]"#;
+    let packet = decoded(text);
+    assert_eq!(packet.encode().text, text);
+    let Packet::Event { args, .. } = &packet else {
+        panic!("not an event: {packet:?}");
+    };
+    let keys: Vec<&str> = args.values()[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["z", "a", "m"]);
+}
+
+#[test]
+fn event_names_are_unreserved_strings_or_numbers() {
+    // socket.io-parser takes a number as an event name; JavaScript listeners see its string.
+    for (text, name) in [("2[1,2]", "1"), ("2[-7]", "-7"), ("2[1.5]", "1.5")] {
+        assert!(
+            matches!(decoded(text), Packet::Event { ref event, .. } if event == name),
+            "{text}"
+        );
+    }
     assert_eq!(decode("2[null]"), Err(DecodeError::InvalidEventName));
+    assert_eq!(decode("2[true]"), Err(DecodeError::InvalidEventName));
+    assert_eq!(decode("2[[\"a\"]]"), Err(DecodeError::InvalidEventName));
+    assert_eq!(decode("2[{}]"), Err(DecodeError::InvalidEventName));
     assert_eq!(decode("2[]"), Err(DecodeError::InvalidPayload(2)));
     assert_eq!(decode("2"), Err(DecodeError::InvalidPayload(2)));
     assert_eq!(decode("2{\"a\":1}"), Err(DecodeError::InvalidPayload(2)));

@@ -1,21 +1,25 @@
-//! One Engine.IO session over one WebSocket: the reader loop with the heartbeat, the writer
-//! task draining the queue, and the namespaces the client joined.
+//! One Engine.IO session, over WebSocket or long-polling: the session task with the heartbeat
+//! and the connect timeout, the outgoing queue its transport drains (a WebSocket writer task,
+//! or each polling GET), and the namespaces the client joined. An upgrade hands the session a
+//! WebSocket mid-way; the queue, and so the order of packets, stays.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Notify;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
-use super::namespace::Namespace;
+use super::handshake::{Handshake, RequestInfo};
 use super::queue::{Item, Outgoing, Push, Queue, prepare};
 use super::socket::Socket;
-use super::{DisconnectReason, ServerInner};
+use super::{DisconnectReason, ServerInner, lock};
 use crate::events::{DecodeLimits, Decoder, EnginePacket, OpenInfo, Packet};
-use crate::lock::lock;
 use crate::proto::{CloseCode, CloseFrame, PreparedMessage};
 use crate::tokio::{ReadHalf, WebSocketStream, WriteHalf};
 use crate::{Message, Utf8Bytes};
@@ -26,7 +30,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// The shared state of one connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    queue: Queue,
+    pub(crate) queue: Queue,
     /// The socket of each namespace the client joined.
     sockets: Mutex<HashMap<String, Socket>>,
     reason: Mutex<Option<DisconnectReason>>,
@@ -60,40 +64,174 @@ impl Conn {
     }
 }
 
-/// Runs a session from the Engine.IO open packet to the end of the WebSocket.
-pub(crate) async fn run<S>(server: &ServerInner, ws: WebSocketStream<S>)
+/// A stream of any kind, for the WebSocket that upgrades a polling session.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+pub(crate) type BoxIo = Box<dyn Io>;
+
+/// How a session reaches its client.
+pub(crate) enum Transport<S> {
+    /// A WebSocket opened directly (`transport=websocket` without a session id).
+    WebSocket(Box<WebSocketStream<S>>, String),
+    /// HTTP long-polling: its requests feed the session through this state, and a WebSocket
+    /// may take over later (the upgrade).
+    Polling(Arc<Polling>, PollingInput<S>),
+}
+
+/// The long-polling side of a session, shared by its HTTP requests.
+#[derive(Debug)]
+pub(crate) struct Polling {
+    pub(crate) sid: String,
+    pub(crate) conn: Arc<Conn>,
+    /// Messages from POST bodies, to the session task.
+    incoming: mpsc::Sender<Message>,
+    /// The WebSocket that completed the upgrade, to the session task.
+    upgrades: mpsc::Sender<WebSocketStream<BoxIo>>,
+    /// Set while a GET waits for packets: a second one at the same time closes the session.
+    pub(crate) polling: AtomicBool,
+    /// Set once a WebSocket probe started the upgrade: a second probe is refused.
+    pub(crate) upgrading: AtomicBool,
+    /// Set once the WebSocket took over; `released` wakes a GET still waiting then.
+    pub(crate) upgraded: AtomicBool,
+    pub(crate) released: Notify,
+    /// Why the client's side ended the session, when it did (its `close` packet): a waiting
+    /// GET is then answered with a noop instead of a close packet.
+    client_closed: AtomicBool,
+}
+
+/// What the session task receives from the polling side.
+pub(crate) struct PollingInput<S> {
+    incoming: mpsc::Receiver<Message>,
+    upgrades: mpsc::Receiver<WebSocketStream<S>>,
+}
+
+/// Messages a POST may hand the session before it waits for the session to take them.
+const INCOMING_QUEUE: usize = 64;
+
+impl Polling {
+    /// Creates the polling state of a new session, with the receiving ends for its task.
+    pub(crate) fn new(server: &ServerInner, sid: String) -> (Arc<Self>, PollingInput<BoxIo>) {
+        let (incoming, incoming_rx) = mpsc::channel(INCOMING_QUEUE);
+        let (upgrades, upgrades_rx) = mpsc::channel(1);
+        let polling = Arc::new(Self {
+            sid,
+            conn: Conn::new(server),
+            incoming,
+            upgrades,
+            polling: AtomicBool::new(false),
+            upgrading: AtomicBool::new(false),
+            upgraded: AtomicBool::new(false),
+            released: Notify::new(),
+            client_closed: AtomicBool::new(false),
+        });
+        let input = PollingInput {
+            incoming: incoming_rx,
+            upgrades: upgrades_rx,
+        };
+        (polling, input)
+    }
+
+    /// Hands the upgraded WebSocket to the session task.
+    pub(crate) async fn upgrade(&self, ws: WebSocketStream<BoxIo>) {
+        let _ = self.upgrades.send(ws).await;
+    }
+
+    /// Hands the messages of a POST body to the session, in order; `false` once it ended.
+    pub(crate) async fn receive(&self, messages: Vec<Message>) -> bool {
+        for message in messages {
+            if self.incoming.send(message).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether the client ended the session with a `close` packet.
+    pub(crate) fn client_closed(&self) -> bool {
+        self.client_closed.load(Ordering::Acquire)
+    }
+}
+
+impl Conn {
+    fn new(server: &ServerInner) -> Arc<Self> {
+        let config = &server.config;
+        Arc::new(Self {
+            queue: Queue::new(config.queue_limit, config.overflow_timeout),
+            sockets: Mutex::default(),
+            reason: Mutex::default(),
+            closing: Notify::new(),
+        })
+    }
+}
+
+/// Where the session task reads from: the WebSocket, or the POSTs of long-polling.
+enum Source<S> {
+    WebSocket(ReadHalf<S>),
+    Polling(PollingInput<S>),
+}
+
+/// Runs a session from the Engine.IO open packet to its end: over a WebSocket, or over
+/// long-polling until a WebSocket upgrade takes over.
+pub(crate) async fn run<S>(server: &ServerInner, transport: Transport<S>, request: Arc<RequestInfo>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let config = &server.config;
-    let conn = Arc::new(Conn {
-        queue: Queue::new(config.queue_limit, config.overflow_timeout),
-        sockets: Mutex::default(),
-        reason: Mutex::default(),
-        closing: Notify::new(),
-    });
+    let (conn, sid, upgrades, mut source, mut writer, polling) = match transport {
+        Transport::WebSocket(ws, sid) => {
+            let conn = Conn::new(server);
+            let (reader, writer) = ws.split();
+            let writer = tokio::spawn(write_loop(Arc::clone(&conn), writer));
+            (
+                conn,
+                sid,
+                Vec::new(),
+                Source::WebSocket(reader),
+                Some(writer),
+                None,
+            )
+        }
+        Transport::Polling(polling, input) => (
+            Arc::clone(&polling.conn),
+            polling.sid.clone(),
+            vec!["websocket".to_owned()],
+            Source::Polling(input),
+            None,
+            Some(polling),
+        ),
+    };
     let open = EnginePacket::Open(OpenInfo {
-        sid: server.new_id(),
-        upgrades: Vec::new(),
+        sid,
+        upgrades,
         ping_interval: millis(config.ping_interval),
         ping_timeout: millis(config.ping_timeout),
         max_payload: config.max_payload as u64,
     });
     conn.push(prepare(vec![open.encode()]), false);
-    let (mut reader, writer) = ws.split();
-    let mut writer = tokio::spawn(write_loop(Arc::clone(&conn), writer));
 
     let mut session = Session {
         server,
         conn: &conn,
+        request,
         decoder: Decoder::new(DecodeLimits {
             max_packet_size: config.max_payload,
             max_attachments: config.max_attachments,
         }),
         awaiting_pong: false,
         deadline: Instant::now() + config.ping_interval,
+        connect_deadline: Some(Instant::now() + config.connect_timeout),
     };
-    let reason = session.read_loop(&mut reader).await;
+    let reason = session.read_loop(&mut source, &mut writer).await;
+    if let Some(polling) = &polling {
+        // Gone before the session's packets are released, so that a request after the last
+        // answer finds no session.
+        server.forget_session(&polling.sid);
+        if reason == DisconnectReason::TransportClose {
+            polling.client_closed.store(true, Ordering::Release);
+        }
+    }
     conn.close(reason);
     let reason = conn.reason();
     let sockets: Vec<Socket> = lock(&conn.sockets)
@@ -103,13 +241,16 @@ where
     for socket in sockets {
         socket.closed(reason);
     }
-    // The writer sends what is queued and the close frame; the reader sees the peer's answer.
-    let finish = async {
-        while let Ok(Some(_)) = reader.read().await {}
-        let _ = (&mut writer).await;
-    };
-    if tokio::time::timeout(CLOSE_GRACE, finish).await.is_err() {
-        writer.abort();
+    // Over WebSocket the writer sends what is queued and the close frame, and the reader sees
+    // the peer's answer. Over long-polling a waiting GET takes the rest.
+    if let (Source::WebSocket(reader), Some(writer)) = (&mut source, &mut writer) {
+        let finish = async {
+            while let Ok(Some(_)) = reader.read().await {}
+            let _ = (&mut *writer).await;
+        };
+        if tokio::time::timeout(CLOSE_GRACE, finish).await.is_err() {
+            writer.abort();
+        }
     }
 }
 
@@ -117,28 +258,47 @@ where
 struct Session<'a> {
     server: &'a ServerInner,
     conn: &'a Arc<Conn>,
+    /// The HTTP request that opened the session, shared by its sockets' handshakes.
+    request: Arc<RequestInfo>,
     decoder: Decoder,
     awaiting_pong: bool,
     /// When to send the next ping, or, while awaiting the pong, when the peer is dead.
     deadline: Instant,
+    /// When a client that joined no namespace yet is closed (see [`Config::connect_timeout`]).
+    ///
+    /// [`Config::connect_timeout`]: super::Config::connect_timeout
+    connect_deadline: Option<Instant>,
 }
 
 impl Session<'_> {
-    /// Reads until the connection ends; returns why.
-    async fn read_loop<S>(&mut self, reader: &mut ReadHalf<S>) -> DisconnectReason
+    /// Reads until the session ends; returns why. A WebSocket upgrade of a polling session
+    /// switches `source` and starts the `writer`.
+    async fn read_loop<S>(
+        &mut self,
+        source: &mut Source<S>,
+        writer: &mut Option<JoinHandle<()>>,
+    ) -> DisconnectReason
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         loop {
+            let connect_deadline = self.connect_deadline;
             tokio::select! {
-                message = reader.read() => match message {
-                    Ok(Some(message)) => {
+                message = next_message(source) => match message {
+                    Incoming::Message(message) => {
                         if let Err(reason) = self.receive(&message).await {
                             return reason;
                         }
+                        if self.connect_deadline.is_some() && !lock(&self.conn.sockets).is_empty() {
+                            self.connect_deadline = None;
+                        }
                     }
-                    Ok(None) => return DisconnectReason::TransportClose,
-                    Err(_) => return DisconnectReason::TransportError,
+                    Incoming::Upgrade(ws) => {
+                        let (reader, ws_writer) = ws.split();
+                        *writer = Some(tokio::spawn(write_loop(Arc::clone(self.conn), ws_writer)));
+                        *source = Source::WebSocket(reader);
+                    }
+                    Incoming::End(reason) => return reason,
                 },
                 () = sleep_until(self.deadline) => {
                     if self.awaiting_pong {
@@ -147,6 +307,9 @@ impl Session<'_> {
                     self.conn.push(prepare(vec![EnginePacket::Ping("").encode()]), false);
                     self.awaiting_pong = true;
                     self.deadline = Instant::now() + self.server.config.ping_timeout;
+                }
+                () = sleep_until(connect_deadline.unwrap_or_else(far_future)), if connect_deadline.is_some() => {
+                    return DisconnectReason::ServerClose;
                 }
                 () = self.conn.closing.notified() => return self.conn.reason(),
             }
@@ -159,11 +322,9 @@ impl Session<'_> {
         let decoded = match packet {
             EnginePacket::Message(text) => self.decoder.receive_text(text),
             EnginePacket::Binary(data) => self.decoder.receive_binary(data),
-            EnginePacket::Ping(data) => {
-                let pong = EnginePacket::Pong(data).encode();
-                self.conn.push(prepare(vec![pong]), false);
-                return Ok(());
-            }
+            // In Engine.IO v4 only the server pings: a ping from the client is a heartbeat in
+            // the wrong direction, which ends the session as a transport error (as in Node).
+            EnginePacket::Ping(_) => return Err(DisconnectReason::TransportError),
             EnginePacket::Pong(_) => {
                 if self.awaiting_pong {
                     self.awaiting_pong = false;
@@ -182,86 +343,108 @@ impl Session<'_> {
         }
     }
 
+    /// Routes a packet to its namespace's socket. As in Node, a packet that does not fit the
+    /// namespace's state ends the connection: anything but CONNECT for a namespace the client
+    /// has not joined (before any CONNECT, after leaving, or after a refusal), and a second
+    /// CONNECT for a namespace it has joined.
     async fn dispatch(&mut self, packet: Packet) -> Result<(), DisconnectReason> {
-        match packet {
-            Packet::Connect { namespace, data } => {
-                let auth = data.map(Value::Object).unwrap_or(Value::Null);
+        let socket = lock(&self.conn.sockets).get(packet.namespace()).cloned();
+        match (packet, socket) {
+            (Packet::Connect { namespace, data }, None) => {
+                let auth = Value::Object(data.unwrap_or_default());
                 self.connect(namespace, auth).await;
             }
-            Packet::Disconnect { namespace } => {
+            (Packet::Disconnect { namespace }, Some(_)) => {
                 if let Some(socket) = self.conn.remove_socket(&namespace) {
                     socket.closed(DisconnectReason::ClientNamespaceDisconnect);
                 }
             }
-            Packet::Event {
-                namespace,
-                event,
-                args,
-                ack,
-            } => {
-                let socket = lock(&self.conn.sockets).get(&namespace).cloned();
-                if let Some(socket) = socket {
-                    socket.receive_event(event, args, ack).await;
-                }
-            }
-            Packet::Ack {
-                namespace,
-                id,
-                args,
-            } => {
-                let socket = lock(&self.conn.sockets).get(&namespace).cloned();
-                if let Some(socket) = socket {
-                    socket.receive_ack(id, args);
-                }
-            }
+            (
+                Packet::Event {
+                    event, args, ack, ..
+                },
+                Some(socket),
+            ) => socket.receive_event(event, args, ack).await,
+            (Packet::Ack { id, args, .. }, Some(socket)) => socket.receive_ack(id, args),
             // Only a server sends CONNECT_ERROR.
             _ => return Err(DisconnectReason::ParseError),
         }
         Ok(())
     }
 
-    /// Answers a CONNECT: CONNECT with the socket id, or CONNECT_ERROR.
+    /// Answers a CONNECT: CONNECT with the socket id, or CONNECT_ERROR. The namespace's
+    /// authorize hook and middleware run here, on the reader: the client's later packets wait.
     async fn connect(&mut self, name: String, auth: Value) {
-        if lock(&self.conn.sockets).contains_key(&name) {
-            return;
-        }
         let refuse = |message: String, data: Option<Value>| Packet::ConnectError {
             namespace: name.clone(),
             message,
             data,
         };
-        let Some(namespace) = self.server.namespace(&name) else {
+        let Some(namespace) = self.server.namespace(&name, &auth) else {
             let packet = refuse("Invalid namespace".into(), None);
             self.conn.push(prepare(packet.to_messages()), false);
             return;
         };
-        if let Err(refusal) = namespace.admit(auth.clone()).await {
+        let handshake = Handshake::new(Arc::clone(&self.request), auth);
+        let socket = Socket::new(
+            self.server.new_id(),
+            Arc::clone(&namespace.inner),
+            Arc::clone(self.conn),
+            handshake,
+            self.server.config.ack_timeout,
+        );
+        if let Err(refusal) = namespace.admit(&socket).await {
+            socket.discard();
             let packet = refuse(refusal.message, refusal.data);
             self.conn.push(prepare(packet.to_messages()), false);
             return;
         }
-        self.accept(&namespace, auth);
-    }
-
-    fn accept(&mut self, namespace: &Namespace, auth: Value) {
-        let id = self.server.new_id();
-        let socket = Socket::start(
-            id.clone(),
-            Arc::clone(&namespace.inner),
-            Arc::clone(self.conn),
-            auth,
-            self.server.config.ack_timeout,
-        );
         lock(&self.conn.sockets).insert(namespace.name().to_owned(), socket.clone());
+        socket.activate();
         let mut data = Map::new();
-        data.insert("sid".into(), Value::String(id));
+        data.insert("sid".into(), Value::String(socket.id().to_owned()));
         let packet = Packet::Connect {
             namespace: namespace.name().to_owned(),
             data: Some(data),
         };
         self.conn.push(prepare(packet.to_messages()), false);
+        // The reply goes out on its own, before anything the connection handler emits.
+        self.conn.queue.push_flush();
         namespace.register(&socket);
     }
+}
+
+/// What the session task reads next.
+enum Incoming<S> {
+    Message(Message),
+    /// The WebSocket that completed the upgrade of a polling session.
+    Upgrade(Box<WebSocketStream<S>>),
+    End(DisconnectReason),
+}
+
+async fn next_message<S>(source: &mut Source<S>) -> Incoming<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match source {
+        Source::WebSocket(reader) => match reader.read().await {
+            Ok(Some(message)) => Incoming::Message(message),
+            Ok(None) => Incoming::End(DisconnectReason::TransportClose),
+            Err(_) => Incoming::End(DisconnectReason::TransportError),
+        },
+        Source::Polling(input) => tokio::select! {
+            message = input.incoming.recv() => match message {
+                Some(message) => Incoming::Message(message),
+                None => Incoming::End(DisconnectReason::TransportClose),
+            },
+            Some(ws) = input.upgrades.recv() => Incoming::Upgrade(Box::new(ws)),
+        },
+    }
+}
+
+/// A deadline that never comes, for a disabled timer branch.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 /// Writes the queue out until its close item, then closes the WebSocket.
@@ -275,6 +458,7 @@ where
         for item in items.drain(..) {
             let result = match item {
                 Item::Packet(messages) => write_all(&mut writer, &messages).await,
+                Item::Flush => writer.flush().await,
                 Item::Close => {
                     let frame = CloseFrame {
                         code: CloseCode::NORMAL,
@@ -293,6 +477,7 @@ where
             conn.close(DisconnectReason::TransportError);
             return;
         }
+        conn.queue.written();
     }
 }
 

@@ -39,35 +39,54 @@ impl HttpResponse {
         Self::new(400, "application/json", body)
     }
 
-    /// The bytes to write before closing the connection.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The bytes to write, announcing whether the connection stays open for another request,
+    /// with `extra` headers.
+    pub(crate) fn encode(&self, keep_alive: bool, extra: &[(String, String)]) -> Vec<u8> {
         let reason = match self.status {
             200 => "OK",
+            204 => "No Content",
             400 => "Bad Request",
+            403 => "Forbidden",
             404 => "Not Found",
+            411 => "Length Required",
+            413 => "Payload Too Large",
             431 => "Request Header Fields Too Large",
             _ => "",
         };
-        let mut out = format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        let connection = match keep_alive {
+            true => "keep-alive",
+            false => "close",
+        };
+        let mut head = format!(
+            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: {connection}\r\n",
             self.status,
             self.content_type,
             self.body.len()
-        )
-        .into_bytes();
+        );
+        for (name, value) in extra {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
         out.extend_from_slice(&self.body);
         out
     }
 }
 
-/// The request head as read so far, and the parts routing needs.
+/// A request head, parsed.
 pub(crate) struct Head {
-    /// Everything read, the head and possibly more; replayed to the WebSocket handshake.
-    pub(crate) bytes: Bytes,
+    /// The method, as sent.
+    pub(crate) method: String,
     /// The path of the request target, without the query.
     pub(crate) path: String,
     /// The query string, without `?`.
     pub(crate) query: String,
+    /// Header names in lower case, values trimmed.
+    pub(crate) headers: Vec<(String, String)>,
+    /// Whether the client lets the connection carry another request after this one.
+    pub(crate) keep_alive: bool,
+    /// The length of the head, blank line included.
+    pub(crate) len: usize,
 }
 
 impl Head {
@@ -79,6 +98,14 @@ impl Head {
             .find(|(key, _)| *key == name)
             .map(|(_, value)| value)
     }
+
+    /// The first value of header `name` (lower case).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// Why no head could be read.
@@ -88,45 +115,159 @@ pub(crate) enum HeadError {
     Bad(HttpResponse),
 }
 
-/// Reads up to the end of the request head.
-pub(crate) async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Head, HeadError> {
-    let mut buf = BytesMut::with_capacity(1024);
-    let end = loop {
-        if let Some(end) = buf.windows(4).position(|window| window == b"\r\n\r\n") {
-            break end;
-        }
-        if buf.len() > MAX_HEAD {
-            let body = "request head too large";
-            return Err(HeadError::Bad(HttpResponse::new(431, "text/plain", body)));
-        }
-        if stream.read_buf(&mut buf).await.map_err(HeadError::Io)? == 0 {
-            let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "eof in the request head");
-            return Err(HeadError::Io(eof));
-        }
-    };
-    let line = buf[..end]
-        .split(|&byte| byte == b'\r')
-        .next()
-        .unwrap_or(&[]);
-    let target = std::str::from_utf8(line)
-        .ok()
-        .and_then(|line| line.split(' ').nth(1))
-        .ok_or_else(|| HeadError::Bad(HttpResponse::new(400, "text/plain", "bad request")))?;
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    Ok(Head {
-        path: path.to_owned(),
-        query: query.to_owned(),
-        bytes: buf.freeze(),
-    })
+/// The HTTP/1.1 side of one connection: reads request heads and bodies, writes responses, and
+/// keeps what it read past the current request for the next one (or the WebSocket).
+pub(crate) struct HttpConn<S> {
+    stream: S,
+    buf: BytesMut,
 }
 
-/// Writes `response` and shuts the stream down.
-pub(crate) async fn respond<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    response: &HttpResponse,
-) -> io::Result<()> {
-    stream.write_all(&response.encode()).await?;
-    stream.shutdown().await
+impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
+    pub(crate) fn new(stream: S) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::with_capacity(1024),
+        }
+    }
+
+    /// Reads the next request head, leaving it in the buffer; `None` when the client closed
+    /// the connection between requests.
+    pub(crate) async fn read_head(&mut self) -> Result<Option<Head>, HeadError> {
+        let end = loop {
+            if let Some(end) = self.buf.windows(4).position(|window| window == b"\r\n\r\n") {
+                break end;
+            }
+            if self.buf.len() > MAX_HEAD {
+                let body = "request head too large";
+                return Err(HeadError::Bad(HttpResponse::new(431, "text/plain", body)));
+            }
+            if self
+                .stream
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(HeadError::Io)?
+                == 0
+            {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "eof in the request head");
+                return Err(HeadError::Io(eof));
+            }
+        };
+        let bad = || HeadError::Bad(HttpResponse::new(400, "text/plain", "bad request"));
+        let text = std::str::from_utf8(&self.buf[..end]).map_err(|_| bad())?;
+        let mut lines = text.split("\r\n");
+        let mut request_line = lines.next().unwrap_or_default().split(' ');
+        let (Some(method), Some(target), Some(version)) = (
+            request_line.next(),
+            request_line.next(),
+            request_line.next(),
+        ) else {
+            return Err(bad());
+        };
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        let connection = headers
+            .iter()
+            .find(|(name, _)| name == "connection")
+            .map(|(_, value)| value.to_ascii_lowercase())
+            .unwrap_or_default();
+        let keep_alive = match version {
+            "HTTP/1.0" => connection.contains("keep-alive"),
+            _ => !connection.contains("close"),
+        };
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        Ok(Some(Head {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            headers,
+            keep_alive,
+            len: end + 4,
+        }))
+    }
+
+    /// The bytes of the head just read.
+    pub(crate) fn head_bytes(&self, head: &Head) -> &[u8] {
+        &self.buf[..head.len.min(self.buf.len())]
+    }
+
+    /// Reads the body of `head` (its `Content-Length` bytes, at most `limit`) and drops the
+    /// request from the buffer. `Err(response)` for a body too large or a length missing.
+    pub(crate) async fn read_body(
+        &mut self,
+        head: &Head,
+        limit: usize,
+    ) -> Result<Result<Bytes, HttpResponse>, io::Error> {
+        let length = match head.header("content-length").map(str::parse::<usize>) {
+            Some(Ok(length)) => length,
+            None if head.header("transfer-encoding").is_none() => 0,
+            _ => {
+                let response = HttpResponse::new(411, "text/plain", "content-length required");
+                return Ok(Err(response));
+            }
+        };
+        if length > limit {
+            return Ok(Err(HttpResponse::new(
+                413,
+                "text/plain",
+                "payload too large",
+            )));
+        }
+        while self.buf.len() < head.len + length {
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "eof in the request body",
+                ));
+            }
+        }
+        self.buf.advance(head.len);
+        Ok(Ok(self.buf.split_to(length).freeze()))
+    }
+
+    /// Drops a request without a body from the buffer.
+    pub(crate) fn consume(&mut self, head: &Head) {
+        self.buf.advance(head.len.min(self.buf.len()));
+    }
+
+    /// Waits until the client closes the connection (or it fails), keeping what it sends in
+    /// the meantime for the next request, up to a bound past which it stops reading.
+    pub(crate) async fn closed(&mut self) {
+        loop {
+            if self.buf.len() > MAX_HEAD * 4 {
+                return std::future::pending().await;
+            }
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Writes `response`; with `keep_alive`, the connection stays open for the next request.
+    pub(crate) async fn respond(
+        &mut self,
+        response: &HttpResponse,
+        keep_alive: bool,
+        extra: &[(String, String)],
+    ) -> io::Result<()> {
+        self.stream
+            .write_all(&response.encode(keep_alive, extra))
+            .await?;
+        match keep_alive {
+            true => self.stream.flush().await,
+            false => self.stream.shutdown().await,
+        }
+    }
+
+    /// The stream, replaying what was read of it from the current request on.
+    pub(crate) fn into_replay(self) -> Replay<S> {
+        Replay::new(self.buf.freeze(), self.stream)
+    }
 }
 
 /// A stream that first replays bytes already read from it.

@@ -1,14 +1,19 @@
 //! The Socket.IO server: HTTP routing, Engine.IO sessions, namespaces, sockets and rooms.
 
 mod conn;
+mod cors;
+mod handshake;
 mod http;
 mod namespace;
+mod polling;
 mod queue;
 mod rooms;
 mod socket;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -17,13 +22,19 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::Options;
-use crate::lock::{lock, read, write};
+pub(crate) use crate::lock::{lock, read, write};
+use crate::events::{Args, DEFAULT_NAMESPACE};
 use crate::proto::Rng;
 use crate::proto::handshake::{Accept, Request};
 
+use self::conn::Polling;
+use self::conn::{BoxIo, Transport};
+pub use self::cors::Cors;
+use self::handshake::RequestInfo;
+pub use self::handshake::{Handshake, Remote};
 pub use self::http::HttpResponse;
-use self::http::{Head, HeadError, Replay, read_head, respond};
-pub use self::namespace::{Broadcast, Namespace, Refusal};
+use self::http::{Head, HeadError, HttpConn};
+pub use self::namespace::{Broadcast, BroadcastAckError, Namespace, Refusal};
 pub use self::socket::{AckSender, Extensions, Socket};
 
 /// Settings of a [`Server`]. Start from `Config::default()` and change fields.
@@ -41,8 +52,9 @@ pub struct Config {
     pub max_payload: usize,
     /// The most binary attachments one packet may carry. Default 64.
     pub max_attachments: usize,
-    /// Packets a connection may have queued before its overflow policy applies: volatile
-    /// emits are dropped, others queued; a connection over this limit for longer than
+    /// Packets a connection may have queued before its overflow policy applies (volatile
+    /// emits are dropped earlier, whenever the connection is not writable): a connection over
+    /// this limit for longer than
     /// [`overflow_timeout`](Self::overflow_timeout), or with twice this many packets queued,
     /// is disconnected with [`DisconnectReason::SlowConsumer`]. Default 1024.
     pub queue_limit: usize,
@@ -50,6 +62,19 @@ pub struct Config {
     pub overflow_timeout: Duration,
     /// How long [`Socket::emit_with_ack`] waits for the client's acknowledgement. Default 10 s.
     pub ack_timeout: Duration,
+    /// How long a client has to join a namespace after its Engine.IO session opened before it
+    /// is closed (socket.io's `connectTimeout`). Default 45 s.
+    pub connect_timeout: Duration,
+    /// How long a WebSocket probing the upgrade of a long-polling session has to complete it
+    /// (`2probe`, then `5`) before it is closed (Engine.IO's `upgradeTimeout`). Default 10 s.
+    pub upgrade_timeout: Duration,
+    /// Which browser origins may make long-polling requests (socket.io's `cors`). Default
+    /// `None`: no CORS headers.
+    pub cors: Option<Cors>,
+    /// The name of a cookie set to the session id on the handshake response (socket.io's
+    /// `cookie`, with `Path=/; HttpOnly; SameSite=Lax`), for sticky load balancing. Default
+    /// `None`: no cookie.
+    pub cookie: Option<String>,
     /// The WebSocket options. The server disables WebSocket keepalive pings (Engine.IO has its
     /// own heartbeat) and caps the message size at `max_payload`.
     ///
@@ -72,6 +97,10 @@ impl Default for Config {
             queue_limit: 1024,
             overflow_timeout: Duration::from_secs(10),
             ack_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(45),
+            upgrade_timeout: Duration::from_secs(10),
+            cors: None,
+            cookie: None,
             websocket: default_websocket_options(),
         }
     }
@@ -147,7 +176,7 @@ pub enum EmitError {
     Disconnected,
 }
 
-/// Why [`Socket::emit_with_ack`] or [`Socket::emit_with_ack_timeout`] got no acknowledgement.
+/// Why [`Socket::emit_with_ack`] got no acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AckError {
@@ -178,6 +207,32 @@ pub enum ServeError {
 }
 
 type Fallback = Arc<dyn Fn(&str) -> Option<HttpResponse> + Send + Sync>;
+type NamespaceMatcher = Arc<dyn Fn(&str, &serde_json::Value) -> bool + Send + Sync>;
+type AllowRequest = Arc<
+    dyn Fn(Handshake) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Where [`Server::route`] sends a request.
+enum Route {
+    /// Outside the Socket.IO path: answer with this response and close.
+    Fallback(HttpResponse),
+    /// A CORS preflight.
+    Preflight,
+    /// Answer it with this response and close.
+    Respond(HttpResponse),
+    /// A WebSocket session.
+    WebSocket,
+    /// A WebSocket taking over this polling session.
+    Upgrade(Arc<Polling>),
+    /// A new polling session.
+    Open,
+    /// A poll for the session's packets.
+    Get(Arc<Polling>),
+    /// Packets for the session.
+    Post(Arc<Polling>),
+}
 
 /// A Socket.IO server: namespaces and their sockets. A cheap handle, clone it freely.
 ///
@@ -193,6 +248,11 @@ pub(crate) struct ServerInner {
     namespaces: RwLock<HashMap<String, Namespace>>,
     rng: Mutex<Rng>,
     fallback: RwLock<Option<Fallback>>,
+    /// The long-polling sessions, by Engine.IO session id, until they end or upgrade.
+    sessions: Mutex<HashMap<String, Arc<Polling>>>,
+    allow_request: RwLock<Option<AllowRequest>>,
+    /// Dynamic parent namespaces, in the order made, with what decides their children.
+    dynamic: RwLock<Vec<(NamespaceMatcher, Namespace)>>,
 }
 
 impl Server {
@@ -204,6 +264,9 @@ impl Server {
                 namespaces: RwLock::default(),
                 rng: Mutex::new(Rng::from_os()),
                 fallback: RwLock::default(),
+                sessions: Mutex::default(),
+                allow_request: RwLock::default(),
+                dynamic: RwLock::default(),
             }),
         }
     }
@@ -232,6 +295,64 @@ impl Server {
             .clone()
     }
 
+    /// Sends `event` to every socket of the default namespace `/` (socket.io's `io.emit`);
+    /// the other operators of `io` are those of [`of("/")`](Self::of), shortcut below.
+    pub fn emit(&self, event: &str, args: impl Into<Args>) -> Result<usize, EmitError> {
+        self.of(DEFAULT_NAMESPACE).emit(event, args)
+    }
+
+    /// A broadcast to the sockets of `/` in `room` (socket.io's `io.to`).
+    pub fn to(&self, room: impl Into<String>) -> Broadcast {
+        self.of(DEFAULT_NAMESPACE).to(room)
+    }
+
+    /// The same as [`to`](Self::to) (socket.io's `io.in`).
+    pub fn in_(&self, room: impl Into<String>) -> Broadcast {
+        self.to(room)
+    }
+
+    /// A broadcast to the sockets of `/` but those in `room` (socket.io's `io.except`).
+    pub fn except(&self, room: impl Into<String>) -> Broadcast {
+        self.of(DEFAULT_NAMESPACE).except(room)
+    }
+
+    /// The sockets of `/` (socket.io's `io.fetchSockets`).
+    pub async fn fetch_sockets(&self) -> Vec<Socket> {
+        self.of(DEFAULT_NAMESPACE).fetch_sockets().await
+    }
+
+    /// Disconnects every socket of `/`, or closes their connections with `close` (socket.io's
+    /// `io.disconnectSockets`).
+    pub fn disconnect_sockets(&self, close: bool) {
+        self.of(DEFAULT_NAMESPACE).disconnect_sockets(close);
+    }
+
+    /// A dynamic parent namespace (socket.io's `io.of(regex or function)`): a client asking
+    /// for a namespace that does not exist gets one made for it when `matches(name, auth)`
+    /// says so, the first matching parent winning. The parent's
+    /// [`authorize`](Namespace::authorize) hook, [`use_middleware`](Namespace::use_middleware)
+    /// chain and [`on_connection`](Namespace::on_connection) handler apply to every namespace
+    /// it made, before the child's own; its [`emit`](Namespace::emit) reaches all of them.
+    ///
+    /// ```no_run
+    /// # fn demo(server: wsio::events::Server) {
+    /// let workspaces = server.dynamic(|name, _auth| name.starts_with("/workspace-"));
+    /// workspaces.on_connection(|socket| {
+    ///     // socket.namespace() is the child, e.g. "/workspace-42".
+    ///     let _ = socket.emit("hello", serde_json::json!([socket.namespace()]));
+    /// });
+    /// # }
+    /// ```
+    pub fn dynamic(
+        &self,
+        matches: impl Fn(&str, &serde_json::Value) -> bool + Send + Sync + 'static,
+    ) -> Namespace {
+        let mut dynamic = write(&self.inner.dynamic);
+        let parent = Namespace::new(format!("/_dynamic{}", dynamic.len()));
+        dynamic.push((Arc::new(matches), parent.clone()));
+        parent
+    }
+
     /// Answers plain HTTP requests outside [`Config::path`] with `fallback(path)`, or 404 when
     /// it returns `None` (the default).
     pub fn http_fallback(
@@ -241,88 +362,241 @@ impl Server {
         *write(&self.inner.fallback) = Some(Arc::new(fallback));
     }
 
+    /// Sets the hook that decides whether a client may open an Engine.IO session (socket.io's
+    /// `allowRequest`), replacing any previous one. It runs on each handshake request (a
+    /// polling GET without `sid`, or a WebSocket without one) with what the request said (its
+    /// [`Handshake`] has no auth yet: `{}`); a refusal is answered `403` with socket.io's
+    /// `{"code":4,"message":"Forbidden"}`.
+    ///
+    /// ```no_run
+    /// # fn demo(server: wsio::events::Server) {
+    /// use wsio::events::Refusal;
+    ///
+    /// server.allow_request(|request| async move {
+    ///     match request.header("origin") {
+    ///         Some("https://app.example") => Ok(()),
+    ///         _ => Err(Refusal::new("origin not allowed")),
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn allow_request<F, Fut>(&self, hook: F)
+    where
+        F: Fn(Handshake) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Refusal>> + Send + 'static,
+    {
+        let hook: AllowRequest = Arc::new(move |request| Box::pin(hook(request)));
+        *write(&self.inner.allow_request) = Some(hook);
+    }
+
     /// Accepts connections from `listener` forever, each in a task of its own.
     pub async fn serve(&self, listener: TcpListener) -> io::Result<()> {
         loop {
-            let (stream, _) = listener.accept().await?;
+            let (stream, address) = listener.accept().await?;
             stream.set_nodelay(true)?;
             let server = self.clone();
-            tokio::spawn(async move { server.handle(stream).await });
+            tokio::spawn(async move { server.handle_with(stream, Remote::new(address)).await });
         }
     }
 
-    /// Serves one connection: routes its HTTP request, then runs the Engine.IO session until
-    /// the connection ends.
+    /// Serves one connection: routes its HTTP requests to the Engine.IO sessions.
     ///
-    /// Only `GET {path}?EIO=4&transport=websocket` upgrades. HTTP long-polling is not
-    /// implemented: `transport=polling` gets `400` with Socket.IO's JSON error body
-    /// (`{"code":0,"message":"Transport unknown"…}`), so clients must connect with
-    /// `transports: ['websocket']`. Another `EIO` gets code 5, a `sid` (resuming a polling
-    /// session) code 1.
-    pub async fn handle<S>(&self, mut stream: S) -> Result<(), ServeError>
+    /// `GET {path}?EIO=4&transport=websocket` upgrades and runs a session over the WebSocket
+    /// until it ends. `transport=polling` requests are HTTP long-polling: a GET without `sid`
+    /// opens a session, GETs with its `sid` take the packets queued for the client, POSTs
+    /// bring the client's; the connection serves request after request while the client keeps
+    /// it alive. A WebSocket request with the `sid` of a polling session upgrades it.
+    /// Errors are answered with `400` and socket.io's JSON body (`{"code":…,"message":…}`):
+    /// code 0 for an unknown transport, 1 for an unknown session, 2 for a handshake that is not
+    /// a GET, 3 for a bad request, 5 for an `EIO` other than 4.
+    pub async fn handle<S>(&self, stream: S) -> Result<(), ServeError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.handle_with(stream, Remote::default()).await
+    }
+
+    /// Serves one connection like [`handle`](Self::handle), telling the sockets'
+    /// [`Handshake`] where it comes from (the peer address, TLS).
+    pub async fn handle_with<S>(&self, stream: S, remote: Remote) -> Result<(), ServeError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let options = self.websocket_options();
-        let read = read_head(&mut stream);
-        let head = match options.handshake_timeout {
-            Some(limit) => tokio::time::timeout(limit, read)
-                .await
-                .map_err(|_| ServeError::WebSocket(crate::Error::HandshakeTimeout))?,
-            None => read.await,
-        };
-        let head = match head {
-            Ok(head) => head,
-            Err(HeadError::Io(error)) => return Err(error.into()),
-            Err(HeadError::Bad(response)) => {
-                respond(&mut stream, &response).await?;
-                return Err(ServeError::Refused(response.status));
-            }
-        };
-        if let Err(response) = self.route(&head) {
-            respond(&mut stream, &response).await?;
-            return match response.status {
-                200..=299 => Ok(()),
-                status => Err(ServeError::Refused(status)),
+        let mut http = HttpConn::new(stream);
+        loop {
+            let read = http.read_head();
+            let head = match options.handshake_timeout {
+                Some(limit) => match tokio::time::timeout(limit, read).await {
+                    Ok(head) => head,
+                    Err(_) => return Err(ServeError::WebSocket(crate::Error::HandshakeTimeout)),
+                },
+                None => read.await,
             };
+            let head = match head {
+                Ok(Some(head)) => head,
+                Ok(None) => return Ok(()),
+                Err(HeadError::Io(error)) => return Err(error.into()),
+                Err(HeadError::Bad(response)) => {
+                    http.respond(&response, false, &[]).await?;
+                    return Err(ServeError::Refused(response.status));
+                }
+            };
+            let route = self.route(&head);
+            let mut extra = match (&self.inner.config.cors, &route) {
+                (Some(cors), route) if !matches!(route, Route::Fallback(_)) => {
+                    let preflight = matches!(route, Route::Preflight)
+                        .then(|| head.header("access-control-request-headers"));
+                    cors.headers(head.header("origin"), preflight)
+                }
+                _ => Vec::new(),
+            };
+            let handshake = match route {
+                Route::WebSocket | Route::Open => {
+                    let request = Arc::new(RequestInfo::parse(http.head_bytes(&head), remote));
+                    if let Err(response) = self.allow(&request).await {
+                        http.respond(&response, false, &extra).await?;
+                        return Err(ServeError::Refused(response.status));
+                    }
+                    let sid = self.inner.new_id();
+                    if let Some(name) = &self.inner.config.cookie {
+                        let cookie = format!("{name}={sid}; Path=/; HttpOnly; SameSite=Lax");
+                        extra.push(("Set-Cookie".to_owned(), cookie));
+                    }
+                    Some((request, sid))
+                }
+                _ => None,
+            };
+            let answer = match (route, handshake) {
+                (Route::Fallback(response) | Route::Respond(response), _) => {
+                    http.respond(&response, false, &extra).await?;
+                    return match response.status {
+                        200..=299 => Ok(()),
+                        status => Err(ServeError::Refused(status)),
+                    };
+                }
+                (Route::Preflight, _) => Some(HttpResponse::new(204, "text/plain", "")),
+                (Route::WebSocket, Some((request, sid))) => {
+                    let stream = http.into_replay();
+                    let mut accept = Accept::new();
+                    for (name, value) in &extra {
+                        if name == "Set-Cookie" {
+                            accept = accept.header(name, value).map_err(crate::Error::from)?;
+                        }
+                    }
+                    let accept = async move |_: &Request| Ok(accept);
+                    let ws = crate::tokio::accept_with(stream, &options, accept).await?;
+                    let transport = Transport::WebSocket(Box::new(ws), sid);
+                    conn::run(&self.inner, transport, request).await;
+                    return Ok(());
+                }
+                (Route::Upgrade(polling), _) => {
+                    let stream: BoxIo = Box::new(http.into_replay());
+                    polling::upgrade(&self.inner, polling, stream, &options).await?;
+                    return Ok(());
+                }
+                (Route::Open, Some((request, sid))) => {
+                    http.consume(&head);
+                    Some(polling::open(&self.inner, request, sid).await)
+                }
+                (Route::WebSocket | Route::Open, None) => return Ok(()),
+                (Route::Get(polling), _) => {
+                    http.consume(&head);
+                    // A client that closes the connection while its GET waits ends the
+                    // session: the answer is dropped unsent.
+                    tokio::select! {
+                        response = polling::get(&polling) => Some(response),
+                        () = http.closed() => None,
+                    }
+                }
+                (Route::Post(polling), _) => {
+                    // The body is bounded in size and, like a head, in time.
+                    let limit = self.inner.config.max_payload;
+                    let read = http.read_body(&head, limit);
+                    let body = match options.handshake_timeout {
+                        Some(wait) => tokio::time::timeout(wait, read).await.map_err(|_| {
+                            ServeError::Io(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "request body too slow",
+                            ))
+                        })?,
+                        None => read.await,
+                    };
+                    match body? {
+                        Ok(body) => Some(polling::post(&polling, &body).await),
+                        Err(response) => Some(polling::refuse_body(&polling, response)),
+                    }
+                }
+            };
+            let Some(response) = answer else {
+                return Ok(());
+            };
+            let keep_alive = head.keep_alive && response.status < 400;
+            http.respond(&response, keep_alive, &extra).await?;
+            if !keep_alive {
+                return match response.status {
+                    200..=299 => Ok(()),
+                    status => Err(ServeError::Refused(status)),
+                };
+            }
         }
-        let stream = Replay::new(head.bytes, stream);
-        let ws = crate::tokio::accept_with(stream, &options, async |_: &Request| Ok(Accept::new()))
-            .await?;
-        conn::run(&self.inner, ws).await;
-        Ok(())
     }
 
-    /// `Ok` for a Socket.IO WebSocket request, else the response to send.
-    fn route(&self, head: &Head) -> Result<(), HttpResponse> {
+    /// Where a request goes.
+    fn route(&self, head: &Head) -> Route {
         let path = self.inner.config.path.trim_end_matches('/');
         if head.path.trim_end_matches('/') != path {
-            let fallback = read(&self.inner.fallback).clone();
+            let fallback = read(&self.inner.fallback)
+                .clone();
             let response = fallback.and_then(|fallback| fallback(&head.path));
-            return Err(
-                response.unwrap_or_else(|| HttpResponse::new(404, "text/plain", "not found"))
+            return Route::Fallback(
+                response.unwrap_or_else(|| HttpResponse::new(404, "text/plain", "not found")),
             );
         }
+        if head.method == "OPTIONS" && self.inner.config.cors.is_some() {
+            return Route::Preflight;
+        }
+        let error = |code, message| Route::Respond(HttpResponse::socketio_error(code, message));
         if head.param("EIO") != Some("4") {
-            return Err(HttpResponse::socketio_error(
+            return error(
                 5,
                 "Unsupported protocol version: this server speaks Engine.IO 4 (EIO=4)",
-            ));
+            );
         }
-        match head.param("transport") {
-            Some("websocket") => {}
-            Some("polling") => {
-                return Err(HttpResponse::socketio_error(
-                    0,
-                    "Transport unknown: HTTP long-polling is not supported, connect with transports: ['websocket']",
-                ));
+        let session = head.param("sid").map(|sid| self.inner.session(sid));
+        match (head.param("transport"), head.method.as_str(), session) {
+            (Some("websocket"), "GET", None) => Route::WebSocket,
+            (Some("websocket"), "GET", Some(Some(polling))) => {
+                match polling.upgrading.swap(true, Ordering::AcqRel) {
+                    true => error(3, "Bad request"),
+                    false => Route::Upgrade(polling),
+                }
             }
-            _ => return Err(HttpResponse::socketio_error(0, "Transport unknown")),
+            (Some("polling"), "GET", None) => Route::Open,
+            (Some("polling"), _, None) => error(2, "Bad handshake method"),
+            (Some("polling"), "GET", Some(Some(polling))) => Route::Get(polling),
+            (Some("polling"), "POST", Some(Some(polling))) => Route::Post(polling),
+            (Some("polling" | "websocket"), _, Some(None)) => error(1, "Session ID unknown"),
+            (Some("polling" | "websocket"), _, _) => error(3, "Bad request"),
+            _ => error(0, "Transport unknown"),
         }
-        if head.param("sid").is_some() {
-            return Err(HttpResponse::socketio_error(1, "Session ID unknown"));
+    }
+
+    /// Runs the [`allow_request`](Self::allow_request) hook on a handshake request.
+    async fn allow(&self, request: &Arc<RequestInfo>) -> Result<(), HttpResponse> {
+        let hook = read(&self.inner.allow_request).clone();
+        let Some(hook) = hook else {
+            return Ok(());
+        };
+        let handshake = Handshake::new(Arc::clone(request), serde_json::json!({}));
+        match hook(handshake).await {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                let mut response = HttpResponse::socketio_error(4, "Forbidden");
+                response.status = 403;
+                Err(response)
+            }
         }
-        Ok(())
     }
 
     fn websocket_options(&self) -> Options {
@@ -348,8 +622,30 @@ impl std::fmt::Debug for Server {
 }
 
 impl ServerInner {
-    pub(crate) fn namespace(&self, name: &str) -> Option<Namespace> {
-        read(&self.namespaces).get(name).cloned()
+    /// The namespace a CONNECT for `name` joins: one made with [`Server::of`], or one a
+    /// dynamic parent makes now.
+    pub(crate) fn namespace(&self, name: &str, auth: &serde_json::Value) -> Option<Namespace> {
+        if let Some(namespace) = read(&self.namespaces).get(name) {
+            return Some(namespace.clone());
+        }
+        let parent = read(&self.dynamic)
+            .iter()
+            .find(|(matches, _)| !name.contains(',') && matches(name, auth))
+            .map(|(_, parent)| parent.clone())?;
+        let mut namespaces = write(&self.namespaces);
+        let namespace = namespaces
+            .entry(name.to_owned())
+            .or_insert_with(|| parent.child(name.to_owned()));
+        Some(namespace.clone())
+    }
+
+    /// The long-polling session `sid`, while it polls.
+    pub(crate) fn session(&self, sid: &str) -> Option<Arc<Polling>> {
+        lock(&self.sessions).get(sid).cloned()
+    }
+
+    pub(crate) fn forget_session(&self, sid: &str) {
+        lock(&self.sessions).remove(sid);
     }
 
     /// A fresh random id for a session or a socket: 16 bytes, base64url.
@@ -358,3 +654,4 @@ impl ServerInner {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 }
+

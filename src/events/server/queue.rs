@@ -1,7 +1,9 @@
 //! The bounded outgoing queue of one connection and its overflow policy.
 //!
-//! Under `limit` queued packets everything is queued. At the limit a volatile packet is
-//! dropped; any other is still queued, and the connection is marked as over its limit. A
+//! A volatile packet is queued only when the connection is writable, as socket.io has it:
+//! nothing queued and nothing being written; otherwise it is dropped. Under `limit` queued
+//! packets every other packet is queued. At the limit a packet is still queued, and the
+//! connection is marked as over its limit. A
 //! connection over its limit for longer than `overflow_timeout`, or holding twice `limit`
 //! packets, overflows: the caller disconnects it. Pushing never waits, so a broadcast never
 //! stalls on a slow recipient.
@@ -33,6 +35,9 @@ pub(crate) fn prepare(messages: Vec<Message>) -> Outgoing {
 pub(crate) enum Item {
     /// A packet's messages.
     Packet(Outgoing),
+    /// Flush what is written so far before writing what follows: the packets before it go
+    /// out as writes of their own, never gathered with later ones.
+    Flush,
     /// Close the WebSocket after what is queued before this.
     Close,
 }
@@ -65,6 +70,8 @@ struct State {
     packets: usize,
     /// When the queue last reached its limit, while it stays there.
     over_since: Option<Instant>,
+    /// The writer took items and has not reported them written yet.
+    writing: bool,
     closed: bool,
 }
 
@@ -84,10 +91,10 @@ impl Queue {
         if state.closed {
             return Push::Closed;
         }
+        if volatile && (state.writing || !state.items.is_empty()) {
+            return Push::Dropped;
+        }
         if state.packets >= self.limit {
-            if volatile {
-                return Push::Dropped;
-            }
             let now = Instant::now();
             let since = *state.over_since.get_or_insert(now);
             if state.packets >= 2 * self.limit || now - since > self.overflow_timeout {
@@ -99,6 +106,17 @@ impl Queue {
         drop(state);
         self.ready.notify_one();
         Push::Queued
+    }
+
+    /// Queues a flush after the packets queued so far (see [`Item::Flush`]).
+    pub(crate) fn push_flush(&self) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.items.push_back(Item::Flush);
+        drop(state);
+        self.ready.notify_one();
     }
 
     /// Refuses further packets and queues the close after those already queued. With
@@ -118,6 +136,11 @@ impl Queue {
         self.ready.notify_one();
     }
 
+    /// The writer wrote and flushed what it took: the connection is writable again.
+    pub(crate) fn written(&self) {
+        self.lock().writing = false;
+    }
+
     /// Waits for items and moves all of them into `out`.
     pub(crate) async fn take(&self, out: &mut Vec<Item>) {
         loop {
@@ -128,6 +151,7 @@ impl Queue {
                     out.extend(state.items.drain(..));
                     state.packets = 0;
                     state.over_since = None;
+                    state.writing = true;
                     return;
                 }
             }
@@ -149,17 +173,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn volatile_dropped_when_full_then_overflow_after_timeout() {
-        let queue = Queue::new(2, Duration::from_millis(50));
+    async fn volatile_queued_only_when_nothing_is_queued_or_being_written() {
+        let queue = Queue::new(8, Duration::from_secs(1));
         assert_eq!(queue.push(packet(), true), Push::Queued);
-        assert_eq!(queue.push(packet(), false), Push::Queued);
         assert_eq!(queue.push(packet(), true), Push::Dropped);
         assert_eq!(queue.push(packet(), false), Push::Queued);
+        let mut out = Vec::new();
+        queue.take(&mut out).await;
+        assert_eq!(out.len(), 2);
+        // Taken but not yet written: still not writable.
+        assert_eq!(queue.push(packet(), true), Push::Dropped);
+        queue.written();
+        assert_eq!(queue.push(packet(), true), Push::Queued);
+    }
+
+    #[tokio::test]
+    async fn over_the_limit_for_too_long_overflows() {
+        let queue = Queue::new(2, Duration::from_millis(50));
+        for _ in 0..3 {
+            assert_eq!(queue.push(packet(), false), Push::Queued);
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(queue.push(packet(), false), Push::Overflow);
         let mut out = Vec::new();
         queue.take(&mut out).await;
         assert_eq!(out.len(), 3);
+        queue.written();
         assert_eq!(queue.push(packet(), true), Push::Queued);
     }
 

@@ -6,18 +6,18 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::conn::Conn;
-use super::namespace::{Broadcast, NamespaceInner};
+use super::handshake::Handshake;
+use super::namespace::{Broadcast, NamespaceInner, Refusal};
 use super::queue::{Push, prepare};
-use super::{AckError, DisconnectReason, EmitError};
+use super::{AckError, DisconnectReason, EmitError, lock};
 use crate::events::{Args, Packet, RESERVED_EVENTS};
-use crate::lock::lock;
 
 /// Events a socket's dispatcher may hold before the connection's reader waits for it.
 const DISPATCH_QUEUE: usize = 64;
@@ -25,6 +25,17 @@ const DISPATCH_QUEUE: usize = 64;
 pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type EventHandler = Arc<dyn Fn(Socket, Args, Option<AckSender>) -> BoxFuture + Send + Sync>;
 type DisconnectHandler = Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture + Send + Sync>;
+type AnyHandler = Arc<dyn Fn(Socket, String, Args) -> BoxFuture + Send + Sync>;
+type PacketMiddleware = Arc<
+    dyn Fn(
+            Socket,
+            String,
+            Args,
+        ) -> Pin<Box<dyn Future<Output = Result<(String, Args), Refusal>> + Send>>
+        + Send
+        + Sync,
+>;
+type ErrorHandler = Arc<dyn Fn(Socket, Refusal) -> BoxFuture + Send + Sync>;
 
 /// A client connected to a namespace: a cheap handle, clone it freely.
 ///
@@ -41,15 +52,23 @@ struct SocketInner {
     id: String,
     namespace: Arc<NamespaceInner>,
     conn: Arc<Conn>,
-    auth: Value,
+    handshake: Handshake,
     /// The server's [`Config::ack_timeout`](super::Config::ack_timeout).
     ack_timeout: Duration,
     handlers: std::sync::Mutex<HashMap<String, EventHandler>>,
+    any_handlers: std::sync::Mutex<Vec<AnyHandler>>,
+    packet_middleware: std::sync::Mutex<Vec<PacketMiddleware>>,
+    error_handlers: std::sync::Mutex<Vec<ErrorHandler>>,
+    disconnecting_handlers: std::sync::Mutex<Vec<DisconnectHandler>>,
     disconnect_handlers: std::sync::Mutex<Vec<DisconnectHandler>>,
     acks: std::sync::Mutex<HashMap<u64, oneshot::Sender<Args>>>,
-    next_ack: AtomicU64,
+    /// Set once the namespace accepted the socket, cleared when it disconnects.
     connected: AtomicBool,
+    /// Set when the socket disconnects or is refused: it joins no more rooms.
+    ended: AtomicBool,
     jobs: mpsc::Sender<Job>,
+    /// The dispatcher's end of `jobs`, until the socket is accepted and its task started.
+    pending_jobs: std::sync::Mutex<Option<mpsc::Receiver<Job>>>,
     extensions: Extensions,
 }
 
@@ -64,33 +83,51 @@ enum Job {
 }
 
 impl Socket {
-    /// Creates the socket and starts its dispatcher task.
-    pub(crate) fn start(
+    /// Creates the socket of a CONNECT, not connected yet: the namespace's middleware sees it
+    /// before [`activate`](Self::activate) or [`discard`](Self::discard).
+    pub(crate) fn new(
         id: String,
         namespace: Arc<NamespaceInner>,
         conn: Arc<Conn>,
-        auth: Value,
+        handshake: Handshake,
         ack_timeout: Duration,
     ) -> Self {
         let (jobs, receiver) = mpsc::channel(DISPATCH_QUEUE);
-        let socket = Self {
+        Self {
             inner: Arc::new(SocketInner {
                 id,
                 namespace,
                 conn,
-                auth,
+                handshake,
                 ack_timeout,
                 handlers: Default::default(),
+                any_handlers: Default::default(),
+                packet_middleware: Default::default(),
+                error_handlers: Default::default(),
+                disconnecting_handlers: Default::default(),
                 disconnect_handlers: Default::default(),
                 acks: Default::default(),
-                next_ack: AtomicU64::new(0),
-                connected: AtomicBool::new(true),
+                connected: AtomicBool::new(false),
+                ended: AtomicBool::new(false),
                 jobs,
+                pending_jobs: std::sync::Mutex::new(Some(receiver)),
                 extensions: Extensions::default(),
             }),
-        };
-        tokio::spawn(dispatch(socket.clone(), receiver));
-        socket
+        }
+    }
+
+    /// Marks the socket connected and starts its dispatcher task.
+    pub(crate) fn activate(&self) {
+        self.inner.connected.store(true, Ordering::Release);
+        if let Some(receiver) = lock(&self.inner.pending_jobs).take() {
+            tokio::spawn(dispatch(self.clone(), receiver));
+        }
+    }
+
+    /// Forgets a socket the namespace refused: out of the rooms its middleware put it in.
+    pub(crate) fn discard(&self) {
+        self.inner.ended.store(true, Ordering::Release);
+        lock(&self.inner.namespace.rooms).leave_all(&self.inner.id);
     }
 
     /// The socket id, sent to the client in the CONNECT answer (`socket.id` there). The socket
@@ -104,9 +141,15 @@ impl Socket {
         &self.inner.namespace.name
     }
 
-    /// The auth payload the client connected with (`auth` option of the client), or `null`.
+    /// The auth payload the client connected with (`auth` option of the client), `{}` when it
+    /// sent none. The same as `handshake().auth()`.
     pub fn auth(&self) -> &Value {
-        &self.inner.auth
+        self.inner.handshake.auth()
+    }
+
+    /// What the client's connection request said: headers, query, address, URL, time, auth.
+    pub fn handshake(&self) -> &Handshake {
+        &self.inner.handshake
     }
 
     /// Whether the socket is still connected to its namespace.
@@ -148,6 +191,70 @@ impl Socket {
         lock(&self.inner.disconnect_handlers).push(handler);
     }
 
+    /// Adds a handler run for every event the client sends, with its name and arguments,
+    /// before the event's own handler (socket.io's `onAny`). Handlers run in the order added.
+    pub fn on_any<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: AnyHandler =
+            Arc::new(move |socket, event, args| Box::pin(handler(socket, event, args)));
+        lock(&self.inner.any_handlers).push(handler);
+    }
+
+    /// Adds a middleware run on every event the client sends, before any handler (socket.io's
+    /// `socket.use`). Middleware run in the order added, each getting the event name and
+    /// arguments the previous one returned; returning `Err` drops the event (no handler runs,
+    /// no acknowledgement is sent) and passes the refusal to the [`on_error`](Self::on_error)
+    /// handlers.
+    ///
+    /// ```no_run
+    /// # fn demo(socket: wsio::events::Socket) {
+    /// use wsio::events::Refusal;
+    ///
+    /// socket.use_packet_middleware(|socket, event, args| async move {
+    ///     match socket.extensions().get::<String>() {
+    ///         Some(_) => Ok((event, args)),
+    ///         None => Err(Refusal::new("log in first")),
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn use_packet_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(String, Args), Refusal>> + Send + 'static,
+    {
+        let middleware: PacketMiddleware =
+            Arc::new(move |socket, event, args| Box::pin(middleware(socket, event, args)));
+        lock(&self.inner.packet_middleware).push(middleware);
+    }
+
+    /// Adds a handler for the refusals of [`use_packet_middleware`](Self::use_packet_middleware)
+    /// (socket.io's `error` event on the server side; nothing is sent to the client).
+    pub fn on_error<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, Refusal) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: ErrorHandler = Arc::new(move |socket, error| Box::pin(handler(socket, error)));
+        lock(&self.inner.error_handlers).push(handler);
+    }
+
+    /// Adds a handler run once when the socket disconnects, before it leaves its rooms:
+    /// [`rooms`](Self::rooms) still lists them (socket.io's `disconnecting`). The
+    /// [`on_disconnect`](Self::on_disconnect) handlers run after.
+    pub fn on_disconnecting<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: DisconnectHandler =
+            Arc::new(move |socket, reason| Box::pin(handler(socket, reason)));
+        lock(&self.inner.disconnecting_handlers).push(handler);
+    }
+
     /// Sends `event` to this client. Fails on a reserved event name or a closed socket; a
     /// connection whose queue overflows is disconnected (see [`Config::queue_limit`]).
     ///
@@ -159,7 +266,8 @@ impl Socket {
         }
     }
 
-    /// Sends `event` unless the client's queue is full: returns whether it was queued.
+    /// Sends `event` only if the connection is writable now (nothing queued, nothing being
+    /// written), as socket.io's `volatile` does; returns whether it was queued.
     pub fn emit_volatile(&self, event: &str, args: impl Into<Args>) -> Result<bool, EmitError> {
         match self.send_event(event, args.into(), None, true)? {
             Push::Queued => Ok(true),
@@ -168,11 +276,11 @@ impl Socket {
         }
     }
 
-    /// Sends `event` and waits for the client's acknowledgement, at most the server's
-    /// [`Config::ack_timeout`](super::Config::ack_timeout).
-    ///
-    /// The same arguments as the client's
+    /// Sends `event` and waits up to the server's [`Config::ack_timeout`] for the client's
+    /// acknowledgement: the same arguments as the client's
     /// [`Client::emit_with_ack`](crate::events::client::Client::emit_with_ack).
+    ///
+    /// [`Config::ack_timeout`]: super::Config::ack_timeout
     pub async fn emit_with_ack(
         &self,
         event: &str,
@@ -189,7 +297,7 @@ impl Socket {
         args: impl Into<Args>,
         timeout: Duration,
     ) -> Result<Args, AckError> {
-        let id = self.inner.next_ack.fetch_add(1, Ordering::Relaxed);
+        let id = self.inner.namespace.next_ack_id();
         let (sender, receiver) = oneshot::channel();
         lock(&self.inner.acks).insert(id, sender);
         let sent = self.send_event(event, args.into(), Some(id), false);
@@ -208,9 +316,10 @@ impl Socket {
         }
     }
 
-    /// Puts the socket in `room`.
+    /// Puts the socket in `room`. Works from the namespace's middleware too, before the socket
+    /// is connected; does nothing once it disconnected.
     pub fn join(&self, room: impl AsRef<str>) {
-        if self.connected() {
+        if !self.inner.ended.load(Ordering::Acquire) {
             lock(&self.inner.namespace.rooms).join(&self.inner.id, room.as_ref());
         }
     }
@@ -228,6 +337,11 @@ impl Socket {
     /// A broadcast to the sockets in `room`, this one excepted.
     pub fn to(&self, room: impl Into<String>) -> Broadcast {
         self.broadcast().to(room)
+    }
+
+    /// The same as [`to`](Self::to) (socket.io's `in`).
+    pub fn in_(&self, room: impl Into<String>) -> Broadcast {
+        self.to(room)
     }
 
     /// A broadcast to every socket of the namespace but those in `room` and this one.
@@ -328,14 +442,19 @@ impl Socket {
         if !self.inner.connected.swap(false, Ordering::AcqRel) {
             return;
         }
-        let id = &self.inner.id;
-        lock(&self.inner.namespace.rooms).leave_all(id);
-        lock(&self.inner.namespace.sockets).remove(id);
+        self.inner.ended.store(true, Ordering::Release);
+        // Out of the namespace now, so broadcasts skip it; out of its rooms after the
+        // disconnecting handlers, which still see them.
+        lock(&self.inner.namespace.sockets).remove(&self.inner.id);
         lock(&self.inner.acks).clear();
         let job = Job::Disconnect(reason);
-        if let Err(mpsc::error::TrySendError::Full(job)) = self.inner.jobs.try_send(job) {
-            let jobs = self.inner.jobs.clone();
-            tokio::spawn(async move { jobs.send(job).await });
+        match self.inner.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                let jobs = self.inner.jobs.clone();
+                tokio::spawn(async move { jobs.send(job).await });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.leave_all(),
         }
     }
 }
@@ -415,18 +534,21 @@ pub(crate) fn check_event_name(event: &str) -> Result<(), EmitError> {
 async fn dispatch(socket: Socket, mut jobs: mpsc::Receiver<Job>) {
     while let Some(job) = jobs.recv().await {
         match job {
-            Job::Event { event, args, ack } => {
-                let handler = lock(&socket.inner.handlers).get(&event).cloned();
-                if let Some(handler) = handler {
-                    handler(socket.clone(), args, ack).await;
-                }
-            }
+            Job::Event { event, args, ack } => socket.run_event(event, args, ack).await,
             Job::Disconnect(reason) => {
+                let handlers = std::mem::take(&mut *lock(&socket.inner.disconnecting_handlers));
+                for handler in handlers {
+                    handler(socket.clone(), reason).await;
+                }
+                socket.leave_all();
                 let handlers = std::mem::take(&mut *lock(&socket.inner.disconnect_handlers));
                 for handler in handlers {
                     handler(socket.clone(), reason).await;
                 }
                 lock(&socket.inner.handlers).clear();
+                lock(&socket.inner.any_handlers).clear();
+                lock(&socket.inner.packet_middleware).clear();
+                lock(&socket.inner.error_handlers).clear();
                 return;
             }
         }
@@ -434,8 +556,57 @@ async fn dispatch(socket: Socket, mut jobs: mpsc::Receiver<Job>) {
 }
 
 impl Socket {
+    /// Runs one event through the packet middleware, the `on_any` handlers and its handler.
+    async fn run_event(&self, mut event: String, mut args: Args, ack: Option<AckSender>) {
+        let middleware = lock(&self.inner.packet_middleware).clone();
+        for middleware in middleware {
+            match middleware(self.clone(), event, args).await {
+                Ok((next_event, next_args)) => (event, args) = (next_event, next_args),
+                Err(refusal) => {
+                    let handlers = lock(&self.inner.error_handlers).clone();
+                    for handler in handlers {
+                        handler(self.clone(), refusal.clone()).await;
+                    }
+                    return;
+                }
+            }
+        }
+        let any = lock(&self.inner.any_handlers).clone();
+        for handler in any {
+            handler(self.clone(), event.clone(), args.clone()).await;
+        }
+        let handler = lock(&self.inner.handlers).get(&event).cloned();
+        if let Some(handler) = handler {
+            handler(self.clone(), args, ack).await;
+        }
+    }
+
+    fn leave_all(&self) {
+        lock(&self.inner.namespace.rooms).leave_all(&self.inner.id);
+    }
+}
+
+impl Socket {
+    /// Waits for the acknowledgement `id` of a broadcast; `None` when disconnected.
+    pub(crate) fn expect_ack(&self, id: u64) -> Option<oneshot::Receiver<Args>> {
+        if !self.connected() {
+            return None;
+        }
+        let (sender, receiver) = oneshot::channel();
+        lock(&self.inner.acks).insert(id, sender);
+        Some(receiver)
+    }
+
+    /// Stops waiting for the acknowledgement `id`.
+    pub(crate) fn forget_ack(&self, id: u64) {
+        lock(&self.inner.acks).remove(&id);
+    }
+
     /// Queues a packet already encoded for a broadcast.
     pub(crate) fn push(&self, outgoing: &super::queue::Outgoing, volatile: bool) -> Push {
+        if !self.connected() {
+            return Push::Closed;
+        }
         self.inner.conn.push(Arc::clone(outgoing), volatile)
     }
 }

@@ -1,8 +1,11 @@
-//! Engine.IO v4 packets over the WebSocket transport.
+//! Engine.IO v4 packets, over WebSocket and in HTTP long-polling payloads.
 //!
 //! Over WebSocket each message is one packet: a text message starts with the packet type as
 //! one ASCII digit (`0` open … `6` noop) followed by its data, and a binary message is a
-//! `message` packet whose data is the raw bytes (no `b` prefix: that belongs to long-polling).
+//! `message` packet whose data is the raw bytes. Long-polling carries the same packets as the
+//! records of a payload ([`payload`]), a binary one as `b` and its base64.
+
+pub mod payload;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -37,7 +40,8 @@ pub enum EnginePacket<'a> {
 pub struct OpenInfo {
     /// The Engine.IO session id.
     pub sid: String,
-    /// Transports the client may upgrade to: always empty over WebSocket.
+    /// Transports the client may upgrade to: `["websocket"]` for a long-polling session,
+    /// empty over WebSocket.
     pub upgrades: Vec<String>,
     /// Milliseconds between the server's pings.
     pub ping_interval: u64,
@@ -63,6 +67,9 @@ pub enum EngineError {
     /// The `open` packet's JSON is not a handshake.
     #[error("invalid engine.io open packet: {0}")]
     InvalidOpen(String),
+    /// A long-polling payload that is not UTF-8, or a `b` record that is not base64.
+    #[error("invalid engine.io payload")]
+    InvalidPayload,
 }
 
 impl<'a> EnginePacket<'a> {
