@@ -22,8 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::Options;
-pub(crate) use crate::lock::{lock, read, write};
 use crate::events::{Args, DEFAULT_NAMESPACE};
+pub(crate) use crate::lock::{lock, read, write};
 use crate::proto::Rng;
 use crate::proto::handshake::{Accept, Request};
 
@@ -546,8 +546,7 @@ impl Server {
     fn route(&self, head: &Head) -> Route {
         let path = self.inner.config.path.trim_end_matches('/');
         if head.path.trim_end_matches('/') != path {
-            let fallback = read(&self.inner.fallback)
-                .clone();
+            let fallback = read(&self.inner.fallback).clone();
             let response = fallback.and_then(|fallback| fallback(&head.path));
             return Route::Fallback(
                 response.unwrap_or_else(|| HttpResponse::new(404, "text/plain", "not found")),
@@ -654,4 +653,3 @@ impl ServerInner {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 }
-
