@@ -38,6 +38,10 @@ pub enum Error {
     /// The URL cannot be connected to by this adapter (for example `wss://` without TLS).
     #[error("unsupported url: {0}")]
     UnsupportedUrl(String),
+    /// The TLS handshake failed or stalled; the variant says why.
+    #[cfg(feature = "rustls-manual-roots")]
+    #[error("tls handshake failed: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Error {
@@ -54,6 +58,8 @@ impl Error {
             | Self::UnsupportedUrl(_) => None,
             #[cfg(feature = "deflate")]
             Self::Extension(_) => None,
+            #[cfg(feature = "rustls-manual-roots")]
+            Self::Tls(_) => None,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`sync`] (feature `sync`, default): a blocking `WebSocket` over any `Read + Write`.
 //! - `tokio` (feature `tokio`): a `Stream` + `Sink` over any `AsyncRead + AsyncWrite`.
 //! - `events` (feature `events`): a Socket.IO v5 / Engine.IO v4 server over the tokio adapter.
+//! - [`tls`] (feature `rustls`): `wss://` for both adapters, client and server.
 //!
 //! ```no_run
 //! # #[cfg(feature = "sync")] {
@@ -26,6 +27,8 @@ mod options;
 pub mod proto;
 #[cfg(feature = "sync")]
 pub mod sync;
+#[cfg(any(feature = "sync", feature = "tokio"))]
+pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 #[cfg(any(feature = "sync", feature = "tokio"))]

@@ -40,7 +40,6 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::Options;
@@ -55,6 +54,7 @@ use crate::upgrade;
 use self::core::{Core, Side, lock};
 use self::handshake::{client_handshake, server_handshake, within};
 pub use self::split::{ReadHalf, WriteHalf};
+pub use crate::tls::tokio_io::MaybeTlsStream;
 
 /// Above this many queued bytes, `poll_ready` writes everything out before taking a message.
 const HIGH_WATER_MARK: usize = 64 << 10;
@@ -160,7 +160,8 @@ where
     Ok(ws)
 }
 
-/// Connects to a `ws://` URL over TCP and performs the client handshake with default options.
+/// Connects to a `ws://` or `wss://` URL and performs the client handshake with default
+/// options. `wss://` needs the feature `rustls` (see [`crate::tls`]).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), wsio::Error> {
@@ -171,31 +172,28 @@ where
 /// while ws.read().await?.is_some() {}
 /// # Ok(()) }
 /// ```
-pub async fn connect_async(url: &str) -> Result<(WebSocketStream<TcpStream>, Response), Error> {
+pub async fn connect_async(
+    url: &str,
+) -> Result<(WebSocketStream<MaybeTlsStream>, Response), Error> {
     connect_async_with(ClientRequest::new(url)?, &Options::default()).await
 }
 
-/// Connects over TCP (with `TCP_NODELAY`) with a prepared request (subprotocols, headers) and
-/// options.
+/// Connects over TCP (with `TCP_NODELAY`), and TLS for `wss://`, with a prepared request
+/// (subprotocols, headers) and options.
 ///
-/// [`Options::handshake_timeout`] bounds the TCP connect and the handshake together. A `wss://`
-/// request fails with [`Error::UnsupportedUrl`]: open the TLS stream yourself and use
-/// [`client_async`] over it.
+/// [`Options::handshake_timeout`] bounds the TCP connect, the TLS handshake and the WebSocket
+/// handshake together. Without the feature `rustls`, a `wss://` request fails with
+/// [`Error::UnsupportedUrl`]: open the TLS stream yourself and use [`client_async`] over it.
 pub async fn connect_async_with(
     request: ClientRequest,
     options: &Options,
-) -> Result<(WebSocketStream<TcpStream>, Response), Error> {
-    if request.is_secure() {
-        return Err(Error::UnsupportedUrl(
-            "wss:// needs a TLS stream: use `client_async` over it".into(),
-        ));
-    }
-    let connect = async {
-        let stream = TcpStream::connect((request.host(), request.port())).await?;
-        stream.set_nodelay(true)?;
-        client_handshake(stream, &request, options).await
-    };
-    within(options.handshake_timeout, connect).await
+) -> Result<(WebSocketStream<MaybeTlsStream>, Response), Error> {
+    let deadline = options
+        .handshake_timeout
+        .map(|timeout| Instant::now() + timeout);
+    let stream = crate::tls::tokio_io::open(&request, options, deadline).await?;
+    let remaining = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+    within(remaining, client_handshake(stream, &request, options)).await
 }
 
 /// Performs the client handshake over an already connected stream (TCP, TLS, anything),

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::DuplexStream;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
 use super::*;
@@ -244,6 +244,7 @@ async fn echo_over_tcp_with_connect_async() {
     );
 }
 
+#[cfg(not(feature = "rustls-manual-roots"))]
 #[tokio::test]
 async fn connect_async_refuses_wss() {
     let error = connect_async("wss://127.0.0.1:1/")
