@@ -50,12 +50,14 @@ impl MaybeTlsStream {
     }
 }
 
+/// A TLS stream that ends without `close_notify` reads as a plain end of stream: the WebSocket
+/// framing and closing handshake already tell a truncated connection from a finished one.
 impl Read for MaybeTlsStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Plain(stream) => stream.read(buf),
             #[cfg(feature = "rustls-manual-roots")]
-            Self::Rustls(stream) => stream.read(buf),
+            Self::Rustls(stream) => eof_as_end(stream.read(buf)),
         }
     }
 
@@ -63,8 +65,16 @@ impl Read for MaybeTlsStream {
         match self {
             Self::Plain(stream) => stream.read_vectored(bufs),
             #[cfg(feature = "rustls-manual-roots")]
-            Self::Rustls(stream) => stream.read_vectored(bufs),
+            Self::Rustls(stream) => eof_as_end(stream.read_vectored(bufs)),
         }
+    }
+}
+
+#[cfg(feature = "rustls-manual-roots")]
+fn eof_as_end(read: io::Result<usize>) -> io::Result<usize> {
+    match read {
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+        read => read,
     }
 }
 

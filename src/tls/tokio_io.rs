@@ -58,6 +58,8 @@ impl MaybeTlsStream {
     }
 }
 
+/// A TLS stream that ends without `close_notify` reads as a plain end of stream: the WebSocket
+/// framing and closing handshake already tell a truncated connection from a finished one.
 impl AsyncRead for MaybeTlsStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -67,7 +69,12 @@ impl AsyncRead for MaybeTlsStream {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
             #[cfg(feature = "rustls-manual-roots")]
-            Self::Rustls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+            Self::Rustls(stream) => match Pin::new(stream.as_mut()).poll_read(cx, buf) {
+                Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                    Poll::Ready(Ok(()))
+                }
+                poll => poll,
+            },
         }
     }
 }
