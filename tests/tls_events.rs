@@ -74,8 +74,7 @@ async fn an_untrusted_server_fails_the_client_with_a_tls_error() {
         .reconnection(false)
         .connect()
         .await
-        .err()
-        .expect("an untrusted server is refused");
+        .expect_err("an untrusted server is refused");
     let ClientError::Transport(error) = &error else {
         panic!("expected a transport error, got {error}");
     };
@@ -114,8 +113,7 @@ async fn plain_http_to_the_tls_server_is_dropped_and_it_keeps_serving() {
         .connect_timeout(Duration::from_secs(2))
         .connect()
         .await
-        .err()
-        .expect("a TLS server does not answer plain HTTP");
+        .expect_err("a TLS server does not answer plain HTTP");
     assert!(matches!(error, ClientError::Transport(_)), "{error}");
     echo_over(format!("wss://{addr}"), &pki).await;
 }

@@ -223,10 +223,10 @@ where
 
 /// A client connection made by either adapter's `connect_with`.
 pub enum Client {
-    Sync(wsio::sync::WebSocket<wsio::sync::MaybeTlsStream>),
+    Sync(Box<wsio::sync::WebSocket<wsio::sync::MaybeTlsStream>>),
     Tokio(
         tokio::runtime::Runtime,
-        wsio::tokio::WebSocketStream<wsio::tokio::MaybeTlsStream>,
+        Box<wsio::tokio::WebSocketStream<wsio::tokio::MaybeTlsStream>>,
     ),
 }
 
@@ -234,7 +234,9 @@ impl Client {
     pub fn connect(side: Side, url: &str, options: &Options) -> Result<Self, wsio::Error> {
         let request = wsio::proto::handshake::ClientRequest::new(url)?;
         match side {
-            Side::Sync => Ok(Self::Sync(wsio::sync::connect_with(request, options)?.0)),
+            Side::Sync => Ok(Self::Sync(Box::new(
+                wsio::sync::connect_with(request, options)?.0,
+            ))),
             Side::Tokio => {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -242,7 +244,7 @@ impl Client {
                     .unwrap();
                 let (ws, _) =
                     runtime.block_on(wsio::tokio::connect_async_with(request, options))?;
-                Ok(Self::Tokio(runtime, ws))
+                Ok(Self::Tokio(runtime, Box::new(ws)))
             }
         }
     }
