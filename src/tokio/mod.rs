@@ -191,7 +191,8 @@ pub async fn connect_async_with(
     let deadline = options
         .handshake_timeout
         .map(|timeout| Instant::now() + timeout);
-    let stream = crate::tls::tokio_io::open(&request, options, deadline).await?;
+    // Boxed like the handshake: a TLS handshake's state is a few KiB.
+    let stream = Box::pin(crate::tls::tokio_io::open(&request, options, deadline)).await?;
     let remaining = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
     within(remaining, client_handshake(stream, &request, options)).await
 }
