@@ -11,9 +11,9 @@
 //! open `wss://` URLs themselves and return the connection over a `MaybeTlsStream`
 //! ([`sync::MaybeTlsStream`](crate::sync::MaybeTlsStream),
 //! [`tokio::MaybeTlsStream`](crate::tokio::MaybeTlsStream)). By default the server is verified
-//! against the platform's roots (feature `rustls-native-roots`, part of `rustls`) and Mozilla's
-//! bundled roots (feature `rustls-webpki-roots`), with SNI and ALPN `http/1.1`. To trust a
-//! private CA or present a client certificate, put a [`Connector`] in
+//! against the roots of the features that are on: the platform's (`rustls-native-roots`, part
+//! of `rustls`) and Mozilla's bundled ones (`rustls-webpki-roots`), with SNI and ALPN
+//! `http/1.1`. To trust a private CA or present a client certificate, put a [`Connector`] in
 //! [`Options::tls_connector`](crate::Options::tls_connector):
 //!
 //! ```no_run
@@ -54,6 +54,19 @@
 //! }
 //! # }
 //! ```
+
+//!
+//! # Failures
+//!
+//! A TLS handshake that fails returns [`Error::Tls`](crate::Error::Tls) with the [`TlsError`]
+//! that says why: [`UnknownIssuer`](TlsError::UnknownIssuer),
+//! [`WrongHostName`](TlsError::WrongHostName), [`NotTls`](TlsError::NotTls) (plaintext on a TLS
+//! port, or TLS on a plain one), [`Alert`](TlsError::Alert) (the peer refused us),
+//! [`HandshakeTimeout`](TlsError::HandshakeTimeout). A client's `MaybeTlsStream` reads a TLS
+//! stream that ends without `close_notify` as a plain end of stream: the WebSocket closing
+//! handshake already tells a finished connection from a cut one. The tokio adapter sends
+//! `close_notify` when it shuts the connection down; the blocking one cannot shut a generic
+//! stream down, so its TLS connections end without it.
 
 #[cfg(feature = "rustls-manual-roots")]
 mod config;
