@@ -31,6 +31,7 @@ pub mod proto;
 pub mod sync;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+mod trace;
 pub mod upgrade;
 
 pub use error::Error;
