@@ -6,12 +6,12 @@
 #[cfg(all(feature = "tracing", any(feature = "sync", feature = "tokio")))]
 use crate::proto::{CloseFrame, ProtocolError, Role};
 
-/// `tracing::debug!` with the feature, nothing without it. Only for statements: the arguments
-/// are not evaluated when the feature is off.
+/// `tracing::debug!` with the target `wsio` with the feature, nothing without it. Only for
+/// statements: the arguments are not evaluated when the feature is off.
 #[cfg(feature = "tracing")]
 macro_rules! debug {
     ($($arg:tt)*) => {
-        ::tracing::debug!($($arg)*)
+        ::tracing::debug!(target: "wsio", $($arg)*)
     };
 }
 

@@ -25,6 +25,7 @@ const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: web
 /// One event the crate emitted: its level, message and other fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Logged {
+    target: String,
     level: Level,
     message: String,
     fields: BTreeMap<String, String>,
@@ -100,6 +101,7 @@ impl Subscriber for Collector {
         let mut fields = Fields::default();
         event.record(&mut fields);
         let mut logged = Logged {
+            target: event.metadata().target().to_owned(),
             level: *event.metadata().level(),
             message: fields.0.remove("message").unwrap_or_default(),
             fields: fields.0,
@@ -204,12 +206,9 @@ fn a_refused_handshake_logs_its_status() {
     assert_eq!(statuses, ["403", "405"]);
     let client = collector.one("client", "handshake refused");
     assert_eq!(client.field("status"), Some("401"));
-    assert!(
-        collector
-            .events()
-            .iter()
-            .all(|event| event.level == Level::DEBUG)
-    );
+    for event in collector.events() {
+        assert_eq!((event.target.as_str(), event.level), ("wsio", Level::DEBUG));
+    }
     assert!(collector.find("server", "handshake accepted").is_empty());
 }
 
@@ -230,7 +229,10 @@ fn an_accepted_handshake_logs_its_status() {
     for role in ["server", "client"] {
         let accepted = collector.one(role, "handshake accepted");
         assert_eq!(accepted.field("status"), Some("101"));
-        assert_eq!(accepted.level, Level::DEBUG);
+        assert_eq!(
+            (accepted.target.as_str(), accepted.level),
+            ("wsio", Level::DEBUG)
+        );
     }
 }
 
@@ -261,6 +263,23 @@ fn a_close_logs_its_code_both_ways_over_tokio() {
         assert!(client_end.unwrap().is_none());
     });
     assert_close_both_ways(&collector, 4000, "bye");
+}
+
+#[test]
+fn a_sink_close_logs_the_peer_close_once() {
+    let collector = Collector::default();
+    on_runtime(&collector, || async {
+        let (mut server, mut client) = pair(&Options::default(), &Options::default(), 4096).await;
+        // `Sink::poll_close` reads the peer's close and holds it for the read side.
+        let (closed, server_end) =
+            tokio::join!(futures_util::SinkExt::close(&mut client), server.read());
+        closed.unwrap();
+        assert!(server_end.unwrap().is_none());
+        // Logged as `poll_close` took it, and not again as the read side hands it out.
+        collector.one("client", "close received");
+        assert!(client.read().await.unwrap().is_none());
+    });
+    assert_close_both_ways(&collector, 1000, "");
 }
 
 #[test]
