@@ -170,7 +170,9 @@ impl ServerHandshake {
     /// Reports that the transport ended before the request did, and returns the error to
     /// report: there is nobody left to answer.
     pub fn receive_eof(&mut self) -> Error {
-        io::Error::new(io::ErrorKind::UnexpectedEof, "eof during the handshake").into()
+        let error = io::Error::new(io::ErrorKind::UnexpectedEof, "eof during the handshake");
+        debug!(role = "server", error = %error, "handshake failed");
+        error.into()
     }
 }
 

@@ -192,6 +192,8 @@ fn a_refused_handshake_logs_its_status() {
         assert!(matches!(rejected, Err(Error::Rejected(403))));
         let invalid = wsio::sync::accept(Memory::new(b"POST /chat HTTP/1.1\r\n\r\n"));
         assert!(matches!(invalid, Err(Error::Handshake(_))));
+        let cut = wsio::sync::accept(Memory::new(&REQUEST[..20]));
+        assert!(matches!(cut, Err(Error::Io(_))));
         let request = ClientRequest::new("ws://example.com/chat").unwrap();
         let refused = Memory::new(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
         let refused = wsio::sync::client(refused, &request, &Options::default());
@@ -210,6 +212,8 @@ fn a_refused_handshake_logs_its_status() {
         assert_eq!((event.target.as_str(), event.level), ("wsio", Level::DEBUG));
     }
     assert!(collector.find("server", "handshake accepted").is_empty());
+    let cut = collector.one("server", "handshake failed");
+    assert!(cut.field("error").unwrap().contains("eof"));
 }
 
 #[test]
