@@ -43,6 +43,7 @@ pub mod sync;
 pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+mod trace;
 pub mod upgrade;
 
 pub use error::Error;

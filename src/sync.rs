@@ -541,7 +541,7 @@ impl<W: Write> Endpoint<W> {
 
     fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
         if self.conn.is_open() {
-            self.conn.close(frame)?;
+            upgrade::close(&mut self.conn, frame)?;
         }
         self.flush()
     }
@@ -559,12 +559,16 @@ impl<W: Write> Endpoint<W> {
                 Phase::Closing(_) => {}
                 Phase::Open => match self.conn.poll_event() {
                     Some(Ok(Event::Closed(frame))) => {
+                        #[cfg(feature = "tracing")]
+                        crate::trace::close_received(self.conn.role(), frame.as_ref());
                         self.peer_close.clone_from(&frame);
                         self.phase = Phase::Closing(frame);
                         continue;
                     }
                     Some(Ok(event)) => return Ok(Next::Report(Some(event))),
                     Some(Err(error)) => {
+                        #[cfg(feature = "tracing")]
+                        crate::trace::failed(self.conn.role(), &error);
                         self.phase = Phase::Done;
                         let _ = self.flush();
                         return Err(error.into());
@@ -632,7 +636,17 @@ impl<W: Write> Endpoint<W> {
                     }
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error.into()),
+                Err(error) => {
+                    // A socket's write timeout: `WouldBlock` on Unix, `TimedOut` on Windows.
+                    #[cfg(feature = "tracing")]
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) {
+                        crate::trace::write_timeout(conn.role());
+                    }
+                    return Err(error.into());
+                }
             }
         }
         if let Some(Transmit::Shutdown) = conn.poll_transmit() {
@@ -719,6 +733,8 @@ fn read_before<S: Read>(
 ) -> Result<usize, Error> {
     loop {
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            #[cfg(feature = "tracing")]
+            crate::trace::handshake_timeout();
             return Err(Error::HandshakeTimeout);
         }
         match read_input(stream, buf)? {
