@@ -43,6 +43,10 @@ pub enum Error {
     /// run on a tokio runtime with its time driver.
     #[error("timeouts need a tokio runtime with its time driver")]
     NoTimer,
+    /// The TLS handshake failed or stalled; the variant says why.
+    #[cfg(feature = "rustls-manual-roots")]
+    #[error("tls handshake failed: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Error {
@@ -60,6 +64,8 @@ impl Error {
             | Self::NoTimer => None,
             #[cfg(feature = "deflate")]
             Self::Extension(_) => None,
+            #[cfg(feature = "rustls-manual-roots")]
+            Self::Tls(_) => None,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - `http` (feature `http`): conversions between the handshake types and the `http` crate's.
 //! - `hyper` and `axum` (features `hyper`, `axum`): upgrades inside a hyper 1.x or axum 0.8
 //!   server, with the handshake's checks, the limits and permessage-deflate.
+//! - [`tls`] (feature `rustls`): `wss://` for both adapters, client and server.
 //!
 //! ```no_run
 //! # #[cfg(feature = "sync")] {
@@ -38,8 +39,11 @@ mod options;
 pub mod proto;
 #[cfg(feature = "sync")]
 pub mod sync;
+#[cfg(any(feature = "sync", feature = "tokio"))]
+pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+mod trace;
 pub mod upgrade;
 
 pub use error::Error;

@@ -36,6 +36,11 @@ pub struct Options {
     /// Default: on, with [`DeflateConfig::default`](crate::proto::deflate::DeflateConfig).
     #[cfg(feature = "deflate")]
     pub deflate: Option<crate::proto::deflate::DeflateConfig>,
+    /// How a client opens `wss://` connections (a private CA, client certificates). Default
+    /// `None`: the roots of [`Connector::default_roots`](crate::tls::Connector::default_roots).
+    /// Servers ignore it.
+    #[cfg(feature = "rustls-manual-roots")]
+    pub tls_connector: Option<crate::tls::Connector>,
 }
 
 impl Options {
@@ -79,6 +84,8 @@ impl Default for Options {
             read_chunk: 64 << 10,
             #[cfg(feature = "deflate")]
             deflate: Some(crate::proto::deflate::DeflateConfig::default()),
+            #[cfg(feature = "rustls-manual-roots")]
+            tls_connector: None,
         }
     }
 }

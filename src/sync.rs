@@ -44,6 +44,7 @@ use bytes::Bytes;
 use crate::proto::{
     CloseFrame, Connection, Event, Message, MessageKind, PreparedMessage, Transmit,
 };
+pub use crate::tls::sync_io::MaybeTlsStream;
 use crate::upgrade::{self, ClientHandshake, HANDSHAKE_CHUNK, Refusal, ServerHandshake};
 
 /// How often a stream opened by this module wakes up to run timers when idle.
@@ -126,7 +127,8 @@ where
     Ok(ws)
 }
 
-/// Connects to a `ws://` URL over TCP and performs the client handshake with default options.
+/// Connects to a `ws://` or `wss://` URL and performs the client handshake with default
+/// options. `wss://` needs the feature `rustls` (see [`crate::tls`]).
 ///
 /// ```no_run
 /// let (mut ws, _response) = wsio::sync::connect("ws://127.0.0.1:9002/chat")?;
@@ -135,19 +137,20 @@ where
 /// ws.close(None)?;
 /// # Ok::<(), wsio::Error>(())
 /// ```
-pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Response), Error> {
+pub fn connect(url: &str) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
     connect_with(ClientRequest::new(url)?, &Options::default())
 }
 
-/// Connects over TCP with a prepared request (subprotocols, headers) and options.
+/// Connects over TCP, and TLS for `wss://`, with a prepared request (subprotocols, headers) and
+/// options; [`Options::handshake_timeout`] bounds the TLS and WebSocket handshakes together.
+///
+/// Without the feature `rustls`, a `wss://` request fails with [`Error::UnsupportedUrl`].
 pub fn connect_with(
     request: ClientRequest,
     options: &Options,
-) -> Result<(WebSocket<TcpStream>, Response), Error> {
-    upgrade::refuse_secure(&request)?;
-    let stream = TcpStream::connect((request.host(), request.port()))?;
-    configure_tcp(&stream, options)?;
-    client(stream, &request, options)
+) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
+    let (stream, options) = crate::tls::sync_io::open(&request, options)?;
+    client(stream, &request, &options)
 }
 
 /// Performs the client handshake over an already connected stream (TCP, TLS, anything).
@@ -333,6 +336,29 @@ impl WebSocket<TcpStream> {
     }
 }
 
+impl WebSocket<MaybeTlsStream> {
+    /// Splits a connection made by [`connect`] into a reader and a writer for two threads, like
+    /// [`WebSocket::<TcpStream>::split`]. A TLS connection cannot be split: it returns an
+    /// [`io::ErrorKind::Unsupported`] error.
+    pub fn split(self) -> io::Result<(Reader, Writer)> {
+        match self.stream {
+            MaybeTlsStream::Plain(stream) => WebSocket {
+                stream,
+                conn: self.conn,
+                read_buf: self.read_buf,
+                peer_close: self.peer_close,
+                finished: self.finished,
+            }
+            .split(),
+            #[cfg(feature = "rustls-manual-roots")]
+            MaybeTlsStream::Rustls(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a TLS connection cannot be split across threads",
+            )),
+        }
+    }
+}
+
 /// The reading half of a split [`WebSocket`].
 #[derive(Debug)]
 pub struct Reader {
@@ -515,7 +541,7 @@ impl<W: Write> Endpoint<W> {
 
     fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
         if self.conn.is_open() {
-            self.conn.close(frame)?;
+            upgrade::close(&mut self.conn, frame)?;
         }
         self.flush()
     }
@@ -533,12 +559,16 @@ impl<W: Write> Endpoint<W> {
                 Phase::Closing(_) => {}
                 Phase::Open => match self.conn.poll_event() {
                     Some(Ok(Event::Closed(frame))) => {
+                        #[cfg(feature = "tracing")]
+                        crate::trace::close_received(self.conn.role(), frame.as_ref());
                         self.peer_close.clone_from(&frame);
                         self.phase = Phase::Closing(frame);
                         continue;
                     }
                     Some(Ok(event)) => return Ok(Next::Report(Some(event))),
                     Some(Err(error)) => {
+                        #[cfg(feature = "tracing")]
+                        crate::trace::failed(self.conn.role(), &error);
                         self.phase = Phase::Done;
                         let _ = self.flush();
                         return Err(error.into());
@@ -606,7 +636,17 @@ impl<W: Write> Endpoint<W> {
                     }
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error.into()),
+                Err(error) => {
+                    // A socket's write timeout: `WouldBlock` on Unix, `TimedOut` on Windows.
+                    #[cfg(feature = "tracing")]
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) {
+                        crate::trace::write_timeout(conn.role());
+                    }
+                    return Err(error.into());
+                }
             }
         }
         if let Some(Transmit::Shutdown) = conn.poll_transmit() {
@@ -693,6 +733,8 @@ fn read_before<S: Read>(
 ) -> Result<usize, Error> {
     loop {
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            #[cfg(feature = "tracing")]
+            crate::trace::handshake_timeout();
             return Err(Error::HandshakeTimeout);
         }
         match read_input(stream, buf)? {

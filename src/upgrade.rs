@@ -59,6 +59,7 @@ use crate::proto::handshake::{
     Accept, ClientRequest, HandshakeError, Reject, Request, RequestParser, Response, ResponseParser,
 };
 use crate::proto::{Connection, Rng};
+use crate::trace::debug;
 
 /// How many bytes the adapters ask for per read during the opening handshake.
 #[cfg(any(feature = "sync", feature = "tokio"))]
@@ -162,14 +163,16 @@ impl ServerHandshake {
                 options: self.options.clone(),
             })),
             Ok(None) => Ok(None),
-            Err(error) => Err(Refusal::Invalid(error)),
+            Err(error) => Err(Refusal::Invalid(error).noted()),
         }
     }
 
     /// Reports that the transport ended before the request did, and returns the error to
     /// report: there is nobody left to answer.
     pub fn receive_eof(&mut self) -> Error {
-        io::Error::new(io::ErrorKind::UnexpectedEof, "eof during the handshake").into()
+        let error = io::Error::new(io::ErrorKind::UnexpectedEof, "eof during the handshake");
+        debug!(role = "server", error = %error, "handshake failed");
+        error.into()
     }
 }
 
@@ -190,8 +193,14 @@ impl PendingRequest {
     /// Accepts the request: negotiates permessage-deflate when [`Options`] enable it, and
     /// returns the 101 response and the connection.
     pub fn accept(self, accept: Accept) -> Result<Accepted, Refusal> {
-        let (response, connection) =
-            server(&self.options, &self.request, accept).map_err(Refusal::Invalid)?;
+        let (response, connection) = server(&self.options, &self.request, accept)
+            .map_err(|error| Refusal::Invalid(error).noted())?;
+        debug!(
+            role = "server",
+            status = 101,
+            deflate = compresses(&connection),
+            "handshake accepted"
+        );
         Ok(Accepted {
             response,
             connection,
@@ -201,7 +210,7 @@ impl PendingRequest {
 
     /// Rejects the request with the application's response.
     pub fn reject(self, reject: Reject) -> Refusal {
-        Refusal::Rejected(reject)
+        Refusal::Rejected(reject).noted()
     }
 }
 
@@ -220,6 +229,12 @@ impl Refusal {
             Self::Invalid(error) => error.response().encode(),
             Self::Rejected(reject) => reject.encode(),
         }
+    }
+
+    /// Emits the refusal's event and returns it.
+    fn noted(self) -> Self {
+        debug!(role = "server", status = self.status(), error = %self, "handshake refused");
+        self
     }
 }
 
@@ -268,11 +283,21 @@ impl ClientHandshake {
     /// body; a 101 that does not match the request is [`Error::Handshake`] or, for its
     /// extensions, `Error::Extension`.
     pub fn receive(&mut self, data: &[u8]) -> Result<Option<Connected>, Error> {
-        let Some(response) = self.parser.receive(data)? else {
+        let Some(response) = self.parser.receive(data).map_err(client_failed)? else {
             return Ok(None);
         };
-        let rng = self.rng.take().ok_or(HandshakeError::Finished)?;
-        let connection = client(&self.options, &response, rng)?;
+        let rng = self
+            .rng
+            .take()
+            .ok_or(HandshakeError::Finished)
+            .map_err(client_failed)?;
+        let connection = client(&self.options, &response, rng).map_err(client_failed)?;
+        debug!(
+            role = "client",
+            status = response.status(),
+            deflate = compresses(&connection),
+            "handshake accepted"
+        );
         Ok(Some(Connected {
             connection,
             leftover: response.leftover().clone(),
@@ -283,7 +308,7 @@ impl ClientHandshake {
     /// Reports that the transport ended, and returns why the handshake cannot complete: a
     /// refusal whose body ran to the end of the stream, or [`HandshakeError::UnexpectedEof`].
     pub fn receive_eof(&mut self) -> Error {
-        self.parser.receive_eof().into()
+        client_failed(self.parser.receive_eof())
     }
 }
 
@@ -319,6 +344,46 @@ pub(crate) fn queue(
     }
     send(conn)?;
     Ok(())
+}
+
+/// Starts the closing handshake with `frame` and emits its event: the adapters' `close`.
+#[cfg(any(feature = "sync", feature = "tokio"))]
+pub(crate) fn close(
+    conn: &mut Connection,
+    frame: Option<crate::proto::CloseFrame>,
+) -> Result<(), crate::proto::SendError> {
+    #[cfg(feature = "tracing")]
+    let sent = frame.clone();
+    conn.close(frame)?;
+    #[cfg(feature = "tracing")]
+    crate::trace::close_sent(conn.role(), sent.as_ref());
+    Ok(())
+}
+
+/// Emits the event of a client handshake that failed: refused by the server with its status, or
+/// a response that does not complete the handshake. Returns the error.
+fn client_failed(error: impl Into<Error>) -> Error {
+    let error = error.into();
+    #[cfg(feature = "tracing")]
+    match &error {
+        Error::Handshake(HandshakeError::Rejected { status, .. }) => {
+            debug!(role = "client", status, "handshake refused");
+        }
+        _ => debug!(role = "client", error = %error, "handshake failed"),
+    }
+    error
+}
+
+/// Whether `conn` compresses its messages (permessage-deflate was negotiated).
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+fn compresses(conn: &Connection) -> bool {
+    #[cfg(feature = "deflate")]
+    return conn.deflate_params().is_some();
+    #[cfg(not(feature = "deflate"))]
+    {
+        let _ = conn;
+        false
+    }
 }
 
 /// Negotiates extensions on top of the application's `accept` and returns the 101 response and

@@ -188,7 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     pub(super) fn start_close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
         self.check_open()?;
-        self.conn.close(frame)?;
+        upgrade::close(&mut self.conn, frame)?;
         // The reader's timer has to learn about the close timeout.
         if let Some(split) = &self.split {
             split.wakers.wake_side(Side::Read);
@@ -201,16 +201,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     pub(super) fn poll_close(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
         self.enter(side, cx);
         if matches!(self.phase, Phase::Open) && self.conn.is_open() {
-            if let Err(error) = self
-                .conn
-                .close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
-            {
+            let frame = CloseFrame::new(CloseCode::NORMAL, "");
+            if let Err(error) = upgrade::close(&mut self.conn, Some(frame)) {
                 return self.leave(side, Poll::Ready(Err(error.into())));
             }
             self.progressed = true;
         }
         let result = loop {
-            while let Some(event) = self.conn.poll_event() {
+            while let Some(event) = self.poll_conn_event() {
                 if let Ok(Event::Closed(frame)) = &event {
                     self.peer_close.clone_from(frame);
                 }
@@ -288,7 +286,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     return Poll::Ready(Some(Ok(Event::Closed(frame))));
                 }
                 Phase::Closing(_) => {}
-                Phase::Open => match self.held.pop_front().or_else(|| self.conn.poll_event()) {
+                Phase::Open => match self.held.pop_front().or_else(|| self.poll_conn_event()) {
                     Some(Ok(Event::Closed(frame))) => {
                         self.peer_close.clone_from(&frame);
                         self.phase = Phase::Closing(frame);
@@ -321,6 +319,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+
+    /// Takes the connection's next event, emitting the events of a close or failure: each is
+    /// taken here once, whether the read side or `poll_close` takes it.
+    #[inline]
+    fn poll_conn_event(&mut self) -> Option<Result<Event, ProtocolError>> {
+        let event = self.conn.poll_event();
+        #[cfg(feature = "tracing")]
+        match &event {
+            Some(Ok(Event::Closed(frame))) => {
+                crate::trace::close_received(self.conn.role(), frame.as_ref());
+            }
+            Some(Err(error)) => crate::trace::failed(self.conn.role(), error),
+            Some(Ok(_)) | None => {}
+        }
+        event
     }
 
     /// True once the connection is over and everything, the shutdown included, was written.

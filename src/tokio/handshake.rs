@@ -27,7 +27,11 @@ where
         match timeout {
             Some(timeout) => tokio::time::timeout(timeout, future)
                 .await
-                .unwrap_or(Err(Error::HandshakeTimeout)),
+                .unwrap_or_else(|_| {
+                    #[cfg(feature = "tracing")]
+                    crate::trace::handshake_timeout();
+                    Err(Error::HandshakeTimeout)
+                }),
             None => future.await,
         }
     })

@@ -88,7 +88,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::Options;
 use crate::error::Error;
@@ -100,6 +100,7 @@ use self::core::Core;
 use self::handshake::{client_handshake, server_handshake, within};
 pub use self::split::{ReadHalf, WriteHalf};
 use self::waker::Side;
+pub use crate::tls::tokio_io::MaybeTlsStream;
 
 /// A WebSocket connection over an async stream: a [`Stream`] of messages and a [`Sink`] for
 /// them, plus inherent async methods for code without `futures-util`.
@@ -193,7 +194,8 @@ where
     Ok(ws)
 }
 
-/// Connects to a `ws://` URL over TCP and performs the client handshake with default options.
+/// Connects to a `ws://` or `wss://` URL and performs the client handshake with default
+/// options. `wss://` needs the feature `rustls` (see [`crate::tls`]).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), wsio::Error> {
@@ -204,29 +206,30 @@ where
 /// while ws.read().await?.is_some() {}
 /// # Ok(()) }
 /// ```
-pub async fn connect_async(url: &str) -> Result<(WebSocketStream<TcpStream>, Response), Error> {
+pub async fn connect_async(
+    url: &str,
+) -> Result<(WebSocketStream<MaybeTlsStream>, Response), Error> {
     connect_async_with(ClientRequest::new(url)?, &Options::default()).await
 }
 
-/// Connects over TCP (with `TCP_NODELAY`) with a prepared request (subprotocols, headers) and
-/// options.
+/// Connects over TCP (with `TCP_NODELAY`), and TLS for `wss://`, with a prepared request
+/// (subprotocols, headers) and options.
 ///
-/// [`Options::handshake_timeout`] bounds the TCP connect and the handshake together. A `wss://`
-/// request fails with [`Error::UnsupportedUrl`]: open the TLS stream yourself and use
-/// [`client_async`] over it.
+/// [`Options::handshake_timeout`] bounds the TCP connect, the TLS handshake and the WebSocket
+/// handshake together. Without the feature `rustls`, a `wss://` request fails with
+/// [`Error::UnsupportedUrl`]: open the TLS stream yourself and use [`client_async`] over it.
 pub async fn connect_async_with(
     request: ClientRequest,
     options: &Options,
-) -> Result<(WebSocketStream<TcpStream>, Response), Error> {
-    upgrade::refuse_secure(&request)?;
+) -> Result<(WebSocketStream<MaybeTlsStream>, Response), Error> {
     check_timer(options)?;
-    let connect = async {
-        let mut stream = TcpStream::connect((request.host(), request.port())).await?;
-        stream.set_nodelay(true)?;
-        let connected = client_handshake(&mut stream, &request, options).await?;
-        Ok((stream, connected))
-    };
-    let (stream, connected) = within(options.handshake_timeout, connect).await?;
+    let deadline = options
+        .handshake_timeout
+        .map(|timeout| Instant::now() + timeout);
+    // Boxed like the handshake: a TLS handshake's state is a few KiB.
+    let mut stream = Box::pin(crate::tls::tokio_io::open(&request, options, deadline)).await?;
+    let remaining = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+    let connected = within(remaining, client_handshake(&mut stream, &request, options)).await?;
     Ok(WebSocketStream::connected(stream, connected, options))
 }
 

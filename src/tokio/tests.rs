@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncWriteExt, DuplexStream};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, timeout};
 
 use std::io::{self, IoSlice};
@@ -259,6 +259,7 @@ async fn echo_over_tcp_with_connect_async() {
     );
 }
 
+#[cfg(not(feature = "rustls-manual-roots"))]
 #[tokio::test]
 async fn connect_async_refuses_wss() {
     let error = connect_async("wss://127.0.0.1:1/")

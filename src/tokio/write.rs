@@ -174,6 +174,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         }
         let waker = io_waker(&self.split, cx);
         ready!(timer.as_mut().poll(&mut Context::from_waker(waker)));
+        #[cfg(feature = "tracing")]
+        crate::trace::write_timeout(self.conn.role());
         let error = io::Error::new(io::ErrorKind::TimedOut, "write timed out");
         Poll::Ready(Err(self.break_output(error)))
     }

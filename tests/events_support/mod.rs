@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use wsio::Message;
 use wsio::events::{Args, Config, Decoder, EnginePacket, OpenInfo, Packet, Server};
 use wsio::proto::handshake::ClientRequest;
@@ -33,7 +33,7 @@ pub fn config() -> Config {
 }
 
 pub struct Client {
-    pub ws: WebSocketStream<TcpStream>,
+    pub ws: WebSocketStream<wsio::tokio::MaybeTlsStream>,
     pub open: OpenInfo,
     decoder: Decoder,
     /// Answer pings with pongs (a live client) or not (a dead one).

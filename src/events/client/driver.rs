@@ -3,7 +3,6 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until, timeout};
 
@@ -15,10 +14,10 @@ use super::state::{Deferred, Settings, Shared};
 use crate::events::{Decoder, EnginePacket, OpenInfo};
 use crate::proto::ProtocolError;
 use crate::proto::handshake::ClientRequest;
-use crate::tokio::{WebSocketStream, connect_async_with};
+use crate::tokio::{MaybeTlsStream, WebSocketStream, connect_async_with};
 
 /// The WebSocket the client talks over.
-pub(crate) type Ws = WebSocketStream<TcpStream>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream>;
 
 /// How long closing the WebSocket may take once no namespace is left.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);

@@ -10,11 +10,12 @@ use serde_json::Value;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The URL is not `http://host[:port][/namespace][?query]` or `ws://…`.
+    /// The URL is not `http://host[:port][/namespace][?query]`, `https://…`, `ws://…` or
+    /// `wss://…`.
     #[error("invalid url: {0}")]
     InvalidUrl(String),
-    /// An `https://` or `wss://` URL: this crate has no TLS.
-    #[error("unsupported url {0}: TLS is not supported, use http:// or ws://")]
+    /// An `https://` or `wss://` URL, and the crate was built without the feature `rustls`.
+    #[error("unsupported url {0}: TLS needs the `rustls` feature")]
     UnsupportedUrl(String),
     /// A namespace that does not start with `/`.
     #[error("invalid namespace {0:?}: it must start with '/'")]

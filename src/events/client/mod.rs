@@ -79,8 +79,9 @@ use crate::Options;
 /// Configures a client, then connects it with [`connect`](Self::connect).
 ///
 /// The URL is `http://host[:port][/namespace][?query]` (or `ws://…`); its path names the
-/// namespace unless [`namespace`](Self::namespace) does. `https://` and `wss://` are refused:
-/// this crate has no TLS. A builder can connect any number of times, each time a new client.
+/// namespace unless [`namespace`](Self::namespace) does. `https://` and `wss://` connect over
+/// TLS with the feature `rustls` (see [`tls_connector`](Self::tls_connector)) and are refused
+/// without it. A builder can connect any number of times, each time a new client.
 #[derive(Clone)]
 pub struct ClientBuilder {
     url: String,
@@ -97,6 +98,8 @@ pub struct ClientBuilder {
     polling_fallback: bool,
     handlers: Handlers,
     manager: ManagerHandlers,
+    #[cfg(feature = "rustls-manual-roots")]
+    tls_connector: Option<crate::tls::Connector>,
 }
 
 impl ClientBuilder {
@@ -119,6 +122,8 @@ impl ClientBuilder {
             polling_fallback: false,
             handlers: Handlers::default(),
             manager: ManagerHandlers::default(),
+            #[cfg(feature = "rustls-manual-roots")]
+            tls_connector: None,
         }
     }
 
@@ -228,6 +233,15 @@ impl ClientBuilder {
         self
     }
 
+    /// How `https://` and `wss://` URLs are connected to: trust a private CA or present a
+    /// client certificate. Default: the roots of
+    /// [`Connector::default_roots`](crate::tls::Connector::default_roots).
+    #[cfg(feature = "rustls-manual-roots")]
+    pub fn tls_connector(mut self, connector: crate::tls::Connector) -> Self {
+        self.tls_connector = Some(connector);
+        self
+    }
+
     /// Handles `event`; see [`Client::on`].
     pub fn on<F>(mut self, event: impl Into<String>, handler: F) -> Self
     where
@@ -294,6 +308,8 @@ impl ClientBuilder {
         ws_options.connection.max_message_size = max_message;
         ws_options.connection.max_frame_size = max_message;
         ws_options.handshake_timeout = Some(self.connect_timeout);
+        #[cfg(feature = "rustls-manual-roots")]
+        ws_options.tls_connector.clone_from(&self.tls_connector);
         let settings = Arc::new(Settings {
             ws_url: endpoint.ws_url,
             headers: self.headers.clone(),

@@ -1,5 +1,6 @@
 //! From the URL a user gives (`http://host:port/namespace?query`) to the Engine.IO WebSocket
-//! endpoint (`ws://host:port/socket.io/?query&EIO=4&transport=websocket`).
+//! endpoint (`ws://host:port/socket.io/?query&EIO=4&transport=websocket`; `https://` and
+//! `wss://` map to `wss://` with the feature `rustls`).
 
 use super::ClientError;
 use crate::events::DEFAULT_NAMESPACE;
@@ -7,7 +8,7 @@ use crate::events::DEFAULT_NAMESPACE;
 /// Where to connect, split from the user's URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
-    /// The `ws://` URL of the Engine.IO endpoint.
+    /// The `ws://` or `wss://` URL of the Engine.IO endpoint.
     pub ws_url: String,
     /// The namespace the URL's path names (`/` when it has none).
     pub namespace: String,
@@ -24,11 +25,14 @@ pub(crate) fn endpoint(
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| invalid("missing scheme"))?;
-    match scheme.to_ascii_lowercase().as_str() {
-        "http" | "ws" => {}
+    let ws_scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => "ws",
+        #[cfg(feature = "rustls-manual-roots")]
+        "https" | "wss" => "wss",
+        #[cfg(not(feature = "rustls-manual-roots"))]
         "https" | "wss" => return Err(ClientError::UnsupportedUrl(url.to_owned())),
-        _ => return Err(invalid("the scheme must be http or ws")),
-    }
+        _ => return Err(invalid("the scheme must be http(s) or ws(s)")),
+    };
     if rest.contains('#') {
         return Err(invalid("fragments are not allowed"));
     }
@@ -60,7 +64,7 @@ pub(crate) fn endpoint(
         false => format!("/{path}/"),
     };
     Ok(Endpoint {
-        ws_url: format!("ws://{authority}{path}?{}", pairs.join("&")),
+        ws_url: format!("{ws_scheme}://{authority}{path}?{}", pairs.join("&")),
         namespace,
     })
 }
@@ -117,8 +121,29 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "rustls-manual-roots")]
     #[test]
-    fn tls_and_malformed_urls_are_refused() {
+    fn https_and_wss_urls_map_to_a_wss_endpoint() {
+        let expected = "wss://example.com:8443/socket.io/?EIO=4&transport=websocket";
+        for url in [
+            "https://example.com:8443",
+            "wss://example.com:8443/",
+            "HTTPS://example.com:8443",
+        ] {
+            assert_eq!(map(url).unwrap().ws_url, expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn malformed_urls_are_refused() {
+        for bad in ["example.com", "ftp://example.com", "http://", "http://a/#x"] {
+            assert!(matches!(map(bad), Err(ClientError::InvalidUrl(_))), "{bad}");
+        }
+    }
+
+    #[cfg(not(feature = "rustls-manual-roots"))]
+    #[test]
+    fn tls_urls_are_refused_without_tls() {
         assert!(matches!(
             map("https://example.com"),
             Err(ClientError::UnsupportedUrl(_))
@@ -127,8 +152,5 @@ mod tests {
             map("wss://example.com"),
             Err(ClientError::UnsupportedUrl(_))
         ));
-        for bad in ["example.com", "ftp://example.com", "http://", "http://a/#x"] {
-            assert!(matches!(map(bad), Err(ClientError::InvalidUrl(_))), "{bad}");
-        }
     }
 }

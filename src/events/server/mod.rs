@@ -400,6 +400,41 @@ impl Server {
     }
 
     /// Serves one connection: routes its HTTP requests to the Engine.IO sessions.
+    /// Accepts TLS connections (`https://`, `wss://` clients) from `listener` forever, each in a
+    /// task of its own: the TLS handshake, within [`Config::websocket`]'s handshake timeout,
+    /// then [`handle`](Self::handle). A failed or stalled TLS handshake drops only that
+    /// connection.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let acceptor = wsio::tls::Acceptor::from_pem_files("cert.pem", "key.pem")?;
+    /// let server = wsio::events::Server::default();
+    /// let listener = tokio::net::TcpListener::bind("0.0.0.0:443").await?;
+    /// server.serve_tls(listener, acceptor).await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls-manual-roots")]
+    pub async fn serve_tls(
+        &self,
+        listener: TcpListener,
+        acceptor: crate::tls::Acceptor,
+    ) -> io::Result<()> {
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let (server, acceptor) = (self.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                // Only this connection is lost if the socket already failed.
+                let _ = stream.set_nodelay(true);
+                let options = server.websocket_options();
+                if let Ok(stream) = acceptor.handshake_async(stream, &options).await {
+                    let _ = server.handle(stream).await;
+                }
+            });
+        }
+    }
+
+    /// Serves one connection: routes its HTTP request, then runs the Engine.IO session until
+    /// the connection ends.
     ///
     /// `GET {path}?EIO=4&transport=websocket` upgrades and runs a session over the WebSocket
     /// until it ends. `transport=polling` requests are HTTP long-polling: a GET without `sid`
