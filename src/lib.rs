@@ -39,7 +39,7 @@ mod options;
 pub mod proto;
 #[cfg(feature = "sync")]
 pub mod sync;
-#[cfg(any(feature = "sync", feature = "tokio"))]
+#[cfg(any(feature = "sync", feature = "tokio", feature = "rustls-manual-roots"))]
 pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;

@@ -341,13 +341,23 @@ impl WebSocket<MaybeTlsStream> {
     /// [`WebSocket::<TcpStream>::split`]. A TLS connection cannot be split: it returns an
     /// [`io::ErrorKind::Unsupported`] error.
     pub fn split(self) -> io::Result<(Reader, Writer)> {
-        match self.stream {
+        let Endpoint {
+            conn,
+            stream,
+            peer_close,
+            phase,
+            ..
+        } = self.end;
+        match stream {
             MaybeTlsStream::Plain(stream) => WebSocket {
-                stream,
-                conn: self.conn,
+                end: Endpoint {
+                    conn,
+                    stream,
+                    peer_close,
+                    phase,
+                    shutdown: shutdown_tcp,
+                },
                 read_buf: self.read_buf,
-                peer_close: self.peer_close,
-                finished: self.finished,
             }
             .split(),
             #[cfg(feature = "rustls-manual-roots")]

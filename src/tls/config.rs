@@ -1,5 +1,9 @@
 //! Building the rustls configurations and naming what went wrong in a TLS handshake.
 
+// Without an adapter there is no connect or accept path to use the handshake helpers: the
+// feature then only offers the configuration types.
+#![cfg_attr(not(any(feature = "sync", feature = "tokio")), allow(dead_code))]
+
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};

@@ -79,7 +79,10 @@ pub(crate) mod tokio_io;
 pub(crate) use self::config::server_name;
 #[cfg(feature = "rustls-manual-roots")]
 pub use self::config::{Acceptor, Connector, TlsError, load_certificates};
-#[cfg(feature = "rustls-manual-roots")]
+#[cfg(all(
+    feature = "rustls-manual-roots",
+    any(feature = "sync", feature = "tokio")
+))]
 pub(crate) use self::config::{connector, handshake_error, remaining};
 #[cfg(all(feature = "sync", feature = "rustls-manual-roots"))]
 pub use self::sync_io::ServerStream;

@@ -123,11 +123,7 @@ pub(crate) fn open(
         false => None,
     };
     #[cfg(not(feature = "rustls-manual-roots"))]
-    if request.is_secure() {
-        return Err(Error::UnsupportedUrl(
-            "wss:// needs the `rustls` feature, or a TLS stream passed to `client`".into(),
-        ));
-    }
+    crate::upgrade::refuse_secure(request)?;
     let stream = TcpStream::connect((request.host(), request.port()))?;
     crate::sync::configure_tcp(&stream, options)?;
     #[cfg(feature = "rustls-manual-roots")]

@@ -150,12 +150,7 @@ pub(crate) async fn open(
     #[cfg(not(feature = "rustls-manual-roots"))]
     {
         let _ = options;
-        if request.is_secure() {
-            return Err(Error::UnsupportedUrl(
-                "wss:// needs the `rustls` feature, or a TLS stream passed to `client_async`"
-                    .into(),
-            ));
-        }
+        crate::upgrade::refuse_secure(request)?;
     }
     let connect = TcpStream::connect((request.host(), request.port()));
     let stream = before(deadline, connect)

@@ -94,7 +94,7 @@ use crate::Options;
 use crate::error::Error;
 use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, Response};
 use crate::proto::{CloseFrame, Connection, Event, Message, MessageKind, PreparedMessage};
-use crate::upgrade::{self, Connected};
+use crate::upgrade::Connected;
 
 use self::core::Core;
 use self::handshake::{client_handshake, server_handshake, within};
