@@ -158,6 +158,17 @@ impl<'a> MemStream<'a> {
         }
     }
 
+    /// Reads into the spare capacity of `buf`, as a socket read into a `BytesMut` does (tokio's
+    /// `read_buf`): at most [`READ_CHUNK`] bytes, and at least 64 bytes of room (reserved when
+    /// there is less). Returns the bytes read; 0 at the end of the input.
+    pub fn read_buf(&mut self, buf: &mut bytes::BytesMut) -> usize {
+        let room = (buf.capacity() - buf.len()).max(64);
+        let n = room.min(self.input.len()).min(READ_CHUNK);
+        buf.extend_from_slice(&self.input[..n]);
+        self.input = &self.input[n..];
+        n
+    }
+
     fn read_into(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.input.len()).min(READ_CHUNK);
         buf[..n].copy_from_slice(&self.input[..n]);
@@ -353,8 +364,10 @@ pub const SERVERS: &[&str] = &[
     "wsio-sync",
     "tungstenite",
     "tokio-tungstenite",
+    "tokio-tungstenite-forward",
     "fastwebsockets",
     "tokio-websockets",
+    "tokio-websockets-forward",
     "raw-tcp",
 ];
 
