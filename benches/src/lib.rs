@@ -491,6 +491,20 @@ mod tests {
     }
 
     #[test]
+    fn read_buf_copies_at_most_a_chunk_into_the_room() {
+        let input = binary_payload(2 * READ_CHUNK + 100);
+        let mut stream = MemStream::new(&input);
+        let mut buf = bytes::BytesMut::with_capacity(1000);
+        assert_eq!(stream.read_buf(&mut buf), 1000);
+        let mut big = bytes::BytesMut::with_capacity(2 * READ_CHUNK);
+        assert_eq!(stream.read_buf(&mut big), READ_CHUNK);
+        assert_eq!(stream.read_buf(&mut big), READ_CHUNK - 900);
+        assert_eq!(stream.read_buf(&mut big), 0);
+        buf.extend_from_slice(&big);
+        assert_eq!(&buf[..], &input[..]);
+    }
+
+    #[test]
     fn counter_counts_frames_in_any_pieces() {
         let mut wire = Vec::new();
         for len in [0, 5, 125, 126, 1000, 70_000] {

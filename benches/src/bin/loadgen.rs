@@ -572,3 +572,36 @@ async fn count_echoes(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_within_the_bucket_width() {
+        let latencies = Latencies::new();
+        assert_eq!(latencies.percentile(0.5), None);
+        latencies.recording.store(true, Ordering::Relaxed);
+        // 1 µs, 2 µs, ..., 1000 µs: the p50 is 500 µs, the p99 990 µs.
+        for micros in 1..=1000u64 {
+            latencies.record(Duration::from_micros(micros));
+        }
+        let p50 = latencies.percentile(0.50).expect("recorded");
+        let p99 = latencies.percentile(0.99).expect("recorded");
+        assert!((p50 / 500.0 - 1.0).abs() < 0.016, "p50 {p50}");
+        assert!((p99 / 990.0 - 1.0).abs() < 0.016, "p99 {p99}");
+    }
+
+    #[test]
+    fn nothing_is_recorded_outside_the_measurement() {
+        let latencies = Latencies::new();
+        latencies.record(Duration::from_micros(5));
+        assert_eq!(latencies.percentile(0.5), None);
+        latencies.recording.store(true, Ordering::Relaxed);
+        latencies.record(Duration::from_nanos(40));
+        latencies.record(Duration::from_secs(3));
+        assert_eq!(latencies.percentile(0.5), Some(0.04));
+        let p100 = latencies.percentile(1.0).expect("recorded");
+        assert!((p100 / 3e6 - 1.0).abs() < 0.016, "max {p100}");
+    }
+}
