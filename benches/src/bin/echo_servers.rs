@@ -8,7 +8,8 @@
 //! message: a flush each), `tokio-tungstenite-forward` (its echo-server example: `split` +
 //! `forward`, which flushes when no more input is ready), `fastwebsockets`, `tokio-websockets`
 //! (its echo_server example: `send` per message), `tokio-websockets-forward` (`split` +
-//! `forward` over its sink, which queues frames up to its flush threshold), `raw-tcp` (echoes
+//! `forward` over its sink, which queues frames up to its flush threshold, though its stream
+//! writes the queue before every read), `raw-tcp` (echoes
 //! bytes after a bare 101) or `tcp-hold` (answers the upgrade, echoes through a 512-byte
 //! buffer: the memory baseline).
 //! It listens on 127.0.0.1 only, prints `listening on ...` and exits by itself after
@@ -218,7 +219,9 @@ async fn tokio_websockets(stream: TcpStream) {
 
 /// tokio-websockets with `split` + `forward`: its sink queues frames and flushes before taking
 /// more only past its flush threshold (8 KiB by default), and `forward` flushes when the stream
-/// has nothing ready, so the replies to a burst leave together.
+/// has nothing ready. But its stream writes whatever is queued before every read, so in an echo
+/// loop this still writes about once per message: the batching its sink documents is for
+/// sending without reading.
 async fn tokio_websockets_forward(stream: TcpStream) {
     use futures_util::{TryStreamExt, future};
     let Ok((_request, ws)) = tokio_websockets::ServerBuilder::new().accept(stream).await else {

@@ -58,8 +58,9 @@ thread per connection, `read` + `send`: a write and flush per message), `tokio-t
 `split` + `forward`, which flushes when no more input is ready), `fastwebsockets` (its \
 echo_server example: `FragmentCollector`, `write_frame` per message, unconstrained task; it \
 documents no batching), `tokio-websockets` (its echo_server example: `next` + `send` per \
-message, unconstrained task), `tokio-websockets-forward` (`split` + `forward`; its sink \
-queues frames up to an 8 KiB flush threshold), `raw-tcp` (no WebSocket work: the client's \
+message, unconstrained task), `tokio-websockets-forward` (`split` + `forward` over its \
+sink, which queues frames up to an 8 KiB flush threshold; its stream writes the queue before \
+every read, so an echo still writes about once per message), `raw-tcp` (no WebSocket work: the client's \
 ceiling). \"best peer\" is the best of every peer column, idioms included.
 ";
 
