@@ -158,6 +158,17 @@ impl<'a> MemStream<'a> {
         }
     }
 
+    /// Reads into the spare capacity of `buf`, as a socket read into a `BytesMut` does (tokio's
+    /// `read_buf`): at most [`READ_CHUNK`] bytes, and at least 64 bytes of room (reserved when
+    /// there is less). Returns the bytes read; 0 at the end of the input.
+    pub fn read_buf(&mut self, buf: &mut bytes::BytesMut) -> usize {
+        let room = (buf.capacity() - buf.len()).max(64);
+        let n = room.min(self.input.len()).min(READ_CHUNK);
+        buf.extend_from_slice(&self.input[..n]);
+        self.input = &self.input[n..];
+        n
+    }
+
     fn read_into(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.input.len()).min(READ_CHUNK);
         buf[..n].copy_from_slice(&self.input[..n]);
@@ -353,8 +364,10 @@ pub const SERVERS: &[&str] = &[
     "wsio-sync",
     "tungstenite",
     "tokio-tungstenite",
+    "tokio-tungstenite-forward",
     "fastwebsockets",
     "tokio-websockets",
+    "tokio-websockets-forward",
     "raw-tcp",
 ];
 
@@ -475,6 +488,20 @@ mod tests {
             assert_eq!(text.len(), len);
             assert!(!text.is_ascii());
         }
+    }
+
+    #[test]
+    fn read_buf_copies_at_most_a_chunk_into_the_room() {
+        let input = binary_payload(2 * READ_CHUNK + 100);
+        let mut stream = MemStream::new(&input);
+        let mut buf = bytes::BytesMut::with_capacity(1000);
+        assert_eq!(stream.read_buf(&mut buf), 1000);
+        let mut big = bytes::BytesMut::with_capacity(2 * READ_CHUNK);
+        assert_eq!(stream.read_buf(&mut big), READ_CHUNK);
+        assert_eq!(stream.read_buf(&mut big), READ_CHUNK - 900);
+        assert_eq!(stream.read_buf(&mut big), 0);
+        buf.extend_from_slice(&big);
+        assert_eq!(&buf[..], &input[..]);
     }
 
     #[test]

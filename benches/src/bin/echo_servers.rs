@@ -1,19 +1,26 @@
-//! Echo servers, one per contender, each written the way its library's docs show:
+//! Echo servers, one per contender, each written the way its library's docs and examples show
+//! (two ways where a library documents two: a flush per message, and batched flushes):
 //!
 //! ```text
 //! echo_servers NAME PORT [MAX_SECONDS] [--until-stdin-closes]
 //! ```
-//! NAME is one of `wsio-tokio`, `wsio-sync`, `tungstenite`, `tokio-tungstenite`,
-//! `fastwebsockets`, `tokio-websockets`, `wsio-axum` and `axum-builtin` (an axum route with
+//! NAME is one of `wsio-tokio`, `wsio-sync`, `tungstenite`, `tokio-tungstenite` (`send` per
+//! message: a flush each), `tokio-tungstenite-forward` (its echo-server example: `split` +
+//! `forward`, which flushes when no more input is ready), `fastwebsockets`, `tokio-websockets`
+//! (its echo_server example: `send` per message), `tokio-websockets-forward` (`split` +
+//! `forward` over its sink, which queues frames up to its flush threshold, though its stream
+//! writes the queue before every read), `raw-tcp` (echoes
+//! bytes after a bare 101) or `tcp-hold` (answers the upgrade, echoes through a 512-byte
+//! buffer: the memory baseline), `wsio-axum` and `axum-builtin` (an axum route with
 //! `wsio::axum::WebSocketUpgrade` or axum's own, each connection served by hyper as
-//! `axum::serve` does), `raw-tcp` (echoes bytes after a bare 101) or
-//! `tcp-hold` (answers the upgrade, echoes through a 512-byte buffer: the memory baseline).
+//! `axum::serve` does).
 //! It listens on 127.0.0.1 only, prints `listening on ...` and exits by itself after
 //! MAX_SECONDS (default 600), or as soon as its standard input ends with
 //! `--until-stdin-closes` (the load generators hold that pipe, so a server never outlives
-//! them and never quits in the middle of a long suite). Tokio servers run on a current-thread runtime (one core each, like
-//! the `taskset` pinning); the blocking ones use a thread per connection. Every accepted socket
-//! gets `TCP_NODELAY`; data messages are echoed one `send` at a time.
+//! them and never quits in the middle of a long suite). Tokio servers run on a current-thread
+//! runtime (one core each, like the `taskset` pinning); the blocking ones use a thread per
+//! connection. Every accepted socket gets `TCP_NODELAY`. fastwebsockets and tokio-websockets
+//! run each connection in `tokio::task::unconstrained`, as their examples do.
 
 use std::io::Write;
 use std::net::TcpListener as StdListener;
@@ -22,6 +29,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::unconstrained;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -58,8 +66,16 @@ fn main() {
                     match name.as_str() {
                         "wsio-tokio" => drop(tokio::spawn(wsio_tokio(stream))),
                         "tokio-tungstenite" => drop(tokio::spawn(tokio_tungstenite(stream))),
+                        "tokio-tungstenite-forward" => {
+                            drop(tokio::spawn(tokio_tungstenite_forward(stream)))
+                        }
                         "fastwebsockets" => drop(tokio::spawn(fastwebsockets(stream))),
-                        "tokio-websockets" => drop(tokio::spawn(tokio_websockets(stream))),
+                        "tokio-websockets" => {
+                            drop(tokio::spawn(unconstrained(tokio_websockets(stream))))
+                        }
+                        "tokio-websockets-forward" => drop(tokio::spawn(unconstrained(
+                            tokio_websockets_forward(stream),
+                        ))),
                         "wsio-axum" => drop(tokio::spawn(serve_axum(
                             stream,
                             axum::Router::new().route("/", axum::routing::any(wsio_axum)),
@@ -93,7 +109,8 @@ fn sync_server(listener: StdListener, handle: fn(std::net::TcpStream)) {
     }
 }
 
-/// wsio, blocking: the README's server, thread per connection, 250 ms read timeout as the tick.
+/// wsio, blocking: the README's server, thread per connection, 250 ms read timeout as the tick;
+/// `send` writes and flushes each message (like tungstenite's).
 fn wsio_sync(stream: std::net::TcpStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(250)));
     let run = || -> Result<(), wsio::Error> {
@@ -106,7 +123,9 @@ fn wsio_sync(stream: std::net::TcpStream) {
     let _ = run();
 }
 
-/// tungstenite, blocking: `accept`, then `read` / `send`.
+/// tungstenite, blocking, as its server example: `accept`, then `read` / `send` (write and
+/// flush). It documents `write` without a flush, but a blocking reader cannot tell when the
+/// input is drained, so a flush per message is the idiom here.
 fn tungstenite_sync(stream: std::net::TcpStream) {
     let Ok(mut ws) = tungstenite::accept(stream) else {
         return;
@@ -118,7 +137,8 @@ fn tungstenite_sync(stream: std::net::TcpStream) {
     }
 }
 
-/// wsio, tokio: the README's server.
+/// wsio, tokio: the README's server. `send` writes at once unless more input is already
+/// buffered, in which case the replies to a burst leave together.
 async fn wsio_tokio(stream: TcpStream) {
     let Ok(mut ws) = wsio::tokio::accept(stream).await else {
         return;
@@ -130,6 +150,7 @@ async fn wsio_tokio(stream: TcpStream) {
     }
 }
 
+/// tokio-tungstenite with a `send` (write and flush) per message, as its server example does.
 async fn tokio_tungstenite(stream: TcpStream) {
     let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
         return;
@@ -141,8 +162,24 @@ async fn tokio_tungstenite(stream: TcpStream) {
     }
 }
 
+/// tokio-tungstenite as its echo-server example: `split`, then `forward` the text and binary
+/// messages from the stream into the sink. `forward` starts a send per message and flushes only
+/// when the stream has nothing ready, so the replies to a burst leave together.
+async fn tokio_tungstenite_forward(stream: TcpStream) {
+    use futures_util::{TryStreamExt, future};
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    let (write, read) = ws.split();
+    let _ = read
+        .try_filter(|message| future::ready(message.is_text() || message.is_binary()))
+        .forward(write)
+        .await;
+}
+
 /// fastwebsockets: the upgrade through hyper (its `upgrade` feature), then a `FragmentCollector`
-/// echoing frames, as in its echo_server example.
+/// echoing frames in an unconstrained task, as in its echo_server example. `write_frame` writes
+/// each frame to the socket; the crate documents no batching of writes.
 async fn fastwebsockets(stream: TcpStream) {
     use fastwebsockets::{FragmentCollector, OpCode, WebSocketError, upgrade};
     use http_body_util::Empty;
@@ -165,9 +202,9 @@ async fn fastwebsockets(stream: TcpStream) {
         mut request: Request<Incoming>,
     ) -> Result<Response<Empty<Bytes>>, WebSocketError> {
         let (response, fut) = upgrade::upgrade(&mut request)?;
-        tokio::spawn(async move {
+        tokio::spawn(tokio::task::unconstrained(async move {
             let _ = handle(fut).await;
-        });
+        }));
         Ok(response)
     }
 
@@ -215,6 +252,7 @@ async fn axum_builtin(ws: axum::extract::ws::WebSocketUpgrade) -> axum::response
     })
 }
 
+/// tokio-websockets as its echo_server example: `send` (queue and flush) per message.
 async fn tokio_websockets(stream: TcpStream) {
     let Ok((_request, mut ws)) = tokio_websockets::ServerBuilder::new().accept(stream).await else {
         return;
@@ -224,6 +262,23 @@ async fn tokio_websockets(stream: TcpStream) {
             return;
         }
     }
+}
+
+/// tokio-websockets with `split` + `forward`: its sink queues frames and flushes before taking
+/// more only past its flush threshold (8 KiB by default), and `forward` flushes when the stream
+/// has nothing ready. But its stream writes whatever is queued before every read, so in an echo
+/// loop this still writes about once per message: the batching its sink documents is for
+/// sending without reading.
+async fn tokio_websockets_forward(stream: TcpStream) {
+    use futures_util::{TryStreamExt, future};
+    let Ok((_request, ws)) = tokio_websockets::ServerBuilder::new().accept(stream).await else {
+        return;
+    };
+    let (write, read) = ws.split();
+    let _ = read
+        .try_filter(|message| future::ready(message.is_text() || message.is_binary()))
+        .forward(write)
+        .await;
 }
 
 /// Reads the request head and answers with a bare 101 (the load generator only checks the

@@ -1,6 +1,8 @@
 //! Loopback echo load generator on raw TCP: it performs the HTTP upgrade itself, writes
 //! pre-masked binary frames, keeps a fixed number of messages in flight per connection and
-//! counts complete echoed frames. No WebSocket library is involved on this side.
+//! counts complete echoed frames. No WebSocket library is involved on this side. With one
+//! message in flight it also times every round trip (from just before the frame's write to
+//! the read that completes its echo) and reports the 50th and 99th percentiles.
 //!
 //! ```text
 //! loadgen suite [--quick] [--rounds R] [--seconds S] [--port P]   every contender, tables
@@ -10,11 +12,11 @@
 //! and for each round runs every point against every server, in an order rotated per round and
 //! point, then prints the medians. Run it pinned to another CPU (`benches/run` does).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::process::Child;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,13 +38,104 @@ struct Point {
 /// The longest time without any echo during the last run's measurement, in ms.
 static STALL_MS: AtomicU64 = AtomicU64::new(0);
 
-/// The WebSocket contenders that are not wsio: "the best peer" is the fastest of these.
+/// The WebSocket contenders that are not wsio, every idiom of each: "the best peer" is the
+/// fastest of these (for latency, the lowest).
 const PEERS: &[&str] = &[
     "tungstenite",
     "tokio-tungstenite",
+    "tokio-tungstenite-forward",
     "fastwebsockets",
     "tokio-websockets",
+    "tokio-websockets-forward",
 ];
+
+/// What each server column is, printed under the tables.
+const LEGEND: &str = "\
+Columns: `wsio-tokio` (`read` + `send`; `send` writes at once unless more input is already \
+buffered, then the replies to a burst leave in one write), `wsio-sync` and `tungstenite` (a \
+thread per connection, `read` + `send`: a write and flush per message), `tokio-tungstenite` \
+(`next` + `send`: a flush per message), `tokio-tungstenite-forward` (its echo-server example: \
+`split` + `forward`, which flushes when no more input is ready), `fastwebsockets` (its \
+echo_server example: `FragmentCollector`, `write_frame` per message, unconstrained task; it \
+documents no batching), `tokio-websockets` (its echo_server example: `next` + `send` per \
+message, unconstrained task), `tokio-websockets-forward` (`split` + `forward` over its \
+sink, which queues frames up to an 8 KiB flush threshold; its stream writes the queue before \
+every read, so an echo still writes about once per message), `raw-tcp` (no WebSocket work: the client's \
+ceiling). \"best peer\" is the best of every peer column, idioms included.
+";
+
+/// Round trips recorded during a run's measurement: a log-linear histogram of nanoseconds (64
+/// buckets per power of two, so a percentile is within 1.6 %).
+struct Latencies {
+    recording: AtomicBool,
+    buckets: Vec<AtomicU64>,
+}
+
+impl Latencies {
+    fn new() -> Self {
+        Self {
+            recording: AtomicBool::new(false),
+            buckets: (0..64 * 60).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn record(&self, elapsed: Duration) {
+        if !self.recording.load(Ordering::Relaxed) {
+            return;
+        }
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let index = if nanos < 64 {
+            nanos as usize
+        } else {
+            let exponent = 63 - nanos.leading_zeros() as usize;
+            let sub = ((nanos >> (exponent - 6)) & 63) as usize;
+            (exponent - 5) * 64 + sub
+        };
+        self.buckets[index.min(self.buckets.len() - 1)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The value below which `fraction` of the recorded round trips lie, in microseconds
+    /// (the middle of its bucket); `None` with nothing recorded.
+    fn percentile(&self, fraction: f64) -> Option<f64> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((fraction * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        let index = counts.iter().position(|&count| {
+            seen += count;
+            seen >= rank
+        })?;
+        let nanos = if index < 64 {
+            index as f64
+        } else {
+            let (exponent, sub) = (index / 64 + 5, (index % 64) as u64);
+            let width = 1u64 << (exponent - 6);
+            ((64 + sub) * width) as f64 + width as f64 / 2.0
+        };
+        Some(nanos / 1e3)
+    }
+}
+
+/// Send times of the frames in flight on one connection, oldest first.
+type SendTimes = Arc<Mutex<VecDeque<Instant>>>;
+
+/// Per point and server, the p50s and the p99s of the rounds.
+type LatencySamples<'a> = BTreeMap<(Point, &'a str), (Vec<f64>, Vec<f64>)>;
+
+/// What one run measured.
+struct Outcome {
+    /// Echoed messages per second.
+    rate: f64,
+    /// Round-trip p50 and p99 in µs (one message in flight only).
+    latency: Option<(f64, f64)>,
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,9 +157,10 @@ fn main() {
             let seconds = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(2.0);
             let result = runtime.block_on(run_point(port, point, 0.5, seconds));
             match result {
-                Ok(rate) => println!(
-                    "{} msgs/s, longest stretch without an echo {} ms",
-                    si(rate),
+                Ok(outcome) => println!(
+                    "{} msgs/s{}, longest stretch without an echo {} ms",
+                    si(outcome.rate),
+                    latency_label(outcome.latency, ", round trip p50 / p99 "),
                     STALL_MS.load(Ordering::Relaxed)
                 ),
                 Err(error) => println!("failed: {error}"),
@@ -139,6 +233,7 @@ fn suite(args: &[String], runtime: &tokio::runtime::Runtime) {
         }
     }
     let mut samples: BTreeMap<(Point, &str), Vec<f64>> = BTreeMap::new();
+    let mut latencies: LatencySamples = BTreeMap::new();
     let started = Instant::now();
     for round in 0..rounds {
         for (p, point) in points.iter().enumerate() {
@@ -154,16 +249,25 @@ fn suite(args: &[String], runtime: &tokio::runtime::Runtime) {
                     point.inflight,
                     name,
                     match &result {
-                        Ok(rate) => format!(
-                            "{} (longest gap {} ms)",
-                            si(*rate),
+                        Ok(outcome) => format!(
+                            "{}{} (longest gap {} ms)",
+                            si(outcome.rate),
+                            latency_label(outcome.latency, ", p50 / p99 "),
                             STALL_MS.load(Ordering::Relaxed)
                         ),
                         Err(error) => format!("failed: {error}"),
                     }
                 );
-                if let Ok(rate) = result {
-                    samples.entry((*point, name)).or_default().push(rate);
+                if let Ok(outcome) = result {
+                    samples
+                        .entry((*point, name))
+                        .or_default()
+                        .push(outcome.rate);
+                    if let Some((p50, p99)) = outcome.latency {
+                        let entry = latencies.entry((*point, name)).or_default();
+                        entry.0.push(p50);
+                        entry.1.push(p99);
+                    }
                 }
                 // Let the server reap the closed connections before the next run.
                 std::thread::sleep(Duration::from_millis(if point.conns > 100 {
@@ -179,6 +283,72 @@ fn suite(args: &[String], runtime: &tokio::runtime::Runtime) {
         let _ = child.wait();
     }
     print_echo_table(&points, &mut samples);
+    print_latency_table(&points, &mut latencies);
+    println!("{LEGEND}");
+}
+
+/// ` PREFIXp50 / p99 µs`, or nothing without a latency.
+fn latency_label(latency: Option<(f64, f64)>, prefix: &str) -> String {
+    latency.map_or(String::new(), |(p50, p99)| {
+        format!("{prefix}{} / {} µs", micros(p50), micros(p99))
+    })
+}
+
+/// Microseconds, three significant digits at most.
+fn micros(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+/// Round-trip latency at one message in flight: p50 / p99 per server (medians of the rounds),
+/// and wsio-tokio's over the lowest peer's.
+fn print_latency_table(points: &[Point], latencies: &mut LatencySamples) {
+    let mut headers = vec!["conns".to_string(), "size".into()];
+    headers.extend(SERVERS.iter().map(|s| s.to_string()));
+    headers.push("wsio-tokio / lowest peer (p50 · p99)".into());
+    let mut rows = Vec::new();
+    for point in points.iter().filter(|p| p.inflight == 1) {
+        let mut medians: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+        for name in SERVERS {
+            if let Some((p50s, p99s)) = latencies.get_mut(&(*point, *name)) {
+                medians.insert(name, (median(p50s), median(p99s)));
+            }
+        }
+        let lowest = |pick: fn(&(f64, f64)) -> f64| {
+            PEERS
+                .iter()
+                .filter_map(|p| medians.get(p).map(pick))
+                .fold(f64::INFINITY, f64::min)
+        };
+        let (lowest_p50, lowest_p99) = (lowest(|l| l.0), lowest(|l| l.1));
+        let mut row = vec![point.conns.to_string(), size_label(point.size)];
+        for name in SERVERS {
+            row.push(match medians.get(name) {
+                Some((p50, p99)) => format!("{} · {}", micros(*p50), micros(*p99)),
+                None => "failed".into(),
+            });
+        }
+        row.push(match medians.get("wsio-tokio") {
+            Some((p50, p99)) if lowest_p50.is_finite() => {
+                format!("{:.2} · {:.2}", p50 / lowest_p50, p99 / lowest_p99)
+            }
+            _ => "–".into(),
+        });
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return;
+    }
+    println!(
+        "### Loopback echo, one message in flight: round-trip latency p50 · p99 in µs (median of \
+         rounds; lower is better)\n"
+    );
+    print_table(&headers, &rows);
 }
 
 fn print_echo_table(points: &[Point], samples: &mut BTreeMap<(Point, &str), Vec<f64>>) {
@@ -232,8 +402,8 @@ fn print_echo_table(points: &[Point], samples: &mut BTreeMap<(Point, &str), Vec<
 
 /// Runs `point` against the server on `port`: connects and upgrades every connection, keeps
 /// `inflight` frames outstanding on each, and returns echoed messages per second over
-/// `seconds` after `warmup`.
-async fn run_point(port: u16, point: Point, warmup: f64, seconds: f64) -> Result<f64, String> {
+/// `seconds` after `warmup` (and with one in flight, the round trips' p50 and p99).
+async fn run_point(port: u16, point: Point, warmup: f64, seconds: f64) -> Result<Outcome, String> {
     let mut frames = Vec::new();
     let payload = binary_payload(point.size);
     for _ in 0..point.inflight {
@@ -267,24 +437,35 @@ async fn run_point(port: u16, point: Point, warmup: f64, seconds: f64) -> Result
         }
     }
     let echoed = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Latencies::new());
     let mut tasks = Vec::with_capacity(point.conns * 2);
     for stream in streams {
         let (reader, writer) = stream.into_split();
         let permits = Arc::new(Semaphore::new(0));
+        // Send times of the frames in flight, oldest first (one message in flight only).
+        let timing = (point.inflight == 1).then(|| {
+            (
+                Arc::new(Mutex::new(VecDeque::new())),
+                Arc::clone(&latencies),
+            )
+        });
         tasks.push(tokio::spawn(write_frames(
             writer,
             Arc::clone(&frames),
             frame_len,
             point.inflight,
             Arc::clone(&permits),
+            timing.as_ref().map(|(sent, _)| Arc::clone(sent)),
         )));
         tasks.push(tokio::spawn(count_echoes(
             reader,
             Arc::clone(&echoed),
             permits,
+            timing,
         )));
     }
     tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
+    latencies.recording.store(true, Ordering::Relaxed);
     let (start, before) = (Instant::now(), echoed.load(Ordering::Relaxed));
     // Sample progress every 50 ms to report the longest stretch without any echo.
     let (mut last, mut last_change, mut stall) = (before, Instant::now(), Duration::ZERO);
@@ -298,6 +479,7 @@ async fn run_point(port: u16, point: Point, warmup: f64, seconds: f64) -> Result
         stall = stall.max(last_change.elapsed());
     }
     let (elapsed, after) = (start.elapsed(), echoed.load(Ordering::Relaxed));
+    latencies.recording.store(false, Ordering::Relaxed);
     STALL_MS.store(stall.as_millis() as u64, Ordering::Relaxed);
     let failed = tasks.iter().any(|task| task.is_finished());
     for task in tasks {
@@ -313,18 +495,35 @@ async fn run_point(port: u16, point: Point, warmup: f64, seconds: f64) -> Result
             before
         ));
     }
-    Ok((after - before) as f64 / elapsed.as_secs_f64())
+    let latency = latencies
+        .percentile(0.50)
+        .zip(latencies.percentile(0.99))
+        .filter(|_| point.inflight == 1);
+    Ok(Outcome {
+        rate: (after - before) as f64 / elapsed.as_secs_f64(),
+        latency,
+    })
 }
 
 /// Writes the first window of frames, then one frame per permit (one per echoed frame),
-/// batching the permits that are already there.
+/// batching the permits that are already there. With `sent`, notes each frame's send time
+/// just before its write.
 async fn write_frames(
     mut writer: OwnedWriteHalf,
     frames: Arc<[u8]>,
     frame_len: usize,
     inflight: usize,
     permits: Arc<Semaphore>,
+    sent: Option<SendTimes>,
 ) -> io::Result<()> {
+    let note = |count: usize| {
+        if let Some(sent) = &sent {
+            let now = Instant::now();
+            let mut sent = sent.lock().expect("not poisoned");
+            sent.extend(std::iter::repeat_n(now, count));
+        }
+    };
+    note(inflight);
     writer.write_all(&frames).await?;
     loop {
         permits.acquire().await.expect("never closed").forget();
@@ -338,15 +537,18 @@ async fn write_frames(
                 Err(_) => break,
             }
         }
+        note(count);
         writer.write_all(&frames[..count * frame_len]).await?;
     }
 }
 
-/// Counts complete echoed frames and hands the writer one permit for each.
+/// Counts complete echoed frames and hands the writer one permit for each; with `timing`,
+/// records each one's round trip from the send time the writer noted.
 async fn count_echoes(
     mut reader: OwnedReadHalf,
     echoed: Arc<AtomicU64>,
     permits: Arc<Semaphore>,
+    timing: Option<(SendTimes, Arc<Latencies>)>,
 ) -> io::Result<()> {
     let mut counter = FrameCounter::default();
     let mut buf = vec![0u8; 64 << 10];
@@ -357,8 +559,50 @@ async fn count_echoes(
         }
         let done = counter.feed(&buf[..n]);
         if done > 0 {
+            if let Some((sent, latencies)) = &timing {
+                let now = Instant::now();
+                let mut sent = sent.lock().expect("not poisoned");
+                for _ in 0..done {
+                    if let Some(at) = sent.pop_front() {
+                        latencies.record(now - at);
+                    }
+                }
+            }
             echoed.fetch_add(done as u64, Ordering::Relaxed);
             permits.add_permits(done);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_within_the_bucket_width() {
+        let latencies = Latencies::new();
+        assert_eq!(latencies.percentile(0.5), None);
+        latencies.recording.store(true, Ordering::Relaxed);
+        // 1 µs, 2 µs, ..., 1000 µs: the p50 is 500 µs, the p99 990 µs.
+        for micros in 1..=1000u64 {
+            latencies.record(Duration::from_micros(micros));
+        }
+        let p50 = latencies.percentile(0.50).expect("recorded");
+        let p99 = latencies.percentile(0.99).expect("recorded");
+        assert!((p50 / 500.0 - 1.0).abs() < 0.016, "p50 {p50}");
+        assert!((p99 / 990.0 - 1.0).abs() < 0.016, "p99 {p99}");
+    }
+
+    #[test]
+    fn nothing_is_recorded_outside_the_measurement() {
+        let latencies = Latencies::new();
+        latencies.record(Duration::from_micros(5));
+        assert_eq!(latencies.percentile(0.5), None);
+        latencies.recording.store(true, Ordering::Relaxed);
+        latencies.record(Duration::from_nanos(40));
+        latencies.record(Duration::from_secs(3));
+        assert_eq!(latencies.percentile(0.5), Some(0.04));
+        let p100 = latencies.percentile(1.0).expect("recorded");
+        assert!((p100 / 3e6 - 1.0).abs() < 0.016, "max {p100}");
     }
 }
