@@ -24,7 +24,6 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore};
 use wsio::events::{Args, Decoder, EnginePacket, Packet};
 use wsio::proto::handshake::ClientRequest;
@@ -40,7 +39,7 @@ const BROADCAST_LIMIT: Duration = Duration::from_secs(120);
 /// Clock ticks per second in `/proc/PID/stat` (`USER_HZ`, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<wsio::tokio::MaybeTlsStream>;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
