@@ -42,7 +42,7 @@ use crate::proto::handshake::{Accept, ClientRequest, Reject, Request, Response};
 use bytes::Bytes;
 
 use crate::proto::{
-    CloseFrame, Connection, Event, Message, MessageKind, PreparedMessage, Transmit,
+    CloseFrame, CloseState, Connection, Event, Message, MessageKind, PreparedMessage, Transmit,
 };
 pub use crate::tls::sync_io::MaybeTlsStream;
 use crate::upgrade::{self, ClientHandshake, HANDSHAKE_CHUNK, Refusal, ServerHandshake};
@@ -290,7 +290,7 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// The peer's close frame, once the closing handshake has completed.
     pub fn close_frame(&self) -> Option<&CloseFrame> {
-        self.end.peer_close.as_ref()
+        self.end.conn.peer_close_frame().flatten()
     }
 
     /// The protocol state machine.
@@ -344,8 +344,7 @@ impl WebSocket<MaybeTlsStream> {
         let Endpoint {
             conn,
             stream,
-            peer_close,
-            phase,
+            reported,
             ..
         } = self.end;
         match stream {
@@ -353,8 +352,7 @@ impl WebSocket<MaybeTlsStream> {
                 end: Endpoint {
                     conn,
                     stream,
-                    peer_close,
-                    phase,
+                    reported,
                     shutdown: shutdown_tcp,
                 },
                 read_buf: self.read_buf,
@@ -399,7 +397,11 @@ impl Reader {
 
     /// The peer's close frame, once the closing handshake has completed.
     pub fn close_frame(&self) -> Option<CloseFrame> {
-        lock(&self.shared).peer_close.clone()
+        lock(&self.shared)
+            .conn
+            .peer_close_frame()
+            .flatten()
+            .cloned()
     }
 }
 
@@ -446,28 +448,21 @@ impl Writer {
     }
 }
 
-/// The connection and the stream it writes to, with how far the read side has got: owned by a
-/// [`WebSocket`], shared behind a mutex by a [`Reader`] and [`Writer`].
+/// The connection and the stream it writes to: owned by a [`WebSocket`], shared behind a mutex
+/// by a [`Reader`] and [`Writer`].
+///
+/// The connection's [`close_state`](Connection::close_state) says what is still owed to the
+/// stream; the peer's close is reported once it is `Terminated`.
 #[derive(Debug)]
 struct Endpoint<W> {
     conn: Connection,
     stream: W,
-    peer_close: Option<CloseFrame>,
-    phase: Phase,
+    /// The end of the connection (the close, an error) was reported: nothing more is read or
+    /// sent.
+    reported: bool,
     /// Shuts the stream's write side down when the connection asks for it; a generic stream
     /// cannot, and closes when dropped.
     shutdown: fn(&mut W),
-}
-
-/// How far the read side has got in reporting the end of the connection.
-#[derive(Debug)]
-enum Phase {
-    Open,
-    /// The peer's close frame arrived: the echo is written and a client waits for the server
-    /// to end the transport (bounded by the close timeout) before `Event::Closed` is reported.
-    Closing(Option<CloseFrame>),
-    /// The end was reported: nothing more is read or sent.
-    Done,
 }
 
 /// What the read loop does next.
@@ -535,18 +530,18 @@ impl<W: Write> Endpoint<W> {
         Self {
             conn,
             stream,
-            peer_close: None,
-            phase: Phase::Open,
+            reported: false,
             shutdown,
         }
     }
 
-    /// Queues through `send` unless the end of the connection was reported.
+    /// Queues through `send` unless the read side has taken the connection's last event.
     fn queue(
         &mut self,
         send: impl FnOnce(&mut Connection) -> Result<(), crate::proto::SendError>,
     ) -> Result<(), Error> {
-        upgrade::queue(&mut self.conn, !matches!(self.phase, Phase::Open), send)
+        let ended = self.reported || self.conn.close_state().events_ended();
+        upgrade::queue(&mut self.conn, ended, send)
     }
 
     fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
@@ -561,31 +556,30 @@ impl<W: Write> Endpoint<W> {
     fn next(&mut self) -> Result<Next, Error> {
         loop {
             self.flush()?;
-            match &self.phase {
-                Phase::Done => return Ok(Next::Report(None)),
-                Phase::Closing(_) if self.conn.is_terminated() => {
-                    return Ok(Next::Report(Some(Event::Closed(self.take_close()))));
+            if self.reported {
+                return Ok(Next::Report(None));
+            }
+            // Once the last event is out, `poll_event` has nothing more: the close waits below.
+            match self.conn.poll_event() {
+                // Reported once the echo is written and, for a client, the server has ended the
+                // transport (bounded by the close timeout).
+                Some(Ok(Event::Closed(_frame))) => {
+                    #[cfg(feature = "tracing")]
+                    crate::trace::close_received(self.conn.role(), _frame.as_ref());
+                    continue;
                 }
-                Phase::Closing(_) => {}
-                Phase::Open => match self.conn.poll_event() {
-                    Some(Ok(Event::Closed(frame))) => {
-                        #[cfg(feature = "tracing")]
-                        crate::trace::close_received(self.conn.role(), frame.as_ref());
-                        self.peer_close.clone_from(&frame);
-                        self.phase = Phase::Closing(frame);
-                        continue;
-                    }
-                    Some(Ok(event)) => return Ok(Next::Report(Some(event))),
-                    Some(Err(error)) => {
-                        #[cfg(feature = "tracing")]
-                        crate::trace::failed(self.conn.role(), &error);
-                        self.phase = Phase::Done;
-                        let _ = self.flush();
-                        return Err(error.into());
-                    }
-                    None if self.conn.is_terminated() => return Ok(Next::Report(None)),
-                    None => {}
-                },
+                Some(Ok(event)) => return Ok(Next::Report(Some(event))),
+                Some(Err(error)) => {
+                    #[cfg(feature = "tracing")]
+                    crate::trace::failed(self.conn.role(), &error);
+                    self.reported = true;
+                    let _ = self.flush();
+                    return Err(error.into());
+                }
+                None => {}
+            }
+            if self.conn.close_state() == CloseState::Terminated {
+                return Ok(Next::Report(self.report_close()));
             }
             let now = Instant::now();
             if self
@@ -603,21 +597,18 @@ impl<W: Write> Endpoint<W> {
     /// A read failed. Once the peer's close has arrived, that is the end of the closing
     /// handshake (the connection lost nothing it can use); before, it is the error.
     fn read_failed(&mut self, error: Error) -> Result<Option<Event>, Error> {
-        match self.phase {
-            Phase::Closing(_) => Ok(Some(Event::Closed(self.take_close()))),
-            Phase::Open | Phase::Done => {
-                self.phase = Phase::Done;
-                Err(error)
-            }
+        if !self.reported && self.conn.peer_close_frame().is_some() {
+            return Ok(self.report_close());
         }
+        self.reported = true;
+        Err(error)
     }
 
-    /// Ends the closing phase and returns the peer's close frame.
-    fn take_close(&mut self) -> Option<CloseFrame> {
-        match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Closing(frame) => frame,
-            Phase::Open | Phase::Done => None,
-        }
+    /// Reports the end: the peer's close, once the connection has handed it out.
+    fn report_close(&mut self) -> Option<Event> {
+        self.reported = true;
+        let frame = self.conn.peer_close_frame()?;
+        Some(Event::Closed(frame.cloned()))
     }
 
     /// Writes every queued transmit, in one vectored write when the stream supports it; what a

@@ -226,36 +226,53 @@ fn client_reports_the_close_after_the_servers_end(split: bool) {
     let (addr, server) = closing_server(echoed_tx, go_rx);
     let (ws, _) = wsio::sync::connect(&format!("ws://{addr}")).unwrap();
     let (closed_tx, closed) = mpsc::channel();
-    let client = thread::spawn(move || {
-        let event = if split {
-            let (mut reader, _writer) = ws.split().unwrap();
+    let (writer, client) = if split {
+        let (mut reader, writer) = ws.split().unwrap();
+        let client = thread::spawn(move || {
             let event = reader.read_event();
-            (event, reader.read_event())
-        } else {
+            let after = reader.read_event();
+            closed_tx
+                .send((event, after, reader.close_frame()))
+                .unwrap();
+        });
+        (Some(writer), client)
+    } else {
+        let client = thread::spawn(move || {
             let mut ws = ws;
             let event = ws.read_event();
-            (event, ws.read_event())
-        };
-        closed_tx.send(event).unwrap();
-    });
+            let after = ws.read_event();
+            let sent = ws.send(Message::text("late"));
+            assert!(matches!(sent, Err(Error::AlreadyClosed)), "{sent:?}");
+            closed_tx
+                .send((event, after, ws.close_frame().cloned()))
+                .unwrap();
+        });
+        (None, client)
+    };
     echoed.recv_timeout(Duration::from_secs(5)).unwrap();
+    if let Some(writer) = &writer {
+        // The close is taken (it was echoed) though not yet reported: nothing more may be sent.
+        let sent = writer.send(Message::text("late"));
+        assert!(matches!(sent, Err(Error::AlreadyClosed)), "{sent:?}");
+    }
     assert_eq!(
         closed.recv_timeout(Duration::from_millis(200)).err(),
         Some(mpsc::RecvTimeoutError::Timeout),
         "the close is reported before the server ended the transport"
     );
     go.send(()).unwrap();
-    let (event, after) = closed.recv_timeout(Duration::from_secs(5)).unwrap();
+    let (event, after, close_frame) = closed.recv_timeout(Duration::from_secs(5)).unwrap();
+    let expected = CloseFrame::new(CloseCode(4000), "bye");
     match event.unwrap() {
-        Some(Event::Closed(Some(frame))) => {
-            assert_eq!(
-                (frame.code, frame.reason.as_str()),
-                (CloseCode(4000), "bye")
-            );
-        }
+        Some(Event::Closed(Some(frame))) => assert_eq!(frame, expected),
         other => panic!("expected the close, got {other:?}"),
     }
     assert!(after.unwrap().is_none(), "nothing after the close");
+    assert_eq!(
+        close_frame,
+        Some(expected),
+        "close_frame keeps the peer's frame"
+    );
     client.join().unwrap();
     server.join().unwrap();
 }

@@ -40,8 +40,9 @@ pub(super) struct Core<S> {
     /// once the events before it have been handed out.
     pub(super) read_error: Option<io::Error>,
     pub(super) read_eof: bool,
-    pub(super) phase: Phase,
-    pub(super) peer_close: Option<CloseFrame>,
+    /// The end of the connection was reported to the application (the close, an error, also
+    /// one of the transport's): nothing more is read, written or returned.
+    pub(super) reported: bool,
     /// Events taken out of the connection by `poll_close`, which has to take them for the close
     /// or failure to take effect; the read side reports them before newer ones.
     pub(super) held: VecDeque<Result<Event, ProtocolError>>,
@@ -57,19 +58,6 @@ pub(super) struct Core<S> {
     pub(super) progressed: bool,
 }
 
-/// How far the read side has got in reporting the end of the connection.
-#[derive(Debug)]
-pub(super) enum Phase {
-    Open,
-    /// The peer's close frame arrived: the echo is written (and a client waits for the
-    /// server's end of stream) before `Event::Closed` is reported.
-    Closing(Option<CloseFrame>),
-    /// The connection failed: its close frame is written before the error is reported.
-    Failing(ProtocolError),
-    /// The end was reported: nothing more is read, written or returned.
-    Done,
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     pub(super) fn new(stream: S, conn: Connection, options: &Options) -> Self {
         Self {
@@ -80,8 +68,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             read_chunk: options.read_chunk.max(1),
             read_error: None,
             read_eof: false,
-            phase: Phase::Open,
-            peer_close: None,
+            reported: false,
             held: VecDeque::new(),
             write_error: None,
             out: Output {
@@ -173,7 +160,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         &mut self,
         send: impl FnOnce(&mut Connection) -> Result<(), crate::proto::SendError>,
     ) -> Result<(), Error> {
-        upgrade::queue(&mut self.conn, !matches!(self.phase, Phase::Open), send)
+        let ended = self.ended();
+        upgrade::queue(&mut self.conn, ended, send)
     }
 
     pub(super) fn start_send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
@@ -200,7 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// is over. The events read meanwhile are held for the read side.
     pub(super) fn poll_close(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
         self.enter(side, cx);
-        if matches!(self.phase, Phase::Open) && self.conn.is_open() {
+        if !self.reported && self.conn.is_open() {
             let frame = CloseFrame::new(CloseCode::NORMAL, "");
             if let Err(error) = upgrade::close(&mut self.conn, Some(frame)) {
                 return self.leave(side, Poll::Ready(Err(error.into())));
@@ -209,16 +197,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         }
         let result = loop {
             while let Some(event) = self.poll_conn_event() {
-                if let Ok(Event::Closed(frame)) = &event {
-                    self.peer_close.clone_from(frame);
-                }
                 self.held.push_back(event);
                 self.progressed = true;
             }
             if let Poll::Ready(Err(error)) = self.poll_output(cx) {
                 break Poll::Ready(Err(self.fail_write(error)));
             }
-            if self.is_terminated() || matches!(self.phase, Phase::Done) {
+            if self.is_terminated() || self.reported {
                 break Poll::Ready(Ok(()));
             }
             if self.poll_timers(cx) {
@@ -227,7 +212,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             match self.poll_input(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(error)) => {
-                    self.phase = Phase::Done;
+                    self.reported = true;
                     break Poll::Ready(Err(error.into()));
                 }
                 Poll::Pending => break Poll::Pending,
@@ -237,10 +222,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     pub(super) fn check_open(&self) -> Result<(), Error> {
-        match self.phase {
-            Phase::Open => Ok(()),
-            Phase::Closing(_) | Phase::Failing(_) | Phase::Done => Err(Error::AlreadyClosed),
+        if self.ended() {
+            return Err(Error::AlreadyClosed);
         }
+        Ok(())
+    }
+
+    /// Whether the end was reported, or the read side has taken the connection's last event
+    /// (the close or the failure, which then takes effect): nothing more may be sent.
+    pub(super) fn ended(&self) -> bool {
+        self.reported || (self.conn.close_state().events_ended() && self.held.is_empty())
     }
 
     /// The driver loop of the read side: write, report, run timers, read.
@@ -250,7 +241,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     ) -> Poll<Option<Result<Event, Error>>> {
         loop {
             let keep_deferred = self.out.deferred
-                && matches!(self.phase, Phase::Open)
+                && !self.ended()
                 && (!self.held.is_empty() || self.conn.has_event());
             // The replies a `send` deferred stay queued while the events of the same burst are
             // handed out; they are written before this read waits for anything.
@@ -259,52 +250,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     Poll::Ready(Ok(())) => true,
                     Poll::Ready(Err(error)) => {
                         // Events that arrived before the failure are still reported first.
-                        if matches!(self.phase, Phase::Open) && self.write_error.is_none() {
+                        if !self.ended() && self.write_error.is_none() {
                             self.write_error = Some(error);
                         }
                         true
                     }
                     Poll::Pending => false,
                 };
-            match &self.phase {
-                Phase::Done => return Poll::Ready(None),
-                Phase::Failing(_) if !written => return Poll::Pending,
-                Phase::Failing(_) => {
-                    let Phase::Failing(error) = std::mem::replace(&mut self.phase, Phase::Done)
-                    else {
-                        unreachable!("matched above");
-                    };
-                    self.progressed = true;
-                    return Poll::Ready(Some(Err(error.into())));
+            if self.reported {
+                return Poll::Ready(None);
+            }
+            match self.held.pop_front().or_else(|| self.poll_conn_event()) {
+                // The last event: reported below, from the connection, once its close frame
+                // (and, for the close, the rest of the closing handshake) is written.
+                Some(Ok(Event::Closed(_)) | Err(_)) => continue,
+                Some(Ok(event)) => return Poll::Ready(Some(Ok(event))),
+                None => {}
+            }
+            if self.conn.close_state().events_ended() {
+                if let Some(error) = self.conn.failure() {
+                    if !written {
+                        return Poll::Pending;
+                    }
+                    let error = error.clone().into();
+                    return Poll::Ready(Some(Err(self.report(error))));
                 }
-                Phase::Closing(_) if self.is_terminated() => {
-                    let Phase::Closing(frame) = std::mem::replace(&mut self.phase, Phase::Done)
-                    else {
-                        unreachable!("matched above");
-                    };
-                    self.progressed = true;
-                    return Poll::Ready(Some(Ok(Event::Closed(frame))));
+                if self.is_terminated() {
+                    let frame = self.conn.peer_close_frame().flatten().cloned();
+                    return Poll::Ready(Some(Ok(self.report(Event::Closed(frame)))));
                 }
-                Phase::Closing(_) => {}
-                Phase::Open => match self.held.pop_front().or_else(|| self.poll_conn_event()) {
-                    Some(Ok(Event::Closed(frame))) => {
-                        self.peer_close.clone_from(&frame);
-                        self.phase = Phase::Closing(frame);
-                        continue;
-                    }
-                    Some(Ok(event)) => return Poll::Ready(Some(Ok(event))),
-                    Some(Err(error)) => {
-                        self.phase = Phase::Failing(error);
-                        continue;
-                    }
-                    None => {
-                        if let Some(error) = self.write_error.take() {
-                            self.phase = Phase::Done;
-                            self.progressed = true;
-                            return Poll::Ready(Some(Err(error.into())));
-                        }
-                    }
-                },
+            } else if let Some(error) = self.write_error.take() {
+                return Poll::Ready(Some(Err(self.report(error.into()))));
             }
             if self.poll_timers(cx) {
                 continue;
@@ -312,9 +288,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             match self.poll_input(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(error)) => {
-                    self.phase = Phase::Done;
-                    self.progressed = true;
-                    return Poll::Ready(Some(Err(error.into())));
+                    return Poll::Ready(Some(Err(self.report(error.into()))));
                 }
                 Poll::Pending => return Poll::Pending,
             }
@@ -335,6 +309,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             Some(Ok(_)) | None => {}
         }
         event
+    }
+
+    /// Marks the end of the connection as reported, with `end` the last thing reported.
+    fn report<T>(&mut self, end: T) -> T {
+        self.reported = true;
+        self.progressed = true;
+        end
     }
 
     /// True once the connection is over and everything, the shutdown included, was written.

@@ -466,7 +466,7 @@ impl<S> WebSocketStream<S> {
     /// The peer's close frame, once the closing handshake has completed (`None` also when the
     /// peer's close frame was empty).
     pub fn close_frame(&self) -> Option<&CloseFrame> {
-        self.core.peer_close.as_ref()
+        self.core.conn.peer_close_frame().flatten()
     }
 
     /// The protocol state machine.

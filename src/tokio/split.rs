@@ -49,7 +49,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
 
     /// The peer's close frame, once the closing handshake has completed.
     pub fn close_frame(&self) -> Option<CloseFrame> {
-        lock(&self.shared).peer_close.clone()
+        lock(&self.shared)
+            .conn
+            .peer_close_frame()
+            .flatten()
+            .cloned()
     }
 }
 

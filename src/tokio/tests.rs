@@ -494,6 +494,53 @@ async fn peer_close_with_code_4000_ends_the_stream() {
     assert!(client.connection().is_terminated() && server.connection().is_terminated());
 }
 
+/// A client reports the server's close only once the server has ended the transport (RFC 6455
+/// §7.1.1); meanwhile the close is taken, so nothing more may be sent.
+#[tokio::test]
+async fn client_reports_the_close_once_the_server_ends_the_transport() {
+    let (client, server) = pair().await;
+    let mut raw = server.into_inner();
+    raw.write_all(&[0x88, 0x05, 0x0f, 0xa0, b'b', b'y', b'e'])
+        .await
+        .expect("write the close");
+    let (mut reader, mut writer) = client.split();
+    let reading = tokio::spawn(async move {
+        let event = reader.read_event().await;
+        (event, reader.read_event().await, reader.close_frame())
+    });
+    // The echo, masked: header, key and the 5 bytes of code and reason.
+    let mut echo = [0u8; 11];
+    timeout(WAIT, raw.read_exact(&mut echo))
+        .await
+        .expect("the echo in time")
+        .expect("read the echo");
+    assert_eq!(echo[..2], [0x88, 0x85]);
+    // The reader task wrote the echo and is waiting for the end of the transport, on this
+    // one-thread runtime: had it reported the close, it would have finished.
+    assert!(
+        !reading.is_finished(),
+        "the close came before the server's end"
+    );
+    let sent = writer.send(Message::text("late")).await;
+    assert!(matches!(sent, Err(Error::AlreadyClosed)), "{sent:?}");
+    raw.shutdown().await.expect("end the transport");
+    let (event, after, close_frame) = timeout(WAIT, reading)
+        .await
+        .expect("the close in time")
+        .expect("reader task");
+    let expected = CloseFrame::new(CloseCode(4000), "bye");
+    assert_eq!(
+        event.expect("read"),
+        Some(Event::Closed(Some(expected.clone())))
+    );
+    assert_eq!(after.expect("read after the close"), None);
+    assert_eq!(close_frame, Some(expected));
+    assert!(
+        read_to_end(&mut raw).await.is_empty(),
+        "the client ends its side"
+    );
+}
+
 #[tokio::test]
 async fn unmasked_client_frame_fails_with_1002() {
     let (mut raw, mut server) = raw_client(&plain_options()).await;

@@ -14,7 +14,7 @@ use tokio::time::{Instant, Sleep};
 use crate::error::Error;
 use crate::proto::{Connection, Transmit};
 
-use super::core::{Core, Phase};
+use super::core::Core;
 use super::waker::{Side, io_waker};
 
 /// Above this many queued bytes, `poll_ready` writes everything out before taking a message.
@@ -147,9 +147,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         side: Side,
         cx: &Context<'_>,
     ) -> Poll<Result<(), Error>> {
-        let defer = matches!(self.phase, Phase::Open)
-            && !self.out.broken
+        let defer = !self.out.broken
             && (!self.held.is_empty() || self.conn.has_event())
+            && !self.ended()
             && !self.over_high_water();
         if defer {
             self.out.deferred = true;
@@ -192,7 +192,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     /// A write failed on the write side: the connection is over.
     pub(super) fn fail_write(&mut self, error: io::Error) -> Error {
-        self.phase = Phase::Done;
+        self.reported = true;
         self.progressed = true;
         error.into()
     }
