@@ -87,6 +87,8 @@ pub use engine::{EngineError, EnginePacket, OpenInfo, payload};
 pub use packet::{
     DEFAULT_NAMESPACE, DecodeError, DecodeLimits, Decoder, EncodedPacket, Packet, RESERVED_EVENTS,
 };
+#[cfg(feature = "hyper")]
+pub use server::SocketIoService;
 pub use server::{
     AckError, AckSender, Broadcast, BroadcastAckError, Config, Cors, DisconnectReason, EmitError,
     Extensions, Handshake, HttpResponse, Namespace, Refusal, Remote, ServeError, Server, Socket,

@@ -11,8 +11,8 @@ use serde_json::Value;
 /// [`Server::handle_with`](super::Server::handle_with).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Remote {
-    address: Option<SocketAddr>,
-    secure: bool,
+    pub(crate) address: Option<SocketAddr>,
+    pub(crate) secure: bool,
 }
 
 impl Remote {
@@ -53,6 +53,22 @@ pub(crate) struct RequestInfo {
 }
 
 impl RequestInfo {
+    /// The request that opened a session, from a parsed request: its target as sent (path and
+    /// query) and its headers (names in lower case, in order).
+    pub(crate) fn new(url: String, headers: Vec<(String, String)>, remote: Remote) -> Self {
+        let query = url
+            .split_once('?')
+            .map(|(_, query)| parse_query(query))
+            .unwrap_or_default();
+        Self {
+            headers,
+            query,
+            url,
+            remote,
+            time: SystemTime::now(),
+        }
+    }
+
     /// Reads the request head (`bytes` up to the blank line) of the request that opened a
     /// session.
     pub(crate) fn parse(head: &[u8], remote: Remote) -> Self {
@@ -68,17 +84,7 @@ impl RequestInfo {
             .filter_map(|line| line.split_once(':'))
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
             .collect();
-        let query = url
-            .split_once('?')
-            .map(|(_, query)| parse_query(query))
-            .unwrap_or_default();
-        Self {
-            headers,
-            query,
-            url,
-            remote,
-            time: SystemTime::now(),
-        }
+        Self::new(url, headers, remote)
     }
 }
 

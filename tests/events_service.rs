@@ -1,0 +1,314 @@
+//! The Socket.IO server mounted in an axum app as a `tower::Service`: long-polling, the
+//! WebSocket upgrade, the wsio client, and the app's other routes on the same port.
+#![cfg(all(feature = "events", feature = "axum"))]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use wsio::Message;
+use wsio::events::client::ClientBuilder;
+use wsio::events::{Config, Server};
+
+/// Bounds every wait in these tests.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Serves an axum app with a page at `/` and `server` at `/socket.io/`, with connect info.
+async fn start(server: &Server) -> SocketAddr {
+    let app = Router::new()
+        .route("/", get(|| async { "home page" }))
+        .route_service("/socket.io/", server.service());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// `/` echoes `echo` to its acknowledgement, greets with the peer address, and relays
+/// `push` back as `pushed`.
+fn echo_server(config: Config) -> Server {
+    let server = Server::new(config);
+    server.of("/").on_connection(|socket| {
+        let address = socket
+            .handshake()
+            .address()
+            .map(|address| address.to_string());
+        let _ = socket.emit("hello", json!([address, socket.handshake().secure()]));
+        socket.on("echo", |_, args, ack| async move {
+            if let Some(ack) = ack {
+                let _ = ack.send(args);
+            }
+        });
+        socket.on("push", |socket, args, _| async move {
+            let _ = socket.emit("pushed", args);
+        });
+    });
+    server
+}
+
+/// A response: status, headers and body.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn error_code(&self) -> i64 {
+        let body: Value = serde_json::from_str(&self.body).unwrap();
+        body["code"].as_i64().unwrap()
+    }
+}
+
+/// One HTTP/1.1 request on a connection of its own, read to the end.
+async fn request(addr: SocketAddr, method: &str, target: &str, body: &str) -> Response {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).await.unwrap();
+        bytes
+    };
+    let bytes = tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("no response in time");
+    let text = String::from_utf8(bytes).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    let status = head[9..12].parse().unwrap();
+    let headers = head
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|line| line.split_once(": "))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// A polling session opened through the app.
+struct Session {
+    addr: SocketAddr,
+    sid: String,
+}
+
+impl Session {
+    async fn open(addr: SocketAddr) -> Self {
+        let response = request(addr, "GET", "/socket.io/?EIO=4&transport=polling&t=1", "").await;
+        assert_eq!(response.status, 200, "{response:?}");
+        let open = response.body.strip_prefix('0').expect("an open packet");
+        let open: Value = serde_json::from_str(open).unwrap();
+        assert_eq!(open["upgrades"], json!(["websocket"]));
+        Self {
+            addr,
+            sid: open["sid"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    fn target(&self) -> String {
+        format!("/socket.io/?EIO=4&transport=polling&sid={}", self.sid)
+    }
+
+    async fn post(&self, body: &str) -> Response {
+        request(self.addr, "POST", &self.target(), body).await
+    }
+
+    /// GETs until `count` records arrived, answering pings; returns them.
+    async fn records(&self, count: usize) -> Vec<String> {
+        let mut records = Vec::new();
+        while records.len() < count {
+            let response = request(self.addr, "GET", &self.target(), "").await;
+            assert_eq!(response.status, 200, "{response:?}");
+            for record in response.body.split('\x1e') {
+                match record {
+                    "2" => assert_eq!(self.post("3").await.body, "ok"),
+                    "6" => {}
+                    other => records.push(other.to_owned()),
+                }
+            }
+        }
+        records
+    }
+}
+
+#[tokio::test]
+async fn polling_open_post_and_get_through_axum() {
+    let server = echo_server(Config::default());
+    let addr = start(&server).await;
+    let session = Session::open(addr).await;
+    assert_eq!(session.post("40").await.body, "ok");
+    let records = session.records(2).await;
+    assert!(records[0].starts_with("40{\"sid\":"), "{records:?}");
+    // The handshake saw axum's connect info: the peer address is the test's loopback socket.
+    let hello: Value = serde_json::from_str(records[1].strip_prefix("42").unwrap()).unwrap();
+    assert_eq!(hello[0], "hello");
+    assert!(
+        hello[1].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{hello}"
+    );
+    assert_eq!(hello[2], false);
+
+    let response = session.post("42[\"push\",{\"b\":1,\"a\":2}]").await;
+    assert_eq!((response.status, response.body.as_str()), (200, "ok"));
+    assert_eq!(
+        session.records(1).await,
+        ["42[\"pushed\",{\"b\":1,\"a\":2}]"]
+    );
+}
+
+#[tokio::test]
+async fn the_tls_flag_of_the_service_reaches_the_handshake() {
+    let server = echo_server(Config::default());
+    let app = Router::new().route_service("/socket.io/", server.service().secure(true));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let session = Session::open(addr).await;
+    session.post("40").await;
+    let records = session.records(2).await;
+    // No connect info in this app: no address, but the flag the app set.
+    assert_eq!(records[1], "42[\"hello\",null,true]");
+}
+
+#[tokio::test]
+async fn a_body_over_max_payload_is_refused_with_413() {
+    let mut config = Config::default();
+    config.max_payload = 100;
+    let server = echo_server(config);
+    let addr = start(&server).await;
+    let session = Session::open(addr).await;
+    let big = format!("42[\"push\",\"{}\"]", "x".repeat(200));
+    assert_eq!(session.post(&big).await.status, 413);
+    // The session ended with it.
+    let after = session.post("40").await;
+    assert_eq!((after.status, after.error_code()), (400, 1));
+}
+
+#[tokio::test]
+async fn bad_requests_under_the_path_get_socketio_json_errors() {
+    let server = echo_server(Config::default());
+    let addr = start(&server).await;
+    let no_version = request(addr, "GET", "/socket.io/?transport=polling", "").await;
+    assert_eq!((no_version.status, no_version.error_code()), (400, 5));
+    assert_eq!(no_version.header("content-type"), Some("application/json"));
+    let unknown = request(
+        addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling&sid=nope",
+        "",
+    )
+    .await;
+    assert_eq!((unknown.status, unknown.error_code()), (400, 1));
+    let transport = request(addr, "GET", "/socket.io/?EIO=4&transport=carrier", "").await;
+    assert_eq!((transport.status, transport.error_code()), (400, 0));
+    let method = request(addr, "PUT", "/socket.io/?EIO=4&transport=polling", "").await;
+    assert_eq!((method.status, method.error_code()), (400, 2));
+    // A websocket request that is no upgrade gets the handshake's refusal, not a session.
+    let plain = request(addr, "GET", "/socket.io/?EIO=4&transport=websocket", "").await;
+    assert_eq!(plain.status, 400);
+}
+
+#[tokio::test]
+async fn the_apps_other_routes_answer_on_the_same_port() {
+    let server = echo_server(Config::default());
+    let addr = start(&server).await;
+    let home = request(addr, "GET", "/", "").await;
+    assert_eq!((home.status, home.body.as_str()), (200, "home page"));
+    let missing = request(addr, "GET", "/elsewhere", "").await;
+    assert_eq!(missing.status, 404);
+    // And Socket.IO still answers after them.
+    Session::open(addr).await;
+}
+
+#[tokio::test]
+async fn wsio_client_exchanges_events_and_acks_over_websocket_through_axum() {
+    let server = echo_server(Config::default());
+    let addr = start(&server).await;
+    let (heard, mut hello) = mpsc::unbounded_channel();
+    let builder = ClientBuilder::new(format!("http://{addr}")).on("hello", move |args, _| {
+        let _ = heard.send(args.values().to_vec());
+    });
+    let client = tokio::time::timeout(WAIT, builder.connect())
+        .await
+        .unwrap()
+        .unwrap();
+    let greeting = tokio::time::timeout(WAIT, hello.recv()).await.unwrap();
+    let greeting = greeting.unwrap();
+    assert!(greeting[0].as_str().unwrap().starts_with("127.0.0.1:"));
+    let reply = client.emit_with_ack("echo", json!([1, "two", {"z": 0, "a": 1}]));
+    let reply = tokio::time::timeout(WAIT, reply).await.unwrap().unwrap();
+    assert_eq!(
+        reply.values(),
+        [json!(1), json!("two"), json!({"z": 0, "a": 1})]
+    );
+    assert_eq!(server.fetch_sockets().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_polling_session_upgrades_to_websocket_through_axum() {
+    let server = echo_server(Config::default());
+    let addr = start(&server).await;
+    let session = Session::open(addr).await;
+    assert_eq!(session.post("40").await.body, "ok");
+    assert_eq!(session.records(2).await.len(), 2);
+
+    let url = format!(
+        "ws://{addr}/socket.io/?EIO=4&transport=websocket&sid={}",
+        session.sid
+    );
+    let (mut ws, _) = tokio::time::timeout(WAIT, wsio::tokio::connect_async(&url))
+        .await
+        .unwrap()
+        .unwrap();
+    ws.send(Message::text("2probe")).await.unwrap();
+    let probe = tokio::time::timeout(WAIT, ws.read())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(probe, Some(Message::text("3probe")));
+    ws.send(Message::text("5")).await.unwrap();
+    ws.send(Message::text("42[\"push\",\"over websocket\"]"))
+        .await
+        .unwrap();
+    let pushed = loop {
+        let message = tokio::time::timeout(WAIT, ws.read())
+            .await
+            .unwrap()
+            .unwrap();
+        match message {
+            Some(message) if message.as_text() == Some("2") => {
+                ws.send(Message::text("3")).await.unwrap();
+            }
+            // The noop that would have released a waiting GET.
+            Some(message) if message.as_text() == Some("6") => {}
+            other => break other,
+        }
+    };
+    assert_eq!(
+        pushed,
+        Some(Message::text("42[\"pushed\",\"over websocket\"]"))
+    );
+    // The polling side no longer knows the session.
+    let after = request(addr, "GET", &session.target(), "").await;
+    assert_eq!((after.status, after.error_code()), (400, 1));
+}
