@@ -312,3 +312,122 @@ async fn a_polling_session_upgrades_to_websocket_through_axum() {
     let after = request(addr, "GET", &session.target(), "").await;
     assert_eq!((after.status, after.error_code()), (400, 1));
 }
+
+/// A WebSocket client that shows the frames as they are on the wire: it offers
+/// permessage-deflate and reads the RSV1 bit of every frame.
+struct RawWs {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawWs {
+    /// Opens a Socket.IO WebSocket offering permessage-deflate; returns the client and the
+    /// extensions the server accepted.
+    async fn connect(addr: SocketAddr) -> (Self, String) {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
+            Upgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+            Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut ws = Self {
+            stream,
+            buf: Vec::new(),
+        };
+        let end = loop {
+            if let Some(end) = ws.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            ws.fill().await;
+        };
+        let head = String::from_utf8(ws.buf.drain(..end + 4).collect()).unwrap();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let extensions = head
+            .split("\r\n")
+            .filter_map(|line| line.split_once(": "))
+            .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
+            .map(|(_, value)| value.to_owned())
+            .unwrap_or_default();
+        (ws, extensions)
+    }
+
+    async fn fill(&mut self) {
+        let mut chunk = [0; 8192];
+        let read = tokio::time::timeout(WAIT, self.stream.read(&mut chunk));
+        let n = read.await.expect("nothing arrived in time").unwrap();
+        assert!(n > 0, "connection closed");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    async fn need(&mut self, len: usize) {
+        while self.buf.len() < len {
+            self.fill().await;
+        }
+    }
+
+    /// The next frame from the server (unmasked): whether RSV1 is set, and the payload.
+    async fn frame(&mut self) -> (bool, Vec<u8>) {
+        self.need(2).await;
+        let rsv1 = self.buf[0] & 0x40 != 0;
+        let (header, len) = match self.buf[1] & 0x7f {
+            126 => {
+                self.need(4).await;
+                (
+                    4,
+                    usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])),
+                )
+            }
+            127 => panic!("no frame this large in this test"),
+            len => (2, usize::from(len)),
+        };
+        self.need(header + len).await;
+        let frame: Vec<u8> = self.buf.drain(..header + len).collect();
+        (rsv1, frame[header..].to_vec())
+    }
+
+    /// Sends a short text frame, masked with a zero key.
+    async fn send_text(&mut self, text: &str) {
+        assert!(text.len() < 126);
+        let mut frame = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+        frame.extend_from_slice(text.as_bytes());
+        self.stream.write_all(&frame).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn compress_false_sends_uncompressed_frames_where_deflate_is_on() {
+    let big = "a".repeat(4096);
+    let server = Server::new(Config::default());
+    let greeting = big.clone();
+    server.of("/").on_connection(move |socket| {
+        let _ = socket.emit("big", json!([greeting]));
+        let _ = socket.compress(false).emit("big", json!([greeting]));
+    });
+    let addr = start(&server).await;
+    let (mut ws, extensions) = RawWs::connect(addr).await;
+    assert!(extensions.starts_with("permessage-deflate"), "{extensions}");
+    let (rsv1, open) = ws.frame().await;
+    assert!(!rsv1 && open.starts_with(b"0{"));
+    ws.send_text("40").await;
+    let (_, connect) = ws.frame().await;
+    assert!(connect.starts_with(b"40{\"sid\":"));
+
+    let expected = |event: &str| format!("42[\"{event}\",\"{big}\"]").into_bytes();
+    // Over the threshold: compressed by default, so deflate is really on here.
+    let (rsv1, compressed) = ws.frame().await;
+    assert!(rsv1, "a 4 KiB emit went out uncompressed");
+    assert!(compressed.len() < 200);
+    // The same emit with compress(false): RSV1 clear, the payload as it is.
+    let (rsv1, plain) = ws.frame().await;
+    assert!(!rsv1);
+    assert_eq!(plain, expected("big"));
+
+    // Broadcasts: `io.compress(false).emit` goes out plain, a plain `io.emit` compressed.
+    assert_eq!(server.compress(false).emit("all", json!([big])), Ok(1));
+    assert_eq!(server.emit("all", json!([big])), Ok(1));
+    let (rsv1, plain) = ws.frame().await;
+    assert!(!rsv1);
+    assert_eq!(plain, expected("all"));
+    let (rsv1, _) = ws.frame().await;
+    assert!(rsv1);
+}

@@ -332,6 +332,12 @@ impl Server {
         self.of(DEFAULT_NAMESPACE).except(room)
     }
 
+    /// A broadcast to the sockets of `/`, compressed or not (socket.io's `io.compress`; see
+    /// [`Broadcast::compress`]).
+    pub fn compress(&self, compress: bool) -> Broadcast {
+        self.of(DEFAULT_NAMESPACE).compress(compress)
+    }
+
     /// The sockets of `/` (socket.io's `io.fetchSockets`).
     pub async fn fetch_sockets(&self) -> Vec<Socket> {
         self.of(DEFAULT_NAMESPACE).fetch_sockets().await
