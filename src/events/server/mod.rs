@@ -338,6 +338,18 @@ impl Server {
         self.of(DEFAULT_NAMESPACE).compress(compress)
     }
 
+    /// A volatile broadcast to the sockets of `/` (socket.io's `io.volatile`; see
+    /// [`Broadcast::volatile`]).
+    pub fn volatile(&self) -> Broadcast {
+        self.of(DEFAULT_NAMESPACE).volatile()
+    }
+
+    /// A broadcast to the sockets of `/` whose acknowledgements are awaited for at most
+    /// `timeout` (socket.io's `io.timeout`; see [`Broadcast::emit_with_ack`]).
+    pub fn timeout(&self, timeout: Duration) -> Broadcast {
+        self.of(DEFAULT_NAMESPACE).timeout(timeout)
+    }
+
     /// The sockets of `/` (socket.io's `io.fetchSockets`).
     pub async fn fetch_sockets(&self) -> Vec<Socket> {
         self.of(DEFAULT_NAMESPACE).fetch_sockets().await
