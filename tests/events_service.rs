@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use wsio::Message;
 use wsio::events::client::ClientBuilder;
-use wsio::events::{Config, Server};
+use wsio::events::{Config, Cors, Refusal, Server};
 
 /// Bounds every wait in these tests.
 const WAIT: Duration = Duration::from_secs(5);
@@ -229,6 +229,40 @@ async fn bad_requests_under_the_path_get_socketio_json_errors() {
 }
 
 #[tokio::test]
+async fn cors_preflight_and_allow_request_as_in_the_standalone_server() {
+    let mut config = Config::default();
+    config.cors = Some(Cors::origins(["http://app.example"]));
+    let server = echo_server(config);
+    server.allow_request(|request| async move {
+        match request.query_param("token") {
+            Some("ok") => Ok(()),
+            _ => Err(Refusal::new("no token")),
+        }
+    });
+    let addr = start(&server).await;
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let preflight = "OPTIONS /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\
+            Origin: http://app.example\r\nAccess-Control-Request-Headers: content-type\r\n\
+            Connection: close\r\n\r\n";
+        stream.write_all(preflight.as_bytes()).await.unwrap();
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).await.unwrap();
+        String::from_utf8(bytes).unwrap()
+    };
+    let preflight = tokio::time::timeout(WAIT, exchange).await.unwrap();
+    assert!(preflight.starts_with("HTTP/1.1 204"), "{preflight}");
+    let preflight = preflight.to_ascii_lowercase();
+    assert!(preflight.contains("access-control-allow-origin: http://app.example\r\n"));
+    assert!(preflight.contains("access-control-allow-headers: content-type\r\n"));
+
+    let refused = request(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
+    assert_eq!((refused.status, refused.error_code()), (403, 4));
+    let allowed = "/socket.io/?EIO=4&transport=polling&token=ok";
+    assert_eq!(request(addr, "GET", allowed, "").await.status, 200);
+}
+
+#[tokio::test]
 async fn the_apps_other_routes_answer_on_the_same_port() {
     let server = echo_server(Config::default());
     let addr = start(&server).await;
@@ -430,4 +464,38 @@ async fn compress_false_sends_uncompressed_frames_where_deflate_is_on() {
     assert_eq!(plain, expected("all"));
     let (rsv1, _) = ws.frame().await;
     assert!(rsv1);
+}
+
+#[tokio::test]
+async fn a_client_that_drops_its_waiting_get_ends_the_session() {
+    let server = echo_server(Config::default());
+    let (left, mut reasons) = mpsc::unbounded_channel();
+    server.of("/").use_middleware(move |socket| {
+        let left = left.clone();
+        async move {
+            socket.on_disconnect(move |_, reason| {
+                let left = left.clone();
+                async move {
+                    let _ = left.send(reason);
+                }
+            });
+            Ok(())
+        }
+    });
+    let addr = start(&server).await;
+    let session = Session::open(addr).await;
+    session.post("40").await;
+    session.records(2).await;
+    // A GET that waits (nothing is queued), then its connection closes under it.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let get = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", session.target());
+    stream.write_all(get.as_bytes()).await.unwrap();
+    // The request's bytes arrive before the end of stream: hyper hands the GET to the
+    // service, then sees the connection close and drops the waiting answer.
+    drop(stream);
+    let reason = tokio::time::timeout(WAIT, reasons.recv()).await.unwrap();
+    assert_eq!(
+        reason.map(|reason| reason.as_str()),
+        Some("transport close")
+    );
 }
