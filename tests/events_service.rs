@@ -48,6 +48,11 @@ fn echo_server(config: Config) -> Server {
         socket.on("push", |socket, args, _| async move {
             let _ = socket.emit("pushed", args);
         });
+        socket.on("ask", |socket, args, _| async move {
+            let reply = socket.emit_with_ack("question", args).await;
+            let answer = reply.map(|args| args.values().to_vec()).unwrap_or_default();
+            let _ = socket.emit("answer", json!([answer]));
+        });
     });
     server
 }
@@ -279,9 +284,20 @@ async fn wsio_client_exchanges_events_and_acks_over_websocket_through_axum() {
     let server = echo_server(Config::default());
     let addr = start(&server).await;
     let (heard, mut hello) = mpsc::unbounded_channel();
-    let builder = ClientBuilder::new(format!("http://{addr}")).on("hello", move |args, _| {
-        let _ = heard.send(args.values().to_vec());
-    });
+    let (answered, mut answers) = mpsc::unbounded_channel();
+    let builder = ClientBuilder::new(format!("http://{addr}"))
+        .on("hello", move |args, _| {
+            let _ = heard.send(args.values().to_vec());
+        })
+        .on("question", |args, ack| {
+            let question = args.get::<String>(0).unwrap_or_default();
+            let _ = ack
+                .expect("asked with an ack")
+                .send(json!([format!("{question}: yes")]));
+        })
+        .on("answer", move |args, _| {
+            let _ = answered.send(args.values().to_vec());
+        });
     let client = tokio::time::timeout(WAIT, builder.connect())
         .await
         .unwrap()
@@ -295,6 +311,10 @@ async fn wsio_client_exchanges_events_and_acks_over_websocket_through_axum() {
         reply.values(),
         [json!(1), json!("two"), json!({"z": 0, "a": 1})]
     );
+    // And the other way: the server asks, the client acknowledges.
+    client.emit("ask", json!(["ready?"])).unwrap();
+    let answer = tokio::time::timeout(WAIT, answers.recv()).await.unwrap();
+    assert_eq!(answer.unwrap(), [json!(["ready?: yes"])]);
     assert_eq!(server.fetch_sockets().await.len(), 1);
 }
 

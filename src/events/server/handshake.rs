@@ -8,7 +8,9 @@ use serde_json::Value;
 
 /// What the server knows of a connection that its HTTP request does not say: the peer's
 /// address and whether the connection is encrypted. Given to
-/// [`Server::handle_with`](super::Server::handle_with).
+/// [`Server::handle_with`](super::Server::handle_with), or, for the server mounted as a
+/// service (`Server::service`, feature `hyper`), inserted into each request's extensions by
+/// the app that accepted the connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Remote {
     pub(crate) address: Option<SocketAddr>,

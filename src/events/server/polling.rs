@@ -129,10 +129,18 @@ pub(crate) async fn upgrade(
     stream: BoxIo,
     options: &crate::Options,
 ) -> Result<(), crate::Error> {
-    let ws =
-        crate::tokio::accept_with(stream, options, async |_: &Request| Ok(Accept::new())).await?;
-    probe(server, polling, ws).await;
-    Ok(())
+    let accept = async |_: &Request| Ok(Accept::new());
+    match crate::tokio::accept_with(stream, options, accept).await {
+        Ok(ws) => {
+            probe(server, polling, ws).await;
+            Ok(())
+        }
+        Err(error) => {
+            // No upgrade under way after all: a later probe may try again.
+            polling.upgrading.store(false, Ordering::Release);
+            Err(error)
+        }
+    }
 }
 
 /// Runs the upgrade probe on a WebSocket whose handshake is done (see [`upgrade`]), and hands
