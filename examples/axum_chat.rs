@@ -1,10 +1,13 @@
-//! A chat room in one axum app: a static page and a plain WebSocket route on one port.
+//! A chat room in one axum app: a static page, a plain WebSocket route and Socket.IO, on one
+//! port.
 //!
 //! `cargo run --example axum_chat -- [ADDR]`, then open `http://ADDR/` in a few browser tabs
 //! (ADDR defaults to 127.0.0.1:3000). Prints `listening on ADDR` once ready.
 //!
 //! `/ws` upgrades through `wsio::axum::WebSocketUpgrade` (permessage-deflate when the browser
 //! offers it, which they all do); every text message goes to every connected page.
+//! `/socket.io/` is the Socket.IO server mounted as a service: a socket.io-client with its
+//! default options (long-polling, then the upgrade) emits `chat`, and every socket receives it.
 
 use std::net::SocketAddr;
 
@@ -15,6 +18,7 @@ use axum::routing::{any, get};
 use tokio::sync::broadcast;
 use wsio::Message;
 use wsio::axum::{WebSocket, WebSocketUpgrade};
+use wsio::events::Server;
 
 /// The page: a message list, an input, and a WebSocket to `/ws`.
 const PAGE: &str = r#"<!doctype html>
@@ -25,6 +29,7 @@ const PAGE: &str = r#"<!doctype html>
 <script>
   const log = document.getElementById("log");
   const show = (text) => { const li = document.createElement("li"); li.textContent = text; log.append(li); };
+  // Plain WebSocket: /ws.
   const ws = new WebSocket(`ws://${location.host}/ws`);
   ws.onopen = () => show(`connected (extensions: ${ws.extensions || "none"})`);
   ws.onmessage = (event) => show(event.data);
@@ -33,8 +38,19 @@ const PAGE: &str = r#"<!doctype html>
     event.preventDefault();
     const input = document.getElementById("text");
     if (input.value) ws.send(input.value);
+    if (input.value && window.socket) socket.emit("chat", input.value);
     input.value = "";
   };
+</script>
+<!-- Socket.IO, default options (long-polling, then the upgrade), when the CDN is reachable. -->
+<script src="https://cdn.socket.io/4.8.1/socket.io.min.js"></script>
+<script>
+  if (window.io) {
+    window.socket = io();
+    socket.on("connect", () => show(`socket.io connected (${socket.io.engine.transport.name})`));
+    socket.io.engine.on("upgrade", (transport) => show(`socket.io upgraded to ${transport.name}`));
+    socket.on("chat", (text, from) => show(`[socket.io] ${from}: ${text}`));
+  }
 </script>
 "#;
 
@@ -51,13 +67,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/ws", any(chat))
-        // Socket.IO goes here: mount the events server's tower Service at "/socket.io/" on this
-        // same router (for example `.nest_service("/socket.io/", …)`), sharing the port.
+        .route_service("/socket.io/", socket_io().service())
         .with_state(room);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
+    // Connect info gives the Socket.IO handshakes the peer's address.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// The Socket.IO side of the chat: each `chat` event goes to every socket, with who sent it.
+fn socket_io() -> Server {
+    let io = Server::default();
+    let everyone = io.clone();
+    io.of("/").on_connection(move |socket| {
+        let everyone = everyone.clone();
+        socket.on("chat", move |socket, args, _ack| {
+            let everyone = everyone.clone();
+            async move {
+                let text = args.get::<String>(0).unwrap_or_default();
+                let from = socket
+                    .handshake()
+                    .address()
+                    .map(|address| address.to_string());
+                let _ = everyone.emit("chat", serde_json::json!([text, from]));
+            }
+        });
+    });
+    io
 }
 
 async fn chat(ws: WebSocketUpgrade, State(room): State<broadcast::Sender<String>>) -> Response {

@@ -206,6 +206,27 @@ pub struct PendingUpgrade {
     options: Options,
 }
 
+impl PendingUpgrade {
+    /// Waits like awaiting the future itself, and wraps the upgraded connection with `wrap`
+    /// before the WebSocket takes it: to box it, for instance, so that WebSockets from hyper and
+    /// from other streams have one type.
+    pub async fn with_io<T, F>(mut self, wrap: F) -> Result<WebSocketStream<T>, Error>
+    where
+        F: FnOnce(TokioIo<Upgraded>) -> T,
+        T: ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Unpin,
+    {
+        let conn = self.conn.take().ok_or(Error::AlreadyClosed)?;
+        let upgraded = (&mut self.on_upgrade)
+            .await
+            .map_err(|error| Error::from(io::Error::other(error)))?;
+        Ok(WebSocketStream::from_connection(
+            wrap(TokioIo::new(upgraded)),
+            conn,
+            &self.options,
+        ))
+    }
+}
+
 impl Future for PendingUpgrade {
     type Output = Result<WebSocket, Error>;
 

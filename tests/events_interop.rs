@@ -1,7 +1,8 @@
 //! Interop with the stock npm `socket.io-client` 4.x, WebSocket only and with its default options
 //! (long-polling, then the upgrade): this test starts a wsio events server and
-//! runs `tests/socketio/interop.mjs` against it. It needs Node.js and `npm ci` in
-//! `tests/socketio/`, so it is ignored by default; `tests/socketio/run` runs it.
+//! runs `tests/socketio/interop.mjs` against it, standalone and mounted in an axum app. It needs
+//! Node.js and `npm ci` in `tests/socketio/`, so it is ignored by default; `tests/socketio/run`
+//! runs it.
 #![cfg(feature = "events")]
 
 use std::process::Command;
@@ -157,6 +158,27 @@ async fn stock_socketio_client() {
     let port = listener.local_addr().unwrap().port();
     let server = server();
     tokio::spawn(async move { server.serve(listener).await });
+    run_script(port).await;
+}
+
+/// The same script against the server mounted in an axum app as a `tower::Service`.
+#[cfg(feature = "axum")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Node.js and `npm ci` in tests/socketio (run tests/socketio/run)"]
+async fn stock_socketio_client_through_axum() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "another route" }))
+        .route_service("/socket.io/", server().service());
+    // Connect info: the middleware test checks the handshake's peer address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    run_script(port).await;
+}
+
+/// Runs `interop.mjs` against the server on `port`.
+async fn run_script(port: u16) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/socketio/interop.mjs");
     let status = tokio::task::spawn_blocking(move || {
         Command::new("node")

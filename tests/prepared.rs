@@ -222,6 +222,31 @@ mod deflate {
     }
 
     #[test]
+    fn an_uncompressed_message_goes_out_as_it_is_with_or_without_context() {
+        let text = json(500);
+        for server_config in [no_context_server(), DeflateConfig::default()] {
+            let params = agree(&DeflateConfig::default(), &server_config);
+            let (mut server, mut client) = pair(params, 4);
+            let plain = PreparedMessage::uncompressed(Message::text(text.clone()));
+            assert!(!plain.compressible());
+            // Between two compressed sends: the peer's inflater history stays in step.
+            let compressed = PreparedMessage::new(Message::text(text.clone()));
+            server.send_prepared(&compressed).unwrap();
+            let first = wire(&mut server);
+            assert!(first[0] & 0x40 != 0, "RSV1 set");
+            server.send_prepared(&plain).unwrap();
+            let second = wire(&mut server);
+            assert_eq!(second[0], 0x81, "FIN + text, no RSV1");
+            assert!(second.len() > text.len(), "the payload as it is");
+            server.send_prepared(&compressed).unwrap();
+            let third = wire(&mut server);
+            assert!(third[0] & 0x40 != 0, "RSV1 set");
+            let delivered = deliver(&mut client, &[first, second, third].concat());
+            assert_eq!(delivered, vec![Message::text(text.clone()); 3]);
+        }
+    }
+
+    #[test]
     fn below_the_threshold_goes_out_uncompressed() {
         let params = agree(&DeflateConfig::default(), &no_context_server());
         let (mut server, mut client) = pair(params, 3);

@@ -36,7 +36,9 @@
 //! WebSocket writer task drains it, or each polling GET takes what it holds; a broadcast
 //! (encoded once, its `Bytes` shared by every recipient) never waits on a slow client: see
 //! [`Config::queue_limit`] for the policy. The server pings every [`Config::ping_interval`] and
-//! drops a client that does not answer within [`Config::ping_timeout`].
+//! drops a client that does not answer within [`Config::ping_timeout`]. [`Server::serve`]
+//! runs it on its own port; with the `hyper` feature, `Server::service` mounts it on a hyper or
+//! axum app instead (a `tower::Service`, see `SocketIoService`).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -87,6 +89,8 @@ pub use engine::{EngineError, EnginePacket, OpenInfo, payload};
 pub use packet::{
     DEFAULT_NAMESPACE, DecodeError, DecodeLimits, Decoder, EncodedPacket, Packet, RESERVED_EVENTS,
 };
+#[cfg(feature = "hyper")]
+pub use server::SocketIoService;
 pub use server::{
     AckError, AckSender, Broadcast, BroadcastAckError, Config, Cors, DisconnectReason, EmitError,
     Extensions, Handshake, HttpResponse, Namespace, Refusal, Remote, ServeError, Server, Socket,

@@ -113,7 +113,11 @@ impl Compression {
     /// Like [`compress`](Self::compress) for a prepared message: when our side keeps no
     /// context, the compressed payload is made once and shared with every connection under
     /// the same window and level; otherwise our own compressor runs on it.
+    /// A message prepared with [`PreparedMessage::uncompressed`] is never compressed.
     pub(crate) fn compress_prepared(&mut self, prepared: &PreparedMessage) -> Option<Bytes> {
+        if !prepared.compressible() {
+            return None;
+        }
         #[cfg(feature = "deflate")]
         if let Some(deflate) = &self.deflate {
             if prepared.len() < deflate.params.threshold() {

@@ -47,6 +47,8 @@ pub struct PreparedMessage(Arc<Prepared>);
 struct Prepared {
     kind: MessageKind,
     payload: Bytes,
+    /// Whether a connection with permessage-deflate may compress it.
+    compressible: bool,
     /// Compressed payloads, by the (window bits, level) they were made with. Few distinct
     /// agreements exist in practice, so a short list beats a map.
     #[cfg(feature = "deflate")]
@@ -56,6 +58,19 @@ struct Prepared {
 impl PreparedMessage {
     /// Prepares a message for sending to many connections.
     pub fn new(message: Message) -> Self {
+        Self::with_compression(message, true)
+    }
+
+    /// Prepares a message that goes out uncompressed even where permessage-deflate is on
+    /// (socket.io's `compress(false)`), as [`Connection::send_uncompressed`] sends one: for
+    /// data that is already compressed, or too short or too random to gain from it.
+    ///
+    /// [`Connection::send_uncompressed`]: super::Connection::send_uncompressed
+    pub fn uncompressed(message: Message) -> Self {
+        Self::with_compression(message, false)
+    }
+
+    fn with_compression(message: Message, compressible: bool) -> Self {
         let (kind, payload) = match message {
             Message::Text(text) => (MessageKind::Text, text.into_bytes()),
             Message::Binary(data) => (MessageKind::Binary, data),
@@ -63,6 +78,7 @@ impl PreparedMessage {
         Self(Arc::new(Prepared {
             kind,
             payload,
+            compressible,
             #[cfg(feature = "deflate")]
             compressed: Mutex::new(Vec::new()),
         }))
@@ -86,6 +102,12 @@ impl PreparedMessage {
     /// Returns true for an empty message.
     pub fn is_empty(&self) -> bool {
         self.0.payload.is_empty()
+    }
+
+    /// Whether a connection may compress it: `false` when made with
+    /// [`uncompressed`](Self::uncompressed).
+    pub fn compressible(&self) -> bool {
+        self.0.compressible
     }
 
     pub(crate) fn opcode(&self) -> OpCode {

@@ -8,11 +8,13 @@ use serde_json::Value;
 
 /// What the server knows of a connection that its HTTP request does not say: the peer's
 /// address and whether the connection is encrypted. Given to
-/// [`Server::handle_with`](super::Server::handle_with).
+/// [`Server::handle_with`](super::Server::handle_with), or, for the server mounted as a
+/// service (`Server::service`, feature `hyper`), inserted into each request's extensions by
+/// the app that accepted the connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Remote {
-    address: Option<SocketAddr>,
-    secure: bool,
+    pub(crate) address: Option<SocketAddr>,
+    pub(crate) secure: bool,
 }
 
 impl Remote {
@@ -53,6 +55,22 @@ pub(crate) struct RequestInfo {
 }
 
 impl RequestInfo {
+    /// The request that opened a session, from a parsed request: its target as sent (path and
+    /// query) and its headers (names in lower case, in order).
+    pub(crate) fn new(url: String, headers: Vec<(String, String)>, remote: Remote) -> Self {
+        let query = url
+            .split_once('?')
+            .map(|(_, query)| parse_query(query))
+            .unwrap_or_default();
+        Self {
+            headers,
+            query,
+            url,
+            remote,
+            time: SystemTime::now(),
+        }
+    }
+
     /// Reads the request head (`bytes` up to the blank line) of the request that opened a
     /// session.
     pub(crate) fn parse(head: &[u8], remote: Remote) -> Self {
@@ -68,17 +86,7 @@ impl RequestInfo {
             .filter_map(|line| line.split_once(':'))
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
             .collect();
-        let query = url
-            .split_once('?')
-            .map(|(_, query)| parse_query(query))
-            .unwrap_or_default();
-        Self {
-            headers,
-            query,
-            url,
-            remote,
-            time: SystemTime::now(),
-        }
+        Self::new(url, headers, remote)
     }
 }
 

@@ -8,6 +8,8 @@ mod namespace;
 mod polling;
 mod queue;
 mod rooms;
+#[cfg(feature = "hyper")]
+mod service;
 mod socket;
 
 use std::collections::HashMap;
@@ -35,6 +37,8 @@ pub use self::handshake::{Handshake, Remote};
 pub use self::http::HttpResponse;
 use self::http::{Head, HeadError, HttpConn};
 pub use self::namespace::{Broadcast, BroadcastAckError, Namespace, Refusal};
+#[cfg(feature = "hyper")]
+pub use self::service::SocketIoService;
 pub use self::socket::{AckSender, Extensions, Socket};
 
 /// Settings of a [`Server`]. Start from `Config::default()` and change fields.
@@ -234,6 +238,18 @@ enum Route {
     Post(Arc<Polling>),
 }
 
+/// Extra response headers (CORS, the session cookie).
+type Headers = Vec<(String, String)>;
+
+/// What [`Server::admit`] decided for a request.
+struct Routed {
+    route: Route,
+    /// Headers every answer to the request carries.
+    extra: Headers,
+    /// For a handshake (a new session): the request captured and the session id.
+    handshake: Option<(Arc<RequestInfo>, String)>,
+}
+
 /// A Socket.IO server: namespaces and their sockets. A cheap handle, clone it freely.
 ///
 /// Feed it accepted TCP streams with [`serve`](Self::serve) or, per stream,
@@ -314,6 +330,24 @@ impl Server {
     /// A broadcast to the sockets of `/` but those in `room` (socket.io's `io.except`).
     pub fn except(&self, room: impl Into<String>) -> Broadcast {
         self.of(DEFAULT_NAMESPACE).except(room)
+    }
+
+    /// A broadcast to the sockets of `/`, compressed or not (socket.io's `io.compress`; see
+    /// [`Broadcast::compress`]).
+    pub fn compress(&self, compress: bool) -> Broadcast {
+        self.of(DEFAULT_NAMESPACE).compress(compress)
+    }
+
+    /// A volatile broadcast to the sockets of `/` (socket.io's `io.volatile`; see
+    /// [`Broadcast::volatile`]).
+    pub fn volatile(&self) -> Broadcast {
+        self.of(DEFAULT_NAMESPACE).volatile()
+    }
+
+    /// A broadcast to the sockets of `/` whose acknowledgements are awaited for at most
+    /// `timeout` (socket.io's `io.timeout`; see [`Broadcast::emit_with_ack`]).
+    pub fn timeout(&self, timeout: Duration) -> Broadcast {
+        self.of(DEFAULT_NAMESPACE).timeout(timeout)
     }
 
     /// The sockets of `/` (socket.io's `io.fetchSockets`).
@@ -477,30 +511,17 @@ impl Server {
                     return Err(ServeError::Refused(response.status));
                 }
             };
-            let route = self.route(&head);
-            let mut extra = match (&self.inner.config.cors, &route) {
-                (Some(cors), route) if !matches!(route, Route::Fallback(_)) => {
-                    let preflight = matches!(route, Route::Preflight)
-                        .then(|| head.header("access-control-request-headers"));
-                    cors.headers(head.header("origin"), preflight)
+            let request = || RequestInfo::parse(http.head_bytes(&head), remote);
+            let Routed {
+                route,
+                extra,
+                handshake,
+            } = match self.admit(&head, request).await {
+                Ok(routed) => routed,
+                Err((response, extra)) => {
+                    http.respond(&response, false, &extra).await?;
+                    return Err(ServeError::Refused(response.status));
                 }
-                _ => Vec::new(),
-            };
-            let handshake = match route {
-                Route::WebSocket | Route::Open => {
-                    let request = Arc::new(RequestInfo::parse(http.head_bytes(&head), remote));
-                    if let Err(response) = self.allow(&request).await {
-                        http.respond(&response, false, &extra).await?;
-                        return Err(ServeError::Refused(response.status));
-                    }
-                    let sid = self.inner.new_id();
-                    if let Some(name) = &self.inner.config.cookie {
-                        let cookie = format!("{name}={sid}; Path=/; HttpOnly; SameSite=Lax");
-                        extra.push(("Set-Cookie".to_owned(), cookie));
-                    }
-                    Some((request, sid))
-                }
-                _ => None,
             };
             let answer = match (route, handshake) {
                 (Route::Fallback(response) | Route::Respond(response), _) => {
@@ -575,6 +596,45 @@ impl Server {
                 };
             }
         }
+    }
+
+    /// Routes a request and, for a handshake, captures it (`request`), runs the
+    /// [`allow_request`](Self::allow_request) hook and draws the session id: what every HTTP
+    /// front decides the same way. `Err` is a refusal to answer, with its headers.
+    async fn admit(
+        &self,
+        head: &Head,
+        request: impl FnOnce() -> RequestInfo,
+    ) -> Result<Routed, (HttpResponse, Headers)> {
+        let route = self.route(head);
+        let mut extra = match (&self.inner.config.cors, &route) {
+            (Some(cors), route) if !matches!(route, Route::Fallback(_)) => {
+                let preflight = matches!(route, Route::Preflight)
+                    .then(|| head.header("access-control-request-headers"));
+                cors.headers(head.header("origin"), preflight)
+            }
+            _ => Vec::new(),
+        };
+        let handshake = match route {
+            Route::WebSocket | Route::Open => {
+                let request = Arc::new(request());
+                if let Err(response) = self.allow(&request).await {
+                    return Err((response, extra));
+                }
+                let sid = self.inner.new_id();
+                if let Some(name) = &self.inner.config.cookie {
+                    let cookie = format!("{name}={sid}; Path=/; HttpOnly; SameSite=Lax");
+                    extra.push(("Set-Cookie".to_owned(), cookie));
+                }
+                Some((request, sid))
+            }
+            _ => None,
+        };
+        Ok(Routed {
+            route,
+            extra,
+            handshake,
+        })
     }
 
     /// Where a request goes.

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::EmitError;
-use super::queue::{Push, prepare};
+use super::queue::{Push, prepare_with};
 use super::rooms::Rooms;
 use super::socket::{Socket, check_event_name};
 use crate::events::{Args, Packet};
@@ -236,6 +236,11 @@ impl Namespace {
         self.broadcast().volatile()
     }
 
+    /// A broadcast to every socket, compressed or not (see [`Broadcast::compress`]).
+    pub fn compress(&self, compress: bool) -> Broadcast {
+        self.broadcast().compress(compress)
+    }
+
     /// A broadcast to the sockets of this node only (see [`Broadcast::local`]).
     pub fn local(&self) -> Broadcast {
         self.broadcast().local()
@@ -371,6 +376,7 @@ pub struct Broadcast {
     volatile: bool,
     local: bool,
     timeout: Option<Duration>,
+    compress: bool,
 }
 
 /// Why [`Broadcast::emit_with_ack`] did not get one acknowledgement from every recipient.
@@ -400,6 +406,7 @@ impl Broadcast {
             volatile: false,
             local: false,
             timeout: None,
+            compress: true,
         }
     }
 
@@ -429,6 +436,14 @@ impl Broadcast {
     /// being written) instead of queueing it, as socket.io's `volatile` does.
     pub fn volatile(mut self) -> Self {
         self.volatile = true;
+        self
+    }
+
+    /// Sends compressed or not (socket.io's `compress`): with `false`, permessage-deflate
+    /// leaves the packet uncompressed for every recipient, even over its threshold. Default
+    /// `true`.
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.compress = compress;
         self
     }
 
@@ -498,7 +513,7 @@ impl Broadcast {
             args: args.into(),
             ack: None,
         };
-        let outgoing = prepare(packet.to_messages());
+        let outgoing = prepare_with(packet.to_messages(), self.compress);
         let queued = self
             .sockets()
             .iter()
@@ -575,7 +590,7 @@ impl Broadcast {
             args,
             ack: Some(id),
         };
-        let outgoing = prepare(packet.to_messages());
+        let outgoing = prepare_with(packet.to_messages(), self.compress);
         let mut waiting = Vec::new();
         for socket in self.sockets() {
             let Some(receiver) = socket.expect_ack(id) else {
@@ -599,6 +614,7 @@ impl fmt::Debug for Broadcast {
             .field("volatile", &self.volatile)
             .field("local", &self.local)
             .field("timeout", &self.timeout)
+            .field("compress", &self.compress)
             .finish_non_exhaustive()
     }
 }

@@ -129,8 +129,23 @@ pub(crate) async fn upgrade(
     stream: BoxIo,
     options: &crate::Options,
 ) -> Result<(), crate::Error> {
-    let mut ws =
-        crate::tokio::accept_with(stream, options, async |_: &Request| Ok(Accept::new())).await?;
+    let accept = async |_: &Request| Ok(Accept::new());
+    match crate::tokio::accept_with(stream, options, accept).await {
+        Ok(ws) => {
+            probe(server, polling, ws).await;
+            Ok(())
+        }
+        Err(error) => {
+            // No upgrade under way after all: a later probe may try again.
+            polling.upgrading.store(false, Ordering::Release);
+            Err(error)
+        }
+    }
+}
+
+/// Runs the upgrade probe on a WebSocket whose handshake is done (see [`upgrade`]), and hands
+/// it to the session when the client completes the upgrade.
+pub(crate) async fn probe(server: &ServerInner, polling: Arc<Polling>, mut ws: WebSocket) {
     let probe = async {
         let text = |message: Option<Message>| message.and_then(|m| m.as_text().map(str::to_owned));
         if text(ws.read().await?).as_deref() != Some("2probe") {
@@ -144,14 +159,16 @@ pub(crate) async fn upgrade(
     if !matches!(upgraded, Ok(Ok(true))) {
         polling.upgrading.store(false, Ordering::Release);
         let _ = ws.close(None).await;
-        return Ok(());
+        return;
     }
     server.forget_session(&polling.sid);
     polling.upgraded.store(true, Ordering::Release);
     polling.released.notify_waiters();
     polling.upgrade(ws).await;
-    Ok(())
 }
+
+/// A WebSocket taking over a polling session, over any stream.
+pub(crate) type WebSocket = crate::tokio::WebSocketStream<BoxIo>;
 
 #[cfg(test)]
 mod tests {

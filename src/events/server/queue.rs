@@ -27,7 +27,17 @@ pub(crate) type Outgoing = Arc<[PreparedMessage]>;
 /// a broadcast is encoded once, and with permessage-deflate and no server context takeover
 /// each message is also compressed once for all its recipients.
 pub(crate) fn prepare(messages: Vec<Message>) -> Outgoing {
-    messages.into_iter().map(PreparedMessage::new).collect()
+    prepare_with(messages, true)
+}
+
+/// Like [`prepare`]; without `compress` the messages go out uncompressed even where
+/// permessage-deflate is on (socket.io's `compress(false)`).
+pub(crate) fn prepare_with(messages: Vec<Message>, compress: bool) -> Outgoing {
+    let prepare = match compress {
+        true => PreparedMessage::new,
+        false => PreparedMessage::uncompressed,
+    };
+    messages.into_iter().map(prepare).collect()
 }
 
 /// One entry of the queue.

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::conn::Conn;
 use super::handshake::Handshake;
 use super::namespace::{Broadcast, NamespaceInner, Refusal};
-use super::queue::{Push, prepare};
+use super::queue::{Push, prepare, prepare_with};
 use super::{AckError, DisconnectReason, EmitError, lock};
 use crate::events::{Args, Packet, RESERVED_EVENTS};
 
@@ -46,6 +46,8 @@ type ErrorHandler = Arc<dyn Fn(Socket, Refusal) -> BoxFuture + Send + Sync>;
 #[derive(Clone)]
 pub struct Socket {
     inner: Arc<SocketInner>,
+    /// Whether this handle's emits may be compressed (see [`compress`](Self::compress)).
+    compress: bool,
 }
 
 struct SocketInner {
@@ -113,6 +115,7 @@ impl Socket {
                 pending_jobs: std::sync::Mutex::new(Some(receiver)),
                 extensions: Extensions::default(),
             }),
+            compress: true,
         }
     }
 
@@ -255,6 +258,16 @@ impl Socket {
         lock(&self.inner.disconnecting_handlers).push(handler);
     }
 
+    /// A handle to the same socket whose emits go out compressed or not (socket.io's
+    /// `socket.compress(false).emit(…)`): with `false`, permessage-deflate leaves them
+    /// uncompressed even when they are over its threshold. Default `true`.
+    pub fn compress(&self, compress: bool) -> Socket {
+        Socket {
+            inner: Arc::clone(&self.inner),
+            compress,
+        }
+    }
+
     /// Sends `event` to this client. Fails on a reserved event name or a closed socket; a
     /// connection whose queue overflows is disconnected (see [`Config::queue_limit`]).
     ///
@@ -349,9 +362,12 @@ impl Socket {
         self.broadcast().except(room)
     }
 
-    /// A broadcast to every socket of the namespace but this one.
+    /// A broadcast to every socket of the namespace but this one, compressed as this handle's
+    /// emits are (see [`compress`](Self::compress)).
     pub fn broadcast(&self) -> Broadcast {
-        Broadcast::new(Arc::clone(&self.inner.namespace)).skip(self.inner.id.clone())
+        Broadcast::new(Arc::clone(&self.inner.namespace))
+            .skip(self.inner.id.clone())
+            .compress(self.compress)
     }
 
     /// Disconnects the socket from its namespace: the client gets a DISCONNECT packet (its
@@ -398,10 +414,8 @@ impl Socket {
             args,
             ack,
         };
-        Ok(self
-            .inner
-            .conn
-            .push(prepare(packet.to_messages()), volatile))
+        let outgoing = prepare_with(packet.to_messages(), self.compress);
+        Ok(self.inner.conn.push(outgoing, volatile))
     }
 
     /// Queues an acknowledgement packet.
