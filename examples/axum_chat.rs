@@ -8,12 +8,15 @@
 //! offers it, which they all do); every text message goes to every connected page.
 //! `/socket.io/` is the Socket.IO server mounted as a service: a socket.io-client with its
 //! default options (long-polling, then the upgrade) emits `chat`, and every socket receives it.
+//! The page loads that client from `/socket.io.min.js`, served from what `examples/chat/setup`
+//! installs (nothing is fetched from elsewhere); without it, the plain WebSocket side still works.
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::State;
-use axum::response::{Html, Response};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get};
 use tokio::sync::broadcast;
 use wsio::Message;
@@ -43,7 +46,7 @@ const PAGE: &str = r#"<!doctype html>
   };
 </script>
 <!-- Socket.IO, default options (long-polling, then the upgrade), when the CDN is reachable. -->
-<script src="https://cdn.socket.io/4.8.1/socket.io.min.js"></script>
+<script src="/socket.io.min.js"></script>
 <script>
   if (window.io) {
     window.socket = io();
@@ -67,6 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/ws", any(chat))
+        .route("/socket.io.min.js", get(client_js))
         .route_service("/socket.io/", socket_io().service())
         .with_state(room);
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -96,6 +100,22 @@ fn socket_io() -> Server {
         });
     });
     io
+}
+
+/// The socket.io browser client, from `examples/chat/setup`'s install.
+async fn client_js() -> Response {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/chat/node_modules/socket.io-client/dist/socket.io.min.js"
+    );
+    match tokio::fs::read(path).await {
+        Ok(script) => ([(header::CONTENT_TYPE, "text/javascript")], script).into_response(),
+        Err(_) => (
+            StatusCode::NOT_FOUND,
+            "no socket.io client: run examples/chat/setup (needs npm)",
+        )
+            .into_response(),
+    }
 }
 
 async fn chat(ws: WebSocketUpgrade, State(room): State<broadcast::Sender<String>>) -> Response {
