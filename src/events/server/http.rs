@@ -42,17 +42,7 @@ impl HttpResponse {
     /// The bytes to write, announcing whether the connection stays open for another request,
     /// with `extra` headers.
     pub(crate) fn encode(&self, keep_alive: bool, extra: &[(String, String)]) -> Vec<u8> {
-        let reason = match self.status {
-            200 => "OK",
-            204 => "No Content",
-            400 => "Bad Request",
-            403 => "Forbidden",
-            404 => "Not Found",
-            411 => "Length Required",
-            413 => "Payload Too Large",
-            431 => "Request Header Fields Too Large",
-            _ => "",
-        };
+        let reason = crate::proto::handshake::reason_phrase(self.status);
         let connection = match keep_alive {
             true => "keep-alive",
             false => "close",

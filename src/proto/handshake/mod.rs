@@ -12,4 +12,4 @@ pub use client::{ClientRequest, Response, ResponseParser};
 pub use error::{HandshakeError, UriError};
 pub use headers::{ExtensionOffer, Headers};
 pub use http::HandshakeLimits;
-pub use server::{Accept, Reject, Request, RequestParser};
+pub use server::{Accept, Reject, Request, RequestParser, reason_phrase};

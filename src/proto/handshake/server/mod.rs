@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 
-pub use self::reply::{Accept, Reject};
+pub use self::reply::{Accept, Reject, reason_phrase};
 use super::accept::accept_key;
 use super::error::HandshakeError;
 use super::headers::{

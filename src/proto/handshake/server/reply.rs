@@ -142,12 +142,20 @@ impl Reject {
     }
 }
 
-/// Returns the reason phrase for the statuses a handshake is likely to refuse with.
+/// Returns the reason phrase for the statuses a WebSocket or Socket.IO server answers with: the
+/// one table every response this crate writes takes its phrase from.
 ///
 /// The phrase is optional in HTTP/1.1 (RFC 9112 §4), so other codes get none.
-fn reason_phrase(status: u16) -> &'static str {
+///
+/// ```
+/// use wsio::proto::handshake::reason_phrase;
+/// assert_eq!(reason_phrase(426), "Upgrade Required");
+/// assert_eq!(reason_phrase(299), "");
+/// ```
+pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        204 => "No Content",
         301 => "Moved Permanently",
         302 => "Found",
         303 => "See Other",
@@ -159,6 +167,8 @@ fn reason_phrase(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
         414 => "URI Too Long",
         426 => "Upgrade Required",
         429 => "Too Many Requests",
