@@ -61,6 +61,7 @@ pub struct ServerAck {
 }
 
 impl ServerAck {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn new(reply: impl FnOnce(Value) + Send + 'static) -> Self {
         Self {
             reply: Box::new(reply),
@@ -424,6 +425,7 @@ impl NamespaceInner {
 
     /// Runs the handler of a server-side event from another node; without one, the
     /// acknowledgement (if asked for) is never sent, as in socket.io.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn server_event(&self, event: &str, args: Args, ack: Option<ServerAck>) {
         let handler = read(&self.server_handlers).get(event).cloned();
         if let Some(handler) = handler {
