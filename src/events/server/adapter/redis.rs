@@ -128,8 +128,9 @@ pub struct RedisStats {
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use wsio::events::{Config, RedisAdapter, Server};
 ///
-/// let redis = RedisAdapter::connect("redis://127.0.0.1:6379/").await?;
-/// let server = Server::new(Config { adapter: redis.into(), ..Config::default() });
+/// let mut config = Config::default();
+/// config.adapter = RedisAdapter::connect("redis://127.0.0.1:6379/").await?.into();
+/// let server = Server::new(config);
 /// # let _ = server; Ok(()) }
 /// ```
 ///
