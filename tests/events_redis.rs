@@ -543,3 +543,92 @@ async fn redis_malformed_messages_are_skipped_and_node_format_is_understood() {
     assert_eq!(b1.next_name().await, "after");
     drop(peer(&mut a, &[], None).await);
 }
+
+/// A mixed cluster: this wsio node and a Node socket.io node with @socket.io/redis-adapter on
+/// one Redis; `tests/redis-interop/cluster.js` (run by `tests/redis-interop/run`, which
+/// installs the npm packages) drives both with socket.io-client and checks every direction.
+#[tokio::test]
+#[ignore = "needs Node and the npm packages of tests/redis-interop: run tests/redis-interop/run"]
+async fn redis_mixed_cluster_with_node() {
+    let script = std::env::var("REDIS_INTEROP_SCRIPT").expect("REDIS_INTEROP_SCRIPT set");
+    let node_binary = std::env::var("REDIS_INTEROP_NODE").unwrap_or_else(|_| "node".into());
+    let redis = Redis::start().expect("redis-server installed");
+    let wsio = node(&redis).await;
+    let nsp = wsio.server.of("/");
+    let everyone = nsp.clone();
+    nsp.on_connection(move |socket| {
+        let rooms = socket.auth()["rooms"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for room in rooms.iter().filter_map(Value::as_str) {
+            socket.join(room);
+        }
+        let namespace = everyone.clone();
+        socket.on("please-broadcast", move |_, _, _| {
+            let namespace = namespace.clone();
+            async move {
+                let args = Args::new().with("hi").with_binary(vec![4, 5, 6]);
+                namespace.to("r").emit("from-wsio", args).unwrap();
+            }
+        });
+        let namespace = everyone.clone();
+        socket.on("please-fetch", move |_, _, ack| {
+            let namespace = namespace.clone();
+            async move {
+                let ids: Vec<String> = namespace
+                    .to("r")
+                    .fetch_sockets()
+                    .await
+                    .iter()
+                    .map(|socket| socket.id().to_owned())
+                    .collect();
+                if let Some(ack) = ack {
+                    let _ = ack.send(json!([ids]));
+                }
+            }
+        });
+        let namespace = everyone.clone();
+        socket.on("please-ask", move |_, _, ack| {
+            let namespace = namespace.clone();
+            async move {
+                let replies = namespace
+                    .server_side_emit_with_ack("ask", json!(["who?"]), Duration::from_secs(3))
+                    .await
+                    .unwrap_or_default();
+                let values: Vec<Value> = replies
+                    .iter()
+                    .map(|args| args.values()[0].clone())
+                    .collect();
+                if let Some(ack) = ack {
+                    let _ = ack.send(json!([values]));
+                }
+            }
+        });
+    });
+    nsp.on_server_event("ping-wsio", |args, ack| async move {
+        let number = args.values().first().cloned().unwrap_or(Value::Null);
+        if let Some(ack) = ack {
+            ack.send(json!(format!("pong-wsio:{number}")));
+        }
+    });
+
+    let mut cluster = tokio::process::Command::new(node_binary)
+        .arg(&script)
+        .env("REDIS_URL", redis.url())
+        .env("WSIO_URL", format!("http://{}", wsio.addr))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let _stdin = cluster.stdin.take();
+    let output = tokio::time::timeout(Duration::from_secs(60), cluster.wait_with_output())
+        .await
+        .expect("cluster.js finished in time")
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    println!("{report}");
+    assert!(output.status.success(), "cluster.js failed:\n{report}");
+    assert!(report.contains("9 passed, 0 failed"), "{report}");
+}
