@@ -440,6 +440,41 @@ async fn redis_broadcast_acks_across_nodes_with_timeout() {
 }
 
 #[tokio::test]
+async fn redis_requests_waiting_on_a_dead_node_end_at_their_timeout_with_what_came() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, mut b) = (node(&redis).await, node(&redis).await);
+    let (mut b1, b1_socket) = peer(&mut b, &["r"], Some("b1")).await;
+    // A node that subscribed, then hung: Redis counts it, it never answers.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut dead = client.get_async_pubsub().await.unwrap();
+    dead.subscribe("socket.io-request#/#").await.unwrap();
+    let nsp = a.server.of("/");
+    assert_eq!(nsp.server_count().await, 3);
+
+    // fetch_sockets waits for the adapter's request timeout (2 s here), then answers with B's.
+    let started = tokio::time::Instant::now();
+    let fetched = nsp.fetch_sockets().await;
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let ids: Vec<&str> = fetched.iter().map(|socket| socket.id()).collect();
+    assert_eq!(ids, [b1_socket.id()]);
+
+    // Broadcast acks: B's client answers, the dead node never reports and counts as missing.
+    let answer = nsp
+        .timeout(Duration::from_millis(500))
+        .emit_with_ack("q", json!([]))
+        .await;
+    match answer {
+        Err(BroadcastAckError::Missing { replies, missing }) => {
+            assert_eq!(replies, vec![Args::from(json!(["b1"]))]);
+            assert_eq!(missing, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b1.next_name().await, "q");
+    drop(dead);
+}
+
+#[tokio::test]
 async fn redis_restart_drops_and_counts_then_broadcasts_resume() {
     let Some(mut redis) = Redis::start() else {
         return;
