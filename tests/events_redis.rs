@@ -667,3 +667,36 @@ async fn redis_mixed_cluster_with_node() {
     assert!(output.status.success(), "cluster.js failed:\n{report}");
     assert!(report.contains("9 passed, 0 failed"), "{report}");
 }
+
+#[tokio::test]
+async fn redis_namespaces_have_channels_of_their_own() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, mut b) = (node(&redis).await, node(&redis).await);
+    let (mut root, _) = peer(&mut b, &[], None).await;
+    // A namespace made after start-up is subscribed too.
+    let (chat_a, _chat_b) = (a.server.of("/chat"), b.server.of("/chat"));
+    tokio::time::timeout(WAIT, a.adapter.ready()).await.unwrap();
+    tokio::time::timeout(WAIT, b.adapter.ready()).await.unwrap();
+    let (sender, mut events) = mpsc::unbounded_channel();
+    let chat = Client::builder(format!("http://{}", b.addr))
+        .namespace("/chat")
+        .reconnection(false)
+        .on("hello", move |args, _| {
+            let _ = sender.send(args);
+        });
+    let _chat = tokio::time::timeout(WAIT, chat.connect())
+        .await
+        .unwrap()
+        .unwrap();
+
+    chat_a.emit("hello", json!(["chat"])).unwrap();
+    let args = tokio::time::timeout(WAIT, events.recv()).await.unwrap();
+    assert_eq!(args, Some(json!(["chat"]).into()));
+    a.server.of("/").emit("end", json!([])).unwrap();
+    assert_eq!(
+        root.next_name().await,
+        "end",
+        "/ never saw /chat's broadcast"
+    );
+    assert_eq!(a.server.of("/chat").server_count().await, 2);
+}

@@ -365,28 +365,28 @@ impl Shared {
 
     /// Routes a message from the subscriber connection.
     fn dispatch(&self, channel: &str, payload: &[u8]) {
-        for namespace in self.namespaces() {
-            if channel.starts_with(&namespace.channel) {
-                if namespace.on_broadcast(channel, payload).is_none() {
-                    self.malformed.fetch_add(1, Ordering::Relaxed);
-                }
-                return;
-            }
-            if channel == namespace.request_channel {
-                if namespace.on_request(payload).is_none() {
-                    self.malformed.fetch_add(1, Ordering::Relaxed);
-                }
-                return;
-            }
-            if channel == namespace.response_channel || channel == namespace.specific_channel {
-                match parse(payload) {
-                    Some(reply) => self.on_response(reply),
-                    None => {
-                        self.malformed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                return;
-            }
+        let namespaces = self.namespaces();
+        let handled = if let Some(namespace) = namespaces
+            .iter()
+            .find(|namespace| channel == namespace.request_channel)
+        {
+            namespace.on_request(payload)
+        } else if namespaces.iter().any(|namespace| {
+            channel == namespace.response_channel || channel == namespace.specific_channel
+        }) {
+            parse(payload).map(|reply| self.on_response(reply))
+        } else {
+            // A broadcast: the namespace whose channel is the longest prefix ("/a#b" over "/a").
+            namespaces
+                .iter()
+                .filter(|namespace| channel.starts_with(&namespace.channel))
+                .max_by_key(|namespace| namespace.channel.len())
+                .map_or(Some(()), |namespace| {
+                    namespace.on_broadcast(channel, payload)
+                })
+        };
+        if handled.is_none() {
+            self.malformed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
