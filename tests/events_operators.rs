@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::mpsc;
-use wsio::events::{Args, BroadcastAckError, EmitError, Packet, Server, Socket};
+use wsio::events::{Args, BroadcastAckError, EmitError, FetchedSocket, Packet, Server, Socket};
 
 use events_support::{Client, WAIT, config, start};
 
@@ -181,7 +181,8 @@ async fn fetch_join_leave_and_disconnect_sockets() {
     let (mut other, other_socket) = member(addr, &mut sockets, &[]).await;
     let namespace = server.of("/");
 
-    let ids = |sockets: Vec<Socket>| sorted(sockets.iter().map(|s| s.id().to_owned()).collect());
+    let ids =
+        |sockets: Vec<FetchedSocket>| sorted(sockets.iter().map(|s| s.id().to_owned()).collect());
     assert_eq!(ids(namespace.fetch_sockets().await).len(), 2);
     assert_eq!(
         ids(namespace.in_("red").fetch_sockets().await),

@@ -95,3 +95,6 @@ pub use server::{
     AckError, AckSender, Broadcast, BroadcastAckError, Config, Cors, DisconnectReason, EmitError,
     Extensions, Handshake, HttpResponse, Namespace, Refusal, Remote, ServeError, Server, Socket,
 };
+pub use server::{Adapter, FetchedSocket, ServerAck};
+#[cfg(feature = "redis")]
+pub use server::{RedisAdapter, RedisAdapterConfig, RedisAdapterError, RedisStats};

@@ -1,5 +1,6 @@
 //! The Socket.IO server: HTTP routing, Engine.IO sessions, namespaces, sockets and rooms.
 
+pub(crate) mod adapter;
 mod conn;
 mod cors;
 mod handshake;
@@ -29,6 +30,9 @@ pub(crate) use crate::lock::{lock, read, write};
 use crate::proto::Rng;
 use crate::proto::handshake::{Accept, Request};
 
+pub use self::adapter::Adapter;
+#[cfg(feature = "redis")]
+pub use self::adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterError, RedisStats};
 use self::conn::Polling;
 use self::conn::{BoxIo, Transport};
 pub use self::cors::Cors;
@@ -36,7 +40,9 @@ use self::handshake::RequestInfo;
 pub use self::handshake::{Handshake, Remote};
 pub use self::http::HttpResponse;
 use self::http::{Head, HeadError, HttpConn};
-pub use self::namespace::{Broadcast, BroadcastAckError, Namespace, Refusal};
+pub use self::namespace::{
+    Broadcast, BroadcastAckError, FetchedSocket, Namespace, Refusal, ServerAck,
+};
 #[cfg(feature = "hyper")]
 pub use self::service::SocketIoService;
 pub use self::socket::{AckSender, Extensions, Socket};
@@ -88,6 +94,10 @@ pub struct Config {
     /// no compression state (context takeover costs about 420 KiB per connection). Set
     /// `websocket.deflate` to change that, or to `None` to turn compression off.
     pub websocket: Options,
+    /// What the namespaces tell other server nodes: [`Adapter::local`] (the default) keeps
+    /// everything in this process; a cluster adapter such as `RedisAdapter` (feature `redis`)
+    /// shares rooms, broadcasts and requests with the other nodes.
+    pub adapter: Adapter,
 }
 
 impl Default for Config {
@@ -106,6 +116,7 @@ impl Default for Config {
             cors: None,
             cookie: None,
             websocket: default_websocket_options(),
+            adapter: Adapter::default(),
         }
     }
 }
@@ -307,7 +318,11 @@ impl Server {
         let mut namespaces = write(&self.inner.namespaces);
         namespaces
             .entry(name.clone())
-            .or_insert_with(|| Namespace::new(name))
+            .or_insert_with(|| {
+                let namespace = Namespace::new(name);
+                namespace.attach(&self.inner.config.adapter);
+                namespace
+            })
             .clone()
     }
 
@@ -350,8 +365,8 @@ impl Server {
         self.of(DEFAULT_NAMESPACE).timeout(timeout)
     }
 
-    /// The sockets of `/` (socket.io's `io.fetchSockets`).
-    pub async fn fetch_sockets(&self) -> Vec<Socket> {
+    /// The sockets of `/` on every node (socket.io's `io.fetchSockets`).
+    pub async fn fetch_sockets(&self) -> Vec<FetchedSocket> {
         self.of(DEFAULT_NAMESPACE).fetch_sockets().await
     }
 
@@ -727,9 +742,11 @@ impl ServerInner {
             .find(|(matches, _)| !name.contains(',') && matches(name, auth))
             .map(|(_, parent)| parent.clone())?;
         let mut namespaces = write(&self.namespaces);
-        let namespace = namespaces
-            .entry(name.to_owned())
-            .or_insert_with(|| parent.child(name.to_owned()));
+        let namespace = namespaces.entry(name.to_owned()).or_insert_with(|| {
+            let child = parent.child(name.to_owned());
+            child.attach(&self.config.adapter);
+            child
+        });
         Some(namespace.clone())
     }
 
@@ -742,9 +759,10 @@ impl ServerInner {
         lock(&self.sessions).remove(sid);
     }
 
-    /// A fresh random id for a session or a socket: 16 bytes, base64url.
+    /// A fresh random id for a session or a socket: 15 bytes, base64url, so 20 characters
+    /// like socket.io's (cluster adapters that route by socket id expect that length).
     pub(crate) fn new_id(&self) -> String {
         let bytes = lock(&self.rng).nonce();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes[..15])
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -14,10 +14,10 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::EmitError;
-use super::queue::{Push, prepare_with};
+use super::adapter::{Adapter, NodeAdapter, RemoteAck, RemoteAcks, SocketInfo, Target, local};
 use super::rooms::Rooms;
 use super::socket::{Socket, check_event_name};
-use crate::events::{Args, Packet};
+use crate::events::Args;
 use crate::lock::{lock, read, write};
 
 type ConnectHook =
@@ -25,6 +25,8 @@ type ConnectHook =
 type ConnectionHandler = Arc<dyn Fn(Socket) + Send + Sync>;
 type Middleware =
     Arc<dyn Fn(Socket) -> Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send>> + Send + Sync>;
+type ServerHandler =
+    Arc<dyn Fn(Args, Option<ServerAck>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// A namespace of a [`Server`](super::Server): a cheap handle, clone it freely.
 #[derive(Clone)]
@@ -47,6 +49,35 @@ pub(crate) struct NamespaceInner {
     /// broadcast packet can ask every recipient for an acknowledgement under one id.
     next_ack: AtomicU64,
     on_connection: RwLock<Option<ConnectionHandler>>,
+    /// What this namespace tells the other nodes of a cluster; unset on a single server.
+    adapter: OnceLock<Arc<dyn NodeAdapter>>,
+    /// Handlers of the events other nodes send with `server_side_emit`, by event name.
+    server_handlers: RwLock<HashMap<String, ServerHandler>>,
+}
+
+/// Answers a [`Namespace::server_side_emit_with_ack`] from another node: one value, once.
+pub struct ServerAck {
+    reply: Box<dyn FnOnce(Value) + Send>,
+}
+
+impl ServerAck {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn new(reply: impl FnOnce(Value) + Send + 'static) -> Self {
+        Self {
+            reply: Box::new(reply),
+        }
+    }
+
+    /// Sends the acknowledgement to the node that asked.
+    pub fn send(self, value: impl Into<Value>) {
+        (self.reply)(value.into());
+    }
+}
+
+impl fmt::Debug for ServerAck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerAck").finish_non_exhaustive()
+    }
 }
 
 /// Why a connect hook refuses a client: sent as CONNECT_ERROR, which the client sees as a
@@ -111,6 +142,8 @@ impl Namespace {
                 children: Mutex::default(),
                 next_ack: AtomicU64::new(0),
                 on_connection: RwLock::default(),
+                adapter: OnceLock::new(),
+                server_handlers: RwLock::default(),
             }),
         }
     }
@@ -263,7 +296,7 @@ impl Namespace {
     }
 
     /// The sockets of the namespace, on every node (see [`Broadcast::fetch_sockets`]).
-    pub async fn fetch_sockets(&self) -> Vec<Socket> {
+    pub async fn fetch_sockets(&self) -> Vec<FetchedSocket> {
         self.broadcast().fetch_sockets().await
     }
 
@@ -283,28 +316,61 @@ impl Namespace {
     }
 
     /// Sends `event` to the other server nodes of a cluster (socket.io's `serverSideEmit`),
-    /// never to clients nor to this node. A single server has no other nodes: this checks the
-    /// event name and returns how many nodes it was sent to, `0`.
-    pub fn server_side_emit(
-        &self,
-        event: &str,
-        _args: impl Into<Args>,
-    ) -> Result<usize, EmitError> {
+    /// never to clients nor to this node: their [`on_server_event`](Self::on_server_event)
+    /// handlers get it. Returns `1` when the message was queued for the other nodes, `0` on a
+    /// single server (or when the cluster adapter dropped it, see its counters).
+    pub fn server_side_emit(&self, event: &str, args: impl Into<Args>) -> Result<usize, EmitError> {
         check_event_name(event)?;
-        Ok(0)
+        let args = args.into();
+        Ok(match self.inner.adapter() {
+            Some(adapter) => usize::from(adapter.server_side_emit(event, &args)),
+            None => 0,
+        })
     }
 
     /// Like [`server_side_emit`](Self::server_side_emit), then waits up to `timeout` for one
-    /// acknowledgement per other node. A single server has none: the answer is empty at once.
+    /// acknowledgement per other node: `Ok` with one value per node, or
+    /// [`BroadcastAckError::Missing`] with those that came. A single server has no other
+    /// nodes: the answer is empty at once.
     pub async fn server_side_emit_with_ack(
         &self,
         event: &str,
         args: impl Into<Args>,
-        _timeout: Duration,
+        timeout: Duration,
     ) -> Result<Vec<Args>, BroadcastAckError> {
-        self.server_side_emit(event, args)
-            .map_err(BroadcastAckError::Emit)?;
-        Ok(Vec::new())
+        check_event_name(event)?;
+        let args = args.into();
+        match self.inner.adapter() {
+            Some(adapter) => {
+                adapter
+                    .server_side_emit_with_ack(event, &args, timeout)
+                    .await
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Sets the handler of `event` sent by other nodes with
+    /// [`server_side_emit`](Self::server_side_emit) (socket.io's `io.on(event)` on the server
+    /// side), replacing any previous one. It gets the arguments and, when the sender waits for
+    /// acknowledgements, a [`ServerAck`] to answer with.
+    pub fn on_server_event<F, Fut>(&self, event: impl Into<String>, handler: F)
+    where
+        F: Fn(Args, Option<ServerAck>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: ServerHandler = Arc::new(move |args, ack| Box::pin(handler(args, ack)));
+        write(&self.inner.server_handlers).insert(event.into(), handler);
+    }
+
+    /// How many server nodes serve this namespace, this one included (socket.io's
+    /// `serverCount`): `1` on a single server; with a cluster adapter, as its broker counts
+    /// them (`1` when the broker cannot be asked).
+    pub async fn server_count(&self) -> usize {
+        match self.inner.adapter() {
+            Some(adapter) => adapter.server_count().await.max(1),
+            None => 1,
+        }
     }
 
     /// A broadcast to every socket of the namespace.
@@ -332,6 +398,13 @@ impl Namespace {
         Ok(())
     }
 
+    /// Connects the namespace to the other nodes through `adapter` (once, at creation).
+    pub(crate) fn attach(&self, adapter: &Adapter) {
+        if let Some(node) = adapter.attach(&self.inner) {
+            let _ = self.inner.adapter.set(node);
+        }
+    }
+
     /// Registers a new socket, in the room of its own id, and runs the connection handler.
     pub(crate) fn register(&self, socket: &Socket) {
         lock(&self.inner.sockets).insert(socket.id().to_owned(), socket.clone());
@@ -349,6 +422,21 @@ impl NamespaceInner {
     pub(crate) fn next_ack_id(&self) -> u64 {
         self.next_ack.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// The cluster adapter, if any.
+    pub(crate) fn adapter(&self) -> Option<&Arc<dyn NodeAdapter>> {
+        self.adapter.get()
+    }
+
+    /// Runs the handler of a server-side event from another node; without one, the
+    /// acknowledgement (if asked for) is never sent, as in socket.io.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn server_event(&self, event: &str, args: Args, ack: Option<ServerAck>) {
+        let handler = read(&self.server_handlers).get(event).cloned();
+        if let Some(handler) = handler {
+            tokio::spawn(handler(args, ack));
+        }
+    }
 }
 
 impl fmt::Debug for Namespace {
@@ -362,21 +450,16 @@ impl fmt::Debug for Namespace {
 /// Selects the recipients of a broadcast: every socket of a namespace, or those in some rooms,
 /// minus those in other rooms (and the sender, for a broadcast from a socket), with flags.
 ///
-/// The packet is encoded once and its messages are shared by every recipient. Emitting never
-/// waits: each recipient's queue takes the packet or applies its overflow policy. The operators
-/// that would have to hear from other nodes of a cluster are async
-/// ([`fetch_sockets`](Self::fetch_sockets), [`emit_with_ack`](Self::emit_with_ack)); the others
-/// act on this node at once.
+/// The packet is encoded once and its messages are shared by every local recipient. Emitting
+/// never waits: each recipient's queue takes the packet or applies its overflow policy, and
+/// with a cluster adapter (see [`Config::adapter`](super::Config::adapter)) the message for the
+/// other nodes is queued for publishing. The operators that have to hear from other nodes are
+/// async ([`fetch_sockets`](Self::fetch_sockets), [`emit_with_ack`](Self::emit_with_ack)); the
+/// others act on this node at once and tell the other nodes to do the same.
 #[derive(Clone)]
 pub struct Broadcast {
     namespace: Arc<NamespaceInner>,
-    rooms: Vec<String>,
-    except: Vec<String>,
-    skip: Option<String>,
-    volatile: bool,
-    local: bool,
-    timeout: Option<Duration>,
-    compress: bool,
+    target: Target,
 }
 
 /// Why [`Broadcast::emit_with_ack`] did not get one acknowledgement from every recipient.
@@ -387,6 +470,7 @@ pub enum BroadcastAckError {
     #[error(transparent)]
     Emit(#[from] EmitError),
     /// Some recipients did not acknowledge: the timeout passed, or they disconnected first.
+    /// A node of a cluster that did not answer at all counts as one recipient.
     #[error("{missing} of {expected} recipients did not acknowledge", expected = replies.len() + missing)]
     Missing {
         /// The acknowledgements that arrived, in no particular order.
@@ -400,24 +484,18 @@ impl Broadcast {
     pub(crate) fn new(namespace: Arc<NamespaceInner>) -> Self {
         Self {
             namespace,
-            rooms: Vec::new(),
-            except: Vec::new(),
-            skip: None,
-            volatile: false,
-            local: false,
-            timeout: None,
-            compress: true,
+            target: Target::default(),
         }
     }
 
     pub(crate) fn skip(mut self, id: String) -> Self {
-        self.skip = Some(id);
+        self.target.skip = Some(id);
         self
     }
 
     /// Adds `room` to the rooms sent to (a socket in several is sent to once).
     pub fn to(mut self, room: impl Into<String>) -> Self {
-        self.rooms.push(room.into());
+        self.target.rooms.push(room.into());
         self
     }
 
@@ -428,14 +506,14 @@ impl Broadcast {
 
     /// Leaves out the sockets in `room`.
     pub fn except(mut self, room: impl Into<String>) -> Self {
-        self.except.push(room.into());
+        self.target.except.push(room.into());
         self
     }
 
     /// Drops the packet for recipients whose connection is not writable now (packets queued or
     /// being written) instead of queueing it, as socket.io's `volatile` does.
     pub fn volatile(mut self) -> Self {
-        self.volatile = true;
+        self.target.volatile = true;
         self
     }
 
@@ -443,92 +521,110 @@ impl Broadcast {
     /// leaves the packet uncompressed for every recipient, even over its threshold. Default
     /// `true`.
     pub fn compress(mut self, compress: bool) -> Self {
-        self.compress = compress;
+        self.target.uncompressed = !compress;
         self
     }
 
     /// Keeps the broadcast on this node: with a cluster adapter, other nodes are not told.
     /// A single server has no other nodes, so this changes nothing there.
     pub fn local(mut self) -> Self {
-        self.local = true;
+        self.target.local = true;
         self
     }
 
     /// Waits at most `timeout` for the acknowledgements of
     /// [`emit_with_ack`](Self::emit_with_ack).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.target.timeout = Some(timeout);
         self
+    }
+
+    /// The adapter to tell, unless the broadcast is local or there is no cluster.
+    fn remote(&self) -> Option<&Arc<dyn NodeAdapter>> {
+        match self.target.local {
+            true => None,
+            false => self.namespace.adapter(),
+        }
     }
 
     /// The sockets this broadcast reaches now, on this node.
     pub fn sockets(&self) -> Vec<Socket> {
-        let ids =
-            lock(&self.namespace.rooms).recipients(&self.rooms, &self.except, self.skip.as_deref());
-        let sockets = lock(&self.namespace.sockets);
-        ids.iter()
-            .filter_map(|id| sockets.get(id).cloned())
-            .collect()
+        local::sockets(&self.namespace, &self.target)
     }
 
-    /// The sockets this broadcast reaches (socket.io's `fetchSockets`). Async because a
-    /// cluster asks its other nodes; a single server answers at once with
-    /// [`sockets`](Self::sockets).
-    pub async fn fetch_sockets(&self) -> Vec<Socket> {
-        self.sockets()
+    /// The sockets this broadcast reaches on every node (socket.io's `fetchSockets`): this
+    /// node's, then those the other nodes describe. Other nodes are waited for up to the
+    /// adapter's request timeout; a node that does not answer in time is left out. A single
+    /// server answers at once.
+    pub async fn fetch_sockets(&self) -> Vec<FetchedSocket> {
+        let mut fetched: Vec<FetchedSocket> = self
+            .sockets()
+            .into_iter()
+            .map(|socket| FetchedSocket::local(Arc::clone(&self.namespace), socket))
+            .collect();
+        if let Some(adapter) = self.remote() {
+            let remote = adapter.fetch_sockets(&self.target).await;
+            fetched.extend(
+                remote
+                    .into_iter()
+                    .map(|info| FetchedSocket::remote(Arc::clone(&self.namespace), info)),
+            );
+        }
+        fetched
     }
 
-    /// Puts the recipients in `room` (socket.io's `socketsJoin`).
+    /// Puts the recipients in `room` (socket.io's `socketsJoin`), on every node.
     pub fn sockets_join(&self, room: impl AsRef<str>) {
-        for socket in self.sockets() {
-            socket.join(room.as_ref());
+        let rooms = [room.as_ref().to_owned()];
+        local::add_sockets(&self.namespace, &self.target, &rooms);
+        if let Some(adapter) = self.remote() {
+            adapter.add_sockets(&self.target, &rooms);
         }
     }
 
-    /// Takes the recipients out of `room` (socket.io's `socketsLeave`).
+    /// Takes the recipients out of `room` (socket.io's `socketsLeave`), on every node.
     pub fn sockets_leave(&self, room: impl AsRef<str>) {
-        for socket in self.sockets() {
-            socket.leave(room.as_ref());
+        let rooms = [room.as_ref().to_owned()];
+        local::del_sockets(&self.namespace, &self.target, &rooms);
+        if let Some(adapter) = self.remote() {
+            adapter.del_sockets(&self.target, &rooms);
         }
     }
 
     /// Disconnects the recipients from the namespace (socket.io's `disconnectSockets`), or,
     /// with `close`, closes their whole connections (see [`Socket::disconnect`] and
-    /// [`Socket::close`]).
+    /// [`Socket::close`]), on every node.
     pub fn disconnect_sockets(&self, close: bool) {
-        for socket in self.sockets() {
-            match close {
-                true => socket.close(),
-                false => socket.disconnect(),
-            }
+        local::disconnect_sockets(&self.namespace, &self.target, close);
+        if let Some(adapter) = self.remote() {
+            adapter.disconnect_sockets(&self.target, close);
         }
     }
 
-    /// Sends `event` to the recipients; returns how many queued it.
+    /// Sends `event` to the recipients; returns how many on this node queued it. With a
+    /// cluster adapter the message for the other nodes is queued for publishing too.
     pub fn emit(&self, event: &str, args: impl Into<Args>) -> Result<usize, EmitError> {
         check_event_name(event)?;
-        let packet = Packet::Event {
-            namespace: self.namespace.name.clone(),
-            event: event.to_owned(),
-            args: args.into(),
-            ack: None,
-        };
-        let outgoing = prepare_with(packet.to_messages(), self.compress);
-        let queued = self
-            .sockets()
-            .iter()
-            .filter(|socket| socket.push(&outgoing, self.volatile) == Push::Queued)
-            .count();
-        Ok(queued)
+        let args = args.into();
+        match self.remote() {
+            Some(adapter) => {
+                adapter.broadcast(event, &args, &self.target);
+                Ok(local::broadcast(&self.namespace, event, args, &self.target))
+            }
+            None => Ok(local::broadcast(&self.namespace, event, args, &self.target)),
+        }
     }
 
     /// Sends `event` to the recipients, asking each for an acknowledgement, and collects them:
     /// `Ok` with one reply per recipient, or [`BroadcastAckError::Missing`] with the replies
     /// that arrived when the [`timeout`](Self::timeout) passed or a recipient disconnected
-    /// before answering. Without a timeout it waits for every recipient to answer or leave.
+    /// before answering. Without a timeout it waits for every local recipient to answer or
+    /// leave (and, with a cluster adapter, for the other nodes up to its request timeout).
     ///
     /// The packet is queued when this is called, encoded once under one acknowledgement id
-    /// for every recipient (as socket.io does); the returned future only waits.
+    /// for every local recipient (as socket.io does); the returned future only waits. A
+    /// recipient on another node answers with its first acknowledgement argument only, as
+    /// socket.io's cluster adapters relay it.
     ///
     /// ```no_run
     /// # async fn demo(server: wsio::events::Server) {
@@ -551,23 +647,31 @@ impl Broadcast {
         args: A,
     ) -> impl Future<Output = Result<Vec<Args>, BroadcastAckError>> + Send + use<A> {
         let sent = self.send_with_ack(event, args.into());
-        let deadline = self.timeout.map(|timeout| Instant::now() + timeout);
+        let remote_timeout = self.remote().map(|adapter| adapter.requests_timeout());
+        let deadline = self
+            .target
+            .timeout
+            .or(remote_timeout.filter(|_| matches!(sent, Ok((_, Some(_))))))
+            .map(|timeout| Instant::now() + timeout);
         async move {
-            let waiting = sent?;
+            let (waiting, remote) = sent?;
+            let wait = async |receiver: oneshot::Receiver<Args>| match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, receiver)
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+                None => receiver.await.ok(),
+            };
             let mut replies = Vec::with_capacity(waiting.len());
             let mut missing = 0;
             for receiver in waiting {
-                let reply = match deadline {
-                    Some(deadline) => tokio::time::timeout_at(deadline, receiver)
-                        .await
-                        .ok()
-                        .and_then(Result::ok),
-                    None => receiver.await.ok(),
-                };
-                match reply {
+                match wait(receiver).await {
                     Some(args) => replies.push(args),
                     None => missing += 1,
                 }
+            }
+            if let Some(remote) = remote {
+                missing += collect_remote(remote, deadline, &mut replies).await;
             }
             match missing {
                 0 => Ok(replies),
@@ -576,32 +680,141 @@ impl Broadcast {
         }
     }
 
-    /// Queues the event under one acknowledgement id; returns the recipients' answers to come.
+    /// Queues the event under one acknowledgement id; returns the local recipients' answers
+    /// to come and the other nodes'.
     fn send_with_ack(
         &self,
         event: &str,
         args: Args,
-    ) -> Result<Vec<oneshot::Receiver<Args>>, EmitError> {
+    ) -> Result<(Vec<oneshot::Receiver<Args>>, Option<RemoteAcks>), EmitError> {
         check_event_name(event)?;
-        let id = self.namespace.next_ack_id();
-        let packet = Packet::Event {
-            namespace: self.namespace.name.clone(),
-            event: event.to_owned(),
-            args,
-            ack: Some(id),
-        };
-        let outgoing = prepare_with(packet.to_messages(), self.compress);
-        let mut waiting = Vec::new();
-        for socket in self.sockets() {
-            let Some(receiver) = socket.expect_ack(id) else {
-                continue;
-            };
-            match socket.push(&outgoing, self.volatile) {
-                Push::Queued => waiting.push(receiver),
-                _ => socket.forget_ack(id),
+        let remote = self
+            .remote()
+            .map(|adapter| adapter.broadcast_with_ack(event, &args, &self.target));
+        let waiting = local::broadcast_with_ack(&self.namespace, event, args, &self.target);
+        Ok((waiting, remote))
+    }
+}
+
+/// Collects the other nodes' acknowledgements until every node reported its recipients and
+/// each of them answered, or `deadline`; returns how many are missing (a node that never
+/// reported counts as one).
+async fn collect_remote(
+    mut remote: RemoteAcks,
+    deadline: Option<Instant>,
+    replies: &mut Vec<Args>,
+) -> usize {
+    let deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(5));
+    let servers = tokio::time::timeout_at(deadline, remote.servers)
+        .await
+        .unwrap_or(1);
+    let others = servers.saturating_sub(1);
+    let (mut reported, mut expected, mut received) = (0usize, 0usize, 0usize);
+    while reported < others || received < expected {
+        match tokio::time::timeout_at(deadline, remote.events.recv()).await {
+            Ok(Some(RemoteAck::ClientCount(count))) => {
+                reported += 1;
+                expected += count;
             }
+            Ok(Some(RemoteAck::Ack(args))) => {
+                received += 1;
+                replies.push(args);
+            }
+            Ok(None) | Err(_) => break,
         }
-        Ok(waiting)
+    }
+    expected.saturating_sub(received) + others.saturating_sub(reported)
+}
+
+/// A socket found by [`Broadcast::fetch_sockets`]: one of this node's, with its [`Socket`], or
+/// one another node described. Its operators reach it wherever it is.
+#[derive(Clone)]
+pub struct FetchedSocket {
+    namespace: Arc<NamespaceInner>,
+    info: SocketInfo,
+    socket: Option<Socket>,
+}
+
+impl FetchedSocket {
+    fn local(namespace: Arc<NamespaceInner>, socket: Socket) -> Self {
+        Self {
+            info: local::describe(&socket),
+            namespace,
+            socket: Some(socket),
+        }
+    }
+
+    fn remote(namespace: Arc<NamespaceInner>, info: SocketInfo) -> Self {
+        Self {
+            namespace,
+            info,
+            socket: None,
+        }
+    }
+
+    /// The socket id.
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    /// The rooms the socket was in when fetched, its own id included.
+    pub fn rooms(&self) -> &[String] {
+        &self.info.rooms
+    }
+
+    /// Its handshake as socket.io describes it: `headers`, `time`, `address`, `xdomain`,
+    /// `secure`, `issued`, `url`, `query`, `auth`.
+    pub fn handshake(&self) -> &Value {
+        &self.info.handshake
+    }
+
+    /// Its application data (socket.io's `socket.data`; `{}` for a wsio socket).
+    pub fn data(&self) -> &Value {
+        &self.info.data
+    }
+
+    /// The socket itself when it is connected to this node.
+    pub fn socket(&self) -> Option<&Socket> {
+        self.socket.as_ref()
+    }
+
+    /// Whether the socket is on another node.
+    pub fn is_remote(&self) -> bool {
+        self.socket.is_none()
+    }
+
+    fn only(&self) -> Broadcast {
+        Broadcast::new(Arc::clone(&self.namespace)).to(self.info.id.clone())
+    }
+
+    /// Sends `event` to this socket, wherever it is.
+    pub fn emit(&self, event: &str, args: impl Into<Args>) -> Result<(), EmitError> {
+        self.only().emit(event, args).map(drop)
+    }
+
+    /// Puts the socket in `room`, wherever it is.
+    pub fn join(&self, room: impl AsRef<str>) {
+        self.only().sockets_join(room);
+    }
+
+    /// Takes the socket out of `room`, wherever it is.
+    pub fn leave(&self, room: impl AsRef<str>) {
+        self.only().sockets_leave(room);
+    }
+
+    /// Disconnects the socket, or closes its connection with `close`, wherever it is.
+    pub fn disconnect(&self, close: bool) {
+        self.only().disconnect_sockets(close);
+    }
+}
+
+impl fmt::Debug for FetchedSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FetchedSocket")
+            .field("id", &self.info.id)
+            .field("rooms", &self.info.rooms)
+            .field("remote", &self.is_remote())
+            .finish_non_exhaustive()
     }
 }
 
@@ -609,12 +822,7 @@ impl fmt::Debug for Broadcast {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broadcast")
             .field("namespace", &self.namespace.name)
-            .field("rooms", &self.rooms)
-            .field("except", &self.except)
-            .field("volatile", &self.volatile)
-            .field("local", &self.local)
-            .field("timeout", &self.timeout)
-            .field("compress", &self.compress)
+            .field("target", &self.target)
             .finish_non_exhaustive()
     }
 }

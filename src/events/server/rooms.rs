@@ -50,6 +50,14 @@ impl Rooms {
         }
     }
 
+    /// Every room with a member, sorted.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn all(&self) -> Vec<String> {
+        let mut rooms: Vec<String> = self.members.keys().cloned().collect();
+        rooms.sort();
+        rooms
+    }
+
     /// The rooms socket `id` is in.
     pub(crate) fn rooms_of(&self, id: &str) -> Vec<String> {
         let mut rooms: Vec<String> = self

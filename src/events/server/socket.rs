@@ -334,12 +334,18 @@ impl Socket {
     pub fn join(&self, room: impl AsRef<str>) {
         if !self.inner.ended.load(Ordering::Acquire) {
             lock(&self.inner.namespace.rooms).join(&self.inner.id, room.as_ref());
+            if let Some(adapter) = self.inner.namespace.adapter() {
+                adapter.join(&self.inner.id, room.as_ref());
+            }
         }
     }
 
     /// Takes the socket out of `room`.
     pub fn leave(&self, room: impl AsRef<str>) {
         lock(&self.inner.namespace.rooms).leave(&self.inner.id, room.as_ref());
+        if let Some(adapter) = self.inner.namespace.adapter() {
+            adapter.leave(&self.inner.id, room.as_ref());
+        }
     }
 
     /// The rooms the socket is in, its own id included, sorted.
