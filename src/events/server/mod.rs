@@ -591,11 +591,12 @@ impl Server {
             return Route::Preflight;
         }
         let error = |code, message| Route::Respond(HttpResponse::socketio_error(code, message));
+        // Node's order and messages: the transport first, then the protocol version.
+        if !matches!(head.param("transport"), Some("polling" | "websocket")) {
+            return error(0, "Transport unknown");
+        }
         if head.param("EIO") != Some("4") {
-            return error(
-                5,
-                "Unsupported protocol version: this server speaks Engine.IO 4 (EIO=4)",
-            );
+            return error(5, "Unsupported protocol version");
         }
         let session = head.param("sid").map(|sid| self.inner.session(sid));
         match (head.param("transport"), head.method.as_str(), session) {
