@@ -61,6 +61,8 @@ async fn start() -> SocketAddr {
 #[derive(Debug)]
 struct Response {
     status: u16,
+    /// Whether the server keeps the connection for another request.
+    keep_alive: bool,
     body: String,
 }
 
@@ -75,53 +77,76 @@ impl Response {
     }
 }
 
-/// Writes one request on a connection of its own; the response is read by [`read_response`].
-async fn send_request(addr: SocketAddr, method: &str, target: &str, body: &str) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream
+/// One HTTP/1.1 connection (kept alive unless the server closes it).
+struct Http {
+    stream: TcpStream,
+    buf: Vec<u8>,
 }
 
-/// Reads one response with a `Content-Length` body.
-async fn read_response(mut stream: TcpStream) -> Response {
-    let read = async {
-        let mut buf = Vec::new();
+impl Http {
+    async fn connect(addr: SocketAddr) -> Self {
+        Self {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, method: &str, target: &str, body: &str) {
+        let request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream.write_all(request.as_bytes()).await.unwrap();
+    }
+
+    /// Reads one response with a `Content-Length` body.
+    async fn response(&mut self) -> Response {
+        tokio::time::timeout(WAIT, self.read_response())
+            .await
+            .expect("no response in time")
+    }
+
+    async fn read_response(&mut self) -> Response {
         let mut chunk = [0; 4096];
         loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8(buf[..end].to_vec()).unwrap();
-                let status = head[9..12].parse().unwrap();
-                let length: usize = head
-                    .split("\r\n")
-                    .filter_map(|line| line.split_once(':'))
-                    .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-                    .map(|(_, value)| value.trim().parse().unwrap())
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + length {
-                    let body = String::from_utf8(buf[end + 4..end + 4 + length].to_vec());
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
+                let header = |name: &str| {
+                    head.split("\r\n")
+                        .filter_map(|line| line.split_once(':'))
+                        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                        .map(|(_, value)| value.trim().to_owned())
+                };
+                let length: usize = header("content-length").map_or(0, |v| v.parse().unwrap());
+                if self.buf.len() >= end + 4 + length {
+                    let body = self.buf[end + 4..end + 4 + length].to_vec();
+                    self.buf.drain(..end + 4 + length);
                     return Response {
-                        status,
-                        body: body.unwrap(),
+                        status: head[9..12].parse().unwrap(),
+                        keep_alive: header("connection").as_deref() == Some("keep-alive"),
+                        body: String::from_utf8(body).unwrap(),
                     };
                 }
             }
-            let n = stream.read(&mut chunk).await.unwrap();
+            let n = self.stream.read(&mut chunk).await.unwrap();
             assert!(n > 0, "connection closed before a whole response");
-            buf.extend_from_slice(&chunk[..n]);
+            self.buf.extend_from_slice(&chunk[..n]);
         }
-    };
-    tokio::time::timeout(WAIT, read)
-        .await
-        .expect("no response in time")
+    }
+
+    async fn request(&mut self, method: &str, target: &str, body: &str) -> Response {
+        self.send(method, target, body).await;
+        self.response().await
+    }
 }
 
+/// A request on a connection of its own.
 async fn request(addr: SocketAddr, method: &str, target: &str, body: &str) -> Response {
-    read_response(send_request(addr, method, target, body).await).await
+    Http::connect(addr)
+        .await
+        .request(method, target, body)
+        .await
 }
 
 /// Opens a long-polling session; returns its id.
@@ -380,19 +405,52 @@ async fn websocket_session_ends_when_a_ping_goes_unanswered() {
 
 // ---- Engine.IO: close ----
 
-#[tokio::test]
+// Several rounds on a multi-threaded runtime, over connections already open (as an HTTP
+// client's pool has them): the GET is written before the POST, and the close must not overtake
+// it on the server, whose scheduler runs the task woken last first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_close_packet_releases_the_waiting_poll_and_ends_the_session() {
     let addr = start().await;
-    let sid = open_polling(addr).await;
-    // The GET is written (and, on this single-threaded runtime, read by the server) before
-    // the POST's connection is even opened.
-    let waiting = send_request(addr, "GET", &polling(&sid), "").await;
-    let close = request(addr, "POST", &polling(&sid), "1").await;
-    assert_eq!((close.status, close.body.as_str()), (200, "ok"));
-    let waiting = read_response(waiting).await;
-    assert_eq!((waiting.status, waiting.body.as_str()), (200, "6"));
-    let after = request(addr, "GET", &polling(&sid), "").await;
-    assert_eq!(after.status, 400);
+    let (mut first, mut second) = (Http::connect(addr).await, Http::connect(addr).await);
+    for _ in 0..20 {
+        let open = first
+            .request("GET", "/socket.io/?EIO=4&transport=polling", "")
+            .await;
+        let open: Value = serde_json::from_str(&open.body[1..]).unwrap();
+        let target = polling(open["sid"].as_str().unwrap());
+        first.send("GET", &target, "").await;
+        let close = second.request("POST", &target, "1").await;
+        assert_eq!((close.status, close.body.as_str()), (200, "ok"));
+        let waiting = first.response().await;
+        assert_eq!((waiting.status, waiting.body.as_str()), (200, "6"));
+        let after = second.request("GET", &target, "").await;
+        assert_eq!(after.error(), (1, "Session ID unknown".into()));
+        // The refusal keeps the connection, as Node does, so the pool stays warm.
+        assert!(after.keep_alive);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_request_keeps_its_connection_for_the_next() {
+    let addr = start().await;
+    let mut http = Http::connect(addr).await;
+    for target in [
+        "/socket.io/?EIO=4&transport=polling&sid=unknown",
+        "/socket.io/?EIO=3&transport=polling",
+        "/socket.io/?EIO=4&transport=abc",
+    ] {
+        let refused = http.request("GET", target, "").await;
+        assert_eq!(
+            (refused.status, refused.keep_alive),
+            (400, true),
+            "{target}"
+        );
+    }
+    let open = http
+        .request("GET", "/socket.io/?EIO=4&transport=polling", "")
+        .await;
+    assert_eq!(open.status, 200);
+    assert!(open.body.starts_with("0{"));
 }
 
 #[tokio::test]

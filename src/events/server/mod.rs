@@ -503,6 +503,15 @@ impl Server {
                 _ => None,
             };
             let answer = match (route, handshake) {
+                // A refusal of a request without a body keeps the connection, as Node does:
+                // HTTP clients pool their connections, and one closed here makes the client's
+                // next request wait for a new connection while a later one overtakes it on a
+                // pooled connection (a poll overtaken by the POST that closes its session).
+                (Route::Respond(response), _) if head.keep_alive && !has_body(&head) => {
+                    http.consume(&head);
+                    http.respond(&response, true, &extra).await?;
+                    continue;
+                }
                 (Route::Fallback(response) | Route::Respond(response), _) => {
                     http.respond(&response, false, &extra).await?;
                     return match response.status {
@@ -688,4 +697,12 @@ impl ServerInner {
         let bytes = lock(&self.rng).nonce();
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
+}
+
+/// Whether a request carries a body (to be read or skipped before the next request).
+fn has_body(head: &Head) -> bool {
+    head.header("transfer-encoding").is_some()
+        || head
+            .header("content-length")
+            .is_some_and(|length| length.trim() != "0")
 }

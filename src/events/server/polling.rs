@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use super::conn::{self, BoxIo, Polling, Transport};
 use super::handshake::RequestInfo;
@@ -108,11 +109,35 @@ pub(crate) async fn post(polling: &Polling, body: &[u8]) -> HttpResponse {
         polling.conn.close(DisconnectReason::ParseError);
         return HttpResponse::socketio_error(3, "Bad request");
     };
+    if messages
+        .iter()
+        .any(|message| message.as_text() == Some("1"))
+    {
+        wait_for_get(polling).await;
+    }
     match polling.receive(messages).await {
         true => HttpResponse::new(200, "text/html", "ok"),
         false => HttpResponse::socketio_error(1, "Session ID unknown"),
     }
 }
+
+/// Before a close from the client ends the session, gives a GET sent just before it a moment to
+/// start waiting, so that it is released with a noop (as Node answers it: the client sent the
+/// GET first) rather than refused for a session the close ended. Requests on two connections
+/// reach the server's tasks in no set order: the multi-threaded runtime even runs the task
+/// woken last first. socket.io's own test suite sends the two at once.
+async fn wait_for_get(polling: &Polling) {
+    tokio::task::yield_now().await;
+    for _ in 0..CLOSE_GRACE_MILLIS {
+        if polling.polling.load(Ordering::Acquire) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// How long (in milliseconds) a close from the client waits for a GET sent with it.
+const CLOSE_GRACE_MILLIS: u32 = 5;
 
 /// A POST body the server refused to read: too large, or without a length. The session ends.
 pub(crate) fn refuse_body(polling: &Polling, response: HttpResponse) -> HttpResponse {
@@ -155,8 +180,6 @@ pub(crate) async fn upgrade(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::events::server::queue::Push;
     use crate::events::{Config, Server};
