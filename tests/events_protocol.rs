@@ -373,6 +373,21 @@ async fn polling_session_ends_when_a_ping_goes_unanswered() {
     assert_eq!(after.error(), (1, "Session ID unknown".into()));
 }
 
+// The suite's sequence: open, let the interval and the timeout pass, poll. The session was
+// created before its open response arrived, so it is past its pong deadline by then, and the
+// answer must not depend on when the server's timer task wakes up.
+#[tokio::test]
+async fn polling_session_is_gone_once_the_interval_and_the_timeout_have_passed() {
+    let addr = start().await;
+    for _ in 0..5 {
+        let sid = open_polling(addr).await;
+        tokio::time::sleep(PING_INTERVAL + PING_TIMEOUT).await;
+        let response = request(addr, "GET", &polling(&sid), "").await;
+        assert_eq!(response.status, 400, "{response:?}");
+        assert_eq!(response.error(), (1, "Session ID unknown".into()));
+    }
+}
+
 #[tokio::test]
 async fn websocket_heartbeat_pings_every_interval_and_takes_pongs() {
     let addr = start().await;

@@ -39,6 +39,9 @@ pub(crate) async fn open(
 /// Dropping the future while it waits means the client gave up on the request (its
 /// connection closed): the session ends, as in socket.io.
 pub(crate) async fn get(polling: &Polling) -> HttpResponse {
+    if polling.conn.close_if_ping_overdue() {
+        return HttpResponse::socketio_error(1, "Session ID unknown");
+    }
     if polling.polling.swap(true, Ordering::AcqRel) {
         // A second GET while one waits: the client is broken, as socket.io judges it.
         polling.conn.close(DisconnectReason::TransportError);
@@ -105,6 +108,9 @@ impl Drop for Waiting<'_> {
 
 /// Hands the packets of a POST body to the session.
 pub(crate) async fn post(polling: &Polling, body: &[u8]) -> HttpResponse {
+    if polling.conn.close_if_ping_overdue() {
+        return HttpResponse::socketio_error(1, "Session ID unknown");
+    }
     let Ok(messages) = decode_payload(body) else {
         polling.conn.close(DisconnectReason::ParseError);
         return HttpResponse::socketio_error(3, "Bad request");
