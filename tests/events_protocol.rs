@@ -518,6 +518,29 @@ async fn polling_requests_for_an_upgraded_session_are_refused() {
     assert_eq!(response.status, 400);
 }
 
+// The suite's sequence: `5` sent, then at once a poll, which must not overtake the `5` on the
+// server. Several rounds, over a connection already open, on a multi-threaded runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_sent_right_after_the_upgrade_is_refused() {
+    let addr = start().await;
+    let mut http = Http::connect(addr).await;
+    for _ in 0..10 {
+        let open = http
+            .request("GET", "/socket.io/?EIO=4&transport=polling", "")
+            .await;
+        let open: Value = serde_json::from_str(&open.body[1..]).unwrap();
+        let sid = open["sid"].as_str().unwrap();
+        let mut ws = try_ws(addr, &format!("EIO=4&transport=websocket&sid={sid}"))
+            .await
+            .unwrap();
+        ws.send(Message::text("2probe")).await.unwrap();
+        assert_eq!(next(&mut ws).await.unwrap().as_text(), Some("3probe"));
+        ws.send(Message::text("5")).await.unwrap();
+        let response = http.request("GET", &polling(sid), "").await;
+        assert_eq!(response.status, 400, "{response:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_second_websocket_for_an_upgraded_session_is_refused() {
     let addr = start().await;

@@ -575,7 +575,8 @@ impl Server {
             let Some(response) = answer else {
                 return Ok(());
             };
-            let keep_alive = head.keep_alive && response.status < 400;
+            // A refusal keeps the connection too when no unread body is left behind.
+            let keep_alive = head.keep_alive && (response.status < 400 || !has_body(&head));
             http.respond(&response, keep_alive, &extra).await?;
             if !keep_alive {
                 return match response.status {

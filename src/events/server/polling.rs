@@ -42,6 +42,13 @@ pub(crate) async fn get(polling: &Polling) -> HttpResponse {
     if polling.conn.close_if_ping_overdue() {
         return HttpResponse::socketio_error(1, "Session ID unknown");
     }
+    if polling.upgrading.load(Ordering::Acquire) {
+        wait_for_upgrade(polling).await;
+    }
+    if polling.upgraded.load(Ordering::Acquire) {
+        // The session runs on its WebSocket now: Node refuses its polling requests.
+        return HttpResponse::socketio_error(3, "Bad request");
+    }
     if polling.polling.swap(true, Ordering::AcqRel) {
         // A second GET while one waits: the client is broken, as socket.io judges it.
         polling.conn.close(DisconnectReason::TransportError);
@@ -144,6 +151,23 @@ async fn wait_for_get(polling: &Polling) {
 
 /// How long (in milliseconds) a close from the client waits for a GET sent with it.
 const CLOSE_GRACE_MILLIS: u32 = 5;
+
+/// A GET that arrives while a WebSocket probes the session's upgrade gives the `5` that may
+/// have been sent just before it a moment to complete the upgrade, so that it is refused as
+/// a request for an upgraded session (the client sent the `5` first) rather than answered
+/// from the queue. Clients that follow the protocol stop polling once the probe is answered.
+async fn wait_for_upgrade(polling: &Polling) {
+    let released = polling.released.notified();
+    tokio::pin!(released);
+    released.as_mut().enable();
+    if !polling.upgraded.load(Ordering::Acquire) {
+        let grace = Duration::from_millis(UPGRADE_GRACE_MILLIS);
+        let _ = tokio::time::timeout(grace, released).await;
+    }
+}
+
+/// How long (in milliseconds) a GET during an upgrade waits for the upgrade to complete.
+const UPGRADE_GRACE_MILLIS: u64 = 5;
 
 /// A POST body the server refused to read: too large, or without a length. The session ends.
 pub(crate) fn refuse_body(polling: &Polling, response: HttpResponse) -> HttpResponse {
