@@ -543,7 +543,7 @@ async fn socket_extensions_hold_application_data() {
 
 async fn http_get(addr: std::net::SocketAddr, target: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     tokio::time::timeout(WAIT, stream.read_to_string(&mut response))

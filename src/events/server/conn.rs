@@ -36,6 +36,8 @@ pub(crate) struct Conn {
     reason: Mutex<Option<DisconnectReason>>,
     /// Wakes the reader when the server closes the connection.
     closing: Notify,
+    /// While a ping awaits its pong: when the client is dead.
+    pong_due: Mutex<Option<Instant>>,
 }
 
 impl Conn {
@@ -61,6 +63,17 @@ impl Conn {
 
     fn reason(&self) -> DisconnectReason {
         lock(&self.reason).unwrap_or(DisconnectReason::TransportClose)
+    }
+
+    /// Closes a connection whose ping went unanswered past the ping timeout, if the session
+    /// task's timer has not yet; returns whether it is closed for that. A request for such a
+    /// session is answered as for a closed one, whenever the timer wakes.
+    pub(crate) fn close_if_ping_overdue(&self) -> bool {
+        let overdue = lock(&self.pong_due).is_some_and(|due| Instant::now() >= due);
+        if overdue {
+            self.close(DisconnectReason::PingTimeout);
+        }
+        overdue
     }
 }
 
@@ -162,6 +175,7 @@ impl Conn {
             sockets: Mutex::default(),
             reason: Mutex::default(),
             closing: Notify::new(),
+            pong_due: Mutex::default(),
         })
     }
 }
@@ -306,7 +320,12 @@ impl Session<'_> {
                     }
                     self.conn.push(prepare(vec![EnginePacket::Ping("").encode()]), false);
                     self.awaiting_pong = true;
-                    self.deadline = Instant::now() + self.server.config.ping_timeout;
+                    // The pong is due a ping timeout after the ping was due, as Node's timers
+                    // count, so that a late wake-up does not stretch the session's life; yet
+                    // at least half of it after the ping really left.
+                    let timeout = self.server.config.ping_timeout;
+                    self.deadline = (self.deadline + timeout).max(Instant::now() + timeout / 2);
+                    *lock(&self.conn.pong_due) = Some(self.deadline);
                 }
                 () = sleep_until(connect_deadline.unwrap_or_else(far_future)), if connect_deadline.is_some() => {
                     return DisconnectReason::ServerClose;
@@ -328,6 +347,7 @@ impl Session<'_> {
             EnginePacket::Pong(_) => {
                 if self.awaiting_pong {
                     self.awaiting_pong = false;
+                    *lock(&self.conn.pong_due) = None;
                     self.deadline = Instant::now() + self.server.config.ping_interval;
                 }
                 return Ok(());

@@ -539,6 +539,15 @@ impl Server {
                 }
             };
             let answer = match (route, handshake) {
+                // A refusal of a request without a body keeps the connection, as Node does:
+                // HTTP clients pool their connections, and one closed here makes the client's
+                // next request wait for a new connection while a later one overtakes it on a
+                // pooled connection (a poll overtaken by the POST that closes its session).
+                (Route::Respond(response), _) if head.keep_alive && !has_body(&head) => {
+                    http.consume(&head);
+                    http.respond(&response, true, &extra).await?;
+                    continue;
+                }
                 (Route::Fallback(response) | Route::Respond(response), _) => {
                     http.respond(&response, false, &extra).await?;
                     return match response.status {
@@ -602,7 +611,8 @@ impl Server {
             let Some(response) = answer else {
                 return Ok(());
             };
-            let keep_alive = head.keep_alive && response.status < 400;
+            // A refusal keeps the connection too when no unread body is left behind.
+            let keep_alive = head.keep_alive && (response.status < 400 || !has_body(&head));
             http.respond(&response, keep_alive, &extra).await?;
             if !keep_alive {
                 return match response.status {
@@ -666,11 +676,12 @@ impl Server {
             return Route::Preflight;
         }
         let error = |code, message| Route::Respond(HttpResponse::socketio_error(code, message));
+        // Node's order and messages: the transport first, then the protocol version.
+        if !matches!(head.param("transport"), Some("polling" | "websocket")) {
+            return error(0, "Transport unknown");
+        }
         if head.param("EIO") != Some("4") {
-            return error(
-                5,
-                "Unsupported protocol version: this server speaks Engine.IO 4 (EIO=4)",
-            );
+            return error(5, "Unsupported protocol version");
         }
         let session = head.param("sid").map(|sid| self.inner.session(sid));
         match (head.param("transport"), head.method.as_str(), session) {
@@ -765,4 +776,12 @@ impl ServerInner {
         let bytes = lock(&self.rng).nonce();
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes[..15])
     }
+}
+
+/// Whether a request carries a body (to be read or skipped before the next request).
+fn has_body(head: &Head) -> bool {
+    head.header("transfer-encoding").is_some()
+        || head
+            .header("content-length")
+            .is_some_and(|length| length.trim() != "0")
 }

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use super::conn::{self, BoxIo, Polling, Transport};
 use super::handshake::RequestInfo;
@@ -38,6 +39,16 @@ pub(crate) async fn open(
 /// Dropping the future while it waits means the client gave up on the request (its
 /// connection closed): the session ends, as in socket.io.
 pub(crate) async fn get(polling: &Polling) -> HttpResponse {
+    if polling.conn.close_if_ping_overdue() {
+        return HttpResponse::socketio_error(1, "Session ID unknown");
+    }
+    if polling.upgrading.load(Ordering::Acquire) {
+        wait_for_upgrade(polling).await;
+    }
+    if polling.upgraded.load(Ordering::Acquire) {
+        // The session runs on its WebSocket now: Node refuses its polling requests.
+        return HttpResponse::socketio_error(3, "Bad request");
+    }
     if polling.polling.swap(true, Ordering::AcqRel) {
         // A second GET while one waits: the client is broken, as socket.io judges it.
         polling.conn.close(DisconnectReason::TransportError);
@@ -104,15 +115,59 @@ impl Drop for Waiting<'_> {
 
 /// Hands the packets of a POST body to the session.
 pub(crate) async fn post(polling: &Polling, body: &[u8]) -> HttpResponse {
+    if polling.conn.close_if_ping_overdue() {
+        return HttpResponse::socketio_error(1, "Session ID unknown");
+    }
     let Ok(messages) = decode_payload(body) else {
         polling.conn.close(DisconnectReason::ParseError);
         return HttpResponse::socketio_error(3, "Bad request");
     };
+    if messages
+        .iter()
+        .any(|message| message.as_text() == Some("1"))
+    {
+        wait_for_get(polling).await;
+    }
     match polling.receive(messages).await {
         true => HttpResponse::new(200, "text/html", "ok"),
         false => HttpResponse::socketio_error(1, "Session ID unknown"),
     }
 }
+
+/// Before a close from the client ends the session, gives a GET sent just before it a moment to
+/// start waiting, so that it is released with a noop (as Node answers it: the client sent the
+/// GET first) rather than refused for a session the close ended. Requests on two connections
+/// reach the server's tasks in no set order: the multi-threaded runtime even runs the task
+/// woken last first. socket.io's own test suite sends the two at once.
+async fn wait_for_get(polling: &Polling) {
+    tokio::task::yield_now().await;
+    for _ in 0..CLOSE_GRACE_MILLIS {
+        if polling.polling.load(Ordering::Acquire) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// How long (in milliseconds) a close from the client waits for a GET sent with it.
+const CLOSE_GRACE_MILLIS: u32 = 5;
+
+/// A GET that arrives while a WebSocket probes the session's upgrade gives the `5` that may
+/// have been sent just before it a moment to complete the upgrade, so that it is refused as
+/// a request for an upgraded session (the client sent the `5` first) rather than answered
+/// from the queue. Clients that follow the protocol stop polling once the probe is answered.
+async fn wait_for_upgrade(polling: &Polling) {
+    let released = polling.released.notified();
+    tokio::pin!(released);
+    released.as_mut().enable();
+    if !polling.upgraded.load(Ordering::Acquire) {
+        let grace = Duration::from_millis(UPGRADE_GRACE_MILLIS);
+        let _ = tokio::time::timeout(grace, released).await;
+    }
+}
+
+/// How long (in milliseconds) a GET during an upgrade waits for the upgrade to complete.
+const UPGRADE_GRACE_MILLIS: u64 = 5;
 
 /// A POST body the server refused to read: too large, or without a length. The session ends.
 pub(crate) fn refuse_body(polling: &Polling, response: HttpResponse) -> HttpResponse {
@@ -172,8 +227,6 @@ pub(crate) type WebSocket = crate::tokio::WebSocketStream<BoxIo>;
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::events::server::queue::Push;
     use crate::events::{Config, Server};
