@@ -946,3 +946,50 @@ impl MessageModel {
         due
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn the_model_restarts_only_for_a_message_begun_in_the_read() {
+        let mut model = MessageModel::new(LIMIT);
+        let start = Instant::now();
+        // A masked binary frame of 2 bytes, then the first byte of the next frame.
+        let frame = [0x82, 0x82, 1, 2, 3, 4, 5, 6];
+        model.read(&frame[..4]);
+        assert_eq!(model.timer, ModelTimer::Starting(1));
+        model.anchor(start);
+        let mut read = frame[4..].to_vec();
+        read.push(0x82);
+        model.read(&read);
+        assert_eq!(model.timer, ModelTimer::Starting(2), "a new message began");
+        model.anchor(start + LIMIT);
+        assert!(!model.is_due(start + LIMIT));
+        model.read(&frame[1..]);
+        assert_eq!(model.timer, ModelTimer::Off, "the message arrived");
+    }
+
+    #[test]
+    fn the_model_times_a_fragmented_message_across_its_control_frames() {
+        let mut model = MessageModel::new(LIMIT);
+        let start = Instant::now();
+        // "a" without FIN, an empty ping, then the continuation's first byte (all unmasked).
+        model.read(&[0x01, 0x01, b'a']);
+        model.anchor(start);
+        model.read(&[0x89, 0x00, 0x80]);
+        assert_eq!(
+            model.timer,
+            ModelTimer::At(1, start + LIMIT),
+            "the ping is inside the message"
+        );
+        assert!(model.is_due(start + LIMIT));
+        assert_eq!(model.timer, ModelTimer::Off, "it fires once");
+        // An empty ping on its own is a whole message: nothing runs.
+        let mut model = MessageModel::new(LIMIT);
+        model.read(&[0x89, 0x80, 0, 0, 0, 0]);
+        assert_eq!(model.timer, ModelTimer::Off);
+    }
+}
