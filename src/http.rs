@@ -272,12 +272,13 @@ impl TryFrom<&Headers> for HeaderMap {
     /// Copies every field, keeping repeated names and their order. Names become lower case.
     fn try_from(headers: &Headers) -> Result<Self, Self::Error> {
         let mut map = HeaderMap::with_capacity(headers.len());
-        for (name, value) in headers.iter() {
+        // As bytes: `iter` would skip the values that are not UTF-8 (obs-text).
+        for (name, value) in headers.iter_bytes() {
             let invalid = || ConversionError::Header {
                 name: name.to_owned(),
             };
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
-            let value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| invalid())?;
+            let value = HeaderValue::from_bytes(value).map_err(|_| invalid())?;
             map.append(name, value);
         }
         Ok(map)
@@ -406,5 +407,35 @@ impl std::fmt::Write for ByteWriter<'_> {
     fn write_str(&mut self, text: &str) -> std::fmt::Result {
         self.0.extend_from_slice(text.as_bytes());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_that_are_not_utf8_convert_to_a_header_map_too() {
+        // Found by the `http_request` fuzz target: the conversion read the `&str` view and
+        // dropped a `Host: \xff\xff` field without a word.
+        let mut headers = Headers::default();
+        headers.append("Host", b"a.example").unwrap();
+        headers.append("Host", b"\xff\xff").unwrap();
+        headers.append("X-Name", b"caf\xe9").unwrap();
+        let map = HeaderMap::try_from(&headers).unwrap();
+        assert_eq!(map.len(), 3);
+        let hosts: Vec<&[u8]> = map.get_all("host").iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(hosts, [&b"a.example"[..], &b"\xff\xff"[..]]);
+        assert_eq!(map["x-name"].as_bytes(), b"caf\xe9");
+        assert_eq!(Headers::try_from(&map).unwrap(), headers_lower(&headers));
+    }
+
+    /// `headers` with names in lower case, as a `HeaderMap` gives them back.
+    fn headers_lower(headers: &Headers) -> Headers {
+        let mut lower = Headers::default();
+        for (name, value) in headers.iter_bytes() {
+            lower.append(&name.to_ascii_lowercase(), value).unwrap();
+        }
+        lower
     }
 }

@@ -28,7 +28,40 @@ pub fn run(role: Role, data: &[u8]) {
     let Ok(script) = Script::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
-    let mut driver = Driver::new(role, &script.settings);
+    let mut driver = Driver::new(role, &script.settings, None);
+    for op in &script.ops {
+        driver.step(op);
+    }
+    driver.finish();
+}
+
+/// Runs a script against a connection with `Config::message_timeout`, whose expiry the driver
+/// predicts from its own model of where the peer's messages begin and end ([`MessageModel`]).
+///
+/// `data` starts with a flag byte (bit 0: client) and the timeout in milliseconds (two bytes,
+/// little-endian); the script follows. The driver polls every event before it runs the
+/// timers, as an application's loop does, so that it knows whether the connection is still
+/// reading. Peer frames form one stream cut anywhere, so that one read may end a message and
+/// begin the next. Then:
+///
+/// - when the timeout the model predicts is due, `handle_timeout` ends the open connection;
+/// - with keepalive off (the only other timer that can end an open connection), it ends the
+///   connection only when the model's timeout is due;
+/// - the close frame that follows on the wire is 1008 with the reason `message timeout`.
+pub fn run_with_message_timeout(data: &[u8]) {
+    let [flags, low, high, rest @ ..] = data else {
+        return;
+    };
+    let role = if flags & 1 == 0 {
+        Role::Server
+    } else {
+        Role::Client
+    };
+    let timeout = Duration::from_millis(u64::from(u16::from_le_bytes([*low, *high])));
+    let Ok(script) = Script::arbitrary_take_rest(Unstructured::new(rest)) else {
+        return;
+    };
+    let mut driver = Driver::new(role, &script.settings, Some(timeout));
     for op in &script.ops {
         driver.step(op);
     }
@@ -66,7 +99,8 @@ enum Op {
         data: Vec<u8>,
         room: u16,
     },
-    /// A frame from the peer, encoded here and delivered in two pieces.
+    /// A frame from the peer, encoded here and delivered in two pieces; with a message timeout,
+    /// appended to the frames not yet read, of which the first `cut` bytes are read.
     ReceiveFrame(PeerFrame),
     ReceiveEof,
     Send {
@@ -217,10 +251,16 @@ struct Driver {
     /// The message being received in chunks (streaming mode): its kind and bytes so far.
     chunked: Option<(MessageKind, Vec<u8>)>,
     now: Instant,
+    /// With a message timeout: where the peer's messages begin and end, and the timer.
+    model: Option<MessageModel>,
+    /// The message timeout ended the connection.
+    timed_out: bool,
+    /// With a message timeout, the peer's frames not yet read (see `Op::ReceiveFrame`).
+    pending: Vec<u8>,
 }
 
 impl Driver {
-    fn new(role: Role, settings: &Settings) -> Self {
+    fn new(role: Role, settings: &Settings, message_timeout: Option<Duration>) -> Self {
         let mut config = Config::default();
         config.streaming = settings.streaming;
         if let Some(size) = settings.max_frame_size {
@@ -239,6 +279,7 @@ impl Driver {
         if let Some(size) = settings.max_buffered {
             config.max_buffered = size.into();
         }
+        config.message_timeout = message_timeout;
         let conn = match role {
             Role::Server => Connection::server(config.clone()),
             Role::Client => Connection::client(config.clone(), Rng::from_seed(settings.seed)),
@@ -260,6 +301,9 @@ impl Driver {
             eof: false,
             chunked: None,
             now: Instant::now(),
+            model: message_timeout.map(MessageModel::new),
+            timed_out: false,
+            pending: Vec::new(),
         }
     }
 
@@ -271,25 +315,43 @@ impl Driver {
     }
 
     fn step(&mut self, op: &Op) {
+        if matches!(op, Op::Receive(_) | Op::ReceiveInto { .. } | Op::ReceiveEof)
+            && !self.pending.is_empty()
+        {
+            let read = std::mem::take(&mut self.pending);
+            self.receive(&read);
+        }
         match op {
-            Op::Receive(data) => self.conn.receive(data),
+            Op::Receive(data) => self.receive(data),
             Op::ReceiveInto { data, room } => {
                 let mut rest = &data[..];
                 let room = usize::from(*room);
                 while !rest.is_empty() {
+                    let before = rest;
                     self.conn.receive_with(room, |buf| {
                         let spare = buf.capacity() - buf.len();
                         let take = spare.min(rest.len()).max(1);
                         buf.extend_from_slice(&rest[..take]);
                         rest = &rest[take..];
                     });
+                    if let Some(model) = &mut self.model {
+                        model.read(&before[..before.len() - rest.len()]);
+                    }
                 }
+            }
+            Op::ReceiveFrame(frame) if self.model.is_some() => {
+                // The peer's frames as one stream, cut anywhere: a read may end one message
+                // and begin the next, as a busy peer's reads do.
+                self.pending.extend_from_slice(&frame.encode(self.peer()));
+                let cut = usize::from(frame.cut) % (self.pending.len() + 1);
+                let read: Vec<u8> = self.pending.drain(..cut).collect();
+                self.receive(&read);
             }
             Op::ReceiveFrame(frame) => {
                 let wire = frame.encode(self.peer());
                 let (head, tail) = wire.split_at(usize::from(frame.cut) % (wire.len() + 1));
-                self.conn.receive(head);
-                self.conn.receive(tail);
+                self.receive(head);
+                self.receive(tail);
             }
             Op::ReceiveEof => {
                 self.eof = true;
@@ -374,13 +436,13 @@ impl Driver {
                     .poll_timeout(self.now)
                     .is_some_and(|due| due <= self.now)
                 {
-                    self.conn.handle_timeout(self.now);
+                    self.handle_timeout();
                 }
             }
             Op::NextTimeout => {
                 if let Some(due) = self.conn.poll_timeout(self.now) {
                     self.now = self.now.max(due);
-                    self.conn.handle_timeout(self.now);
+                    self.handle_timeout();
                 }
             }
             Op::PollEvents(count) => {
@@ -412,6 +474,54 @@ impl Driver {
         if self.events_over {
             assert!(!self.conn.is_open(), "open after the last event");
         }
+    }
+
+    /// One read from the peer, through `receive`.
+    fn receive(&mut self, data: &[u8]) {
+        self.conn.receive(data);
+        if let Some(model) = &mut self.model {
+            model.read(data);
+        }
+    }
+
+    /// Runs the timers at `now`; with a message timeout, checks what they did against the
+    /// model's prediction.
+    fn handle_timeout(&mut self) {
+        let Some(mut model) = self.model.take() else {
+            self.conn.handle_timeout(self.now);
+            return;
+        };
+        // An application polls its events before it runs its timers: a failure or the peer's
+        // close among them stops reading, and with it the message timeout.
+        while self.poll_event() {}
+        let open = self.conn.is_open() && !self.events_over;
+        if open {
+            model.anchor(self.now);
+        }
+        self.conn.handle_timeout(self.now);
+        if open {
+            let due = model.is_due(self.now);
+            if due {
+                assert!(
+                    !self.conn.is_open(),
+                    "message timeout due (limit {:?}), connection still open",
+                    model.limit
+                );
+            } else if self.config.keepalive_interval.is_none() {
+                assert!(
+                    self.conn.is_open(),
+                    "connection ended before the message timeout was due: {:?} at {:?}",
+                    model.timer,
+                    self.now
+                );
+            }
+            if !self.conn.is_open() {
+                // Only the message timeout and keepalive end an open connection here; the
+                // first is the one that sends a close frame before a failure could.
+                self.timed_out |= due;
+            }
+        }
+        self.model = Some(model);
     }
 
     /// Drains everything, as a driver does before dropping the connection, and checks the end
@@ -460,6 +570,18 @@ impl Driver {
                     "closed connection never shut down"
                 );
             }
+        }
+        if self.timed_out {
+            let close = self
+                .wire
+                .frames()
+                .iter()
+                .find(|frame| frame.opcode == 0x8)
+                .expect("the message timeout sent no close frame");
+            assert_eq!(
+                close.payload, b"\x03\xf0message timeout",
+                "the message timeout's close frame"
+            );
         }
         if self.wire.is_shut_down() && self.events_over {
             assert!(
@@ -674,5 +796,200 @@ impl Driver {
             self.sent_found += 1;
         }
         self.frames_seen = self.wire.frames().len();
+    }
+}
+
+/// The message timer as `Config::message_timeout` documents it, from an independent reading of
+/// the peer's bytes (RFC 6455 §5.2 frame headers and lengths; nothing else is checked: bytes
+/// the connection refuses stop it reading, and then the model no longer matters).
+///
+/// A message runs from the first byte of its first frame header to the last byte of its final
+/// frame, a control frame outside a fragmented message being a message of its own. The timer
+/// runs while a message is incomplete; one that begins in a read is timed from the first
+/// `handle_timeout` after that read, even when the read also completed the message before it.
+struct MessageModel {
+    limit: Duration,
+    /// The frame header so far, before it is complete.
+    header: Vec<u8>,
+    /// Payload bytes still to come in the current frame, once its header is complete.
+    payload_left: u64,
+    /// Whether the current frame (header complete) is a control frame, and final.
+    frame: Option<(bool, bool)>,
+    /// A data message has had a non-final frame and awaits its final one.
+    fragmented: bool,
+    /// Which read began the incomplete message, if there is one.
+    begun: Option<u64>,
+    reads: u64,
+    timer: ModelTimer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelTimer {
+    Off,
+    /// Started for the message that read began, to be anchored by the next `handle_timeout`.
+    Starting(u64),
+    /// Due at this instant, for the message that read began.
+    At(u64, Instant),
+}
+
+impl MessageModel {
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            header: Vec::new(),
+            payload_left: 0,
+            frame: None,
+            fragmented: false,
+            begun: None,
+            reads: 0,
+            timer: ModelTimer::Off,
+        }
+    }
+
+    /// The peer's bytes from one read.
+    fn read(&mut self, mut data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.reads += 1;
+        while let Some((&byte, rest)) = data.split_first() {
+            if self.frame.is_some() {
+                let take = usize::try_from(self.payload_left)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                self.payload_left -= take as u64;
+                data = &data[take..];
+                if self.payload_left == 0 {
+                    self.end_frame();
+                }
+                continue;
+            }
+            if self.header.is_empty() && self.begun.is_none() {
+                self.begun = Some(self.reads);
+            }
+            self.header.push(byte);
+            data = rest;
+            self.try_header();
+        }
+        self.timer = match (self.begun, self.timer) {
+            (None, _) => ModelTimer::Off,
+            (Some(read), ModelTimer::Starting(timed) | ModelTimer::At(timed, _))
+                if read == timed =>
+            {
+                self.timer
+            }
+            (Some(read), _) => ModelTimer::Starting(read),
+        };
+    }
+
+    /// Completes the header when its last byte has arrived.
+    fn try_header(&mut self) {
+        let header = &self.header;
+        if header.len() < 2 {
+            return;
+        }
+        let masked = header[1] & 0x80 != 0;
+        let extended = match header[1] & 0x7F {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let full = 2 + extended + if masked { 4 } else { 0 };
+        if header.len() < full {
+            return;
+        }
+        let length = match extended {
+            0 => u64::from(header[1] & 0x7F),
+            _ => header[2..2 + extended]
+                .iter()
+                .fold(0, |length, &byte| length << 8 | u64::from(byte)),
+        };
+        let fin = header[0] & 0x80 != 0;
+        let control = header[0] & 0x08 != 0;
+        self.header.clear();
+        self.frame = Some((control, fin));
+        self.payload_left = length;
+        if length == 0 {
+            self.end_frame();
+        }
+    }
+
+    fn end_frame(&mut self) {
+        let Some((control, fin)) = self.frame.take() else {
+            return;
+        };
+        if control {
+            if !self.fragmented {
+                self.begun = None;
+            }
+        } else if fin {
+            self.fragmented = false;
+            self.begun = None;
+        } else {
+            self.fragmented = true;
+        }
+    }
+
+    /// `handle_timeout` runs at `now` on an open connection.
+    fn anchor(&mut self, now: Instant) {
+        if let ModelTimer::Starting(read) = self.timer {
+            self.timer = ModelTimer::At(read, now + self.limit);
+        }
+    }
+
+    /// Whether the timeout is due at `now`; it fires once.
+    fn is_due(&mut self, now: Instant) -> bool {
+        let due = matches!(self.timer, ModelTimer::At(_, deadline) if deadline <= now);
+        if due {
+            self.timer = ModelTimer::Off;
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn the_model_restarts_only_for_a_message_begun_in_the_read() {
+        let mut model = MessageModel::new(LIMIT);
+        let start = Instant::now();
+        // A masked binary frame of 2 bytes, then the first byte of the next frame.
+        let frame = [0x82, 0x82, 1, 2, 3, 4, 5, 6];
+        model.read(&frame[..4]);
+        assert_eq!(model.timer, ModelTimer::Starting(1));
+        model.anchor(start);
+        let mut read = frame[4..].to_vec();
+        read.push(0x82);
+        model.read(&read);
+        assert_eq!(model.timer, ModelTimer::Starting(2), "a new message began");
+        model.anchor(start + LIMIT);
+        assert!(!model.is_due(start + LIMIT));
+        model.read(&frame[1..]);
+        assert_eq!(model.timer, ModelTimer::Off, "the message arrived");
+    }
+
+    #[test]
+    fn the_model_times_a_fragmented_message_across_its_control_frames() {
+        let mut model = MessageModel::new(LIMIT);
+        let start = Instant::now();
+        // "a" without FIN, an empty ping, then the continuation's first byte (all unmasked).
+        model.read(&[0x01, 0x01, b'a']);
+        model.anchor(start);
+        model.read(&[0x89, 0x00, 0x80]);
+        assert_eq!(
+            model.timer,
+            ModelTimer::At(1, start + LIMIT),
+            "the ping is inside the message"
+        );
+        assert!(model.is_due(start + LIMIT));
+        assert_eq!(model.timer, ModelTimer::Off, "it fires once");
+        // An empty ping on its own is a whole message: nothing runs.
+        let mut model = MessageModel::new(LIMIT);
+        model.read(&[0x89, 0x80, 0, 0, 0, 0]);
+        assert_eq!(model.timer, ModelTimer::Off);
     }
 }

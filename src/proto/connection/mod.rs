@@ -460,6 +460,10 @@ impl Connection {
     /// Queues an event, after the text messages decoded before it.
     fn push_event(&mut self, event: Result<Event, ProtocolError>) {
         self.flush_texts();
+        // Outside a data message, an event ends a message (or a control frame, or reading).
+        if self.incoming.is_none() {
+            self.timers.message_ended = true;
+        }
         self.events.push_back(event);
     }
 

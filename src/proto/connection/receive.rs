@@ -505,6 +505,7 @@ impl Connection {
             let text =
                 simdutf8::basic::from_utf8(&payload).map_err(|_| ProtocolError::InvalidUtf8)?;
             self.texts.push(text, payload.len() + self.read_buf.len());
+            self.timers.message_ended = true;
             return Ok(());
         };
         self.push_event(Ok(Event::Message(message)));

@@ -69,6 +69,9 @@ pub(super) struct Timers {
     pub(super) traffic_seen: bool,
     pub(super) close: Timer,
     pub(super) message: Timer,
+    /// A message or a control frame outside a message completed since the message timer was
+    /// last tracked: what is arriving now began after it and gets a limit of its own.
+    pub(super) message_ended: bool,
 }
 
 /// The reason sent with the close frame when the message timeout expires.
@@ -155,8 +158,11 @@ impl Connection {
             && (self.incoming.is_some()
                 || !self.read_buf.is_empty()
                 || self.decoder.current_header().is_some());
+        let ended = std::mem::take(&mut self.timers.message_ended);
         match (arriving, self.timers.message) {
             (true, Timer::Off) => self.timers.message = Timer::start(self.config.message_timeout),
+            // One read ended a message and began the next: its time starts now.
+            (true, _) if ended => self.timers.message = Timer::start(self.config.message_timeout),
             (true, _) => {}
             (false, _) => self.timers.message = Timer::Off,
         }
@@ -369,6 +375,45 @@ mod tests {
             conn.is_open(),
             "the first message's deadline no longer counts"
         );
+    }
+
+    #[test]
+    fn a_message_begun_in_the_read_that_ends_another_gets_its_own_limit() {
+        // Found by the `message_timeout` fuzz target: a busy peer's reads end inside frames,
+        // and each message must not inherit the deadline of the one before it.
+        let mut conn = server();
+        let start = Instant::now();
+        let wire = frame(true, OpCode::Binary, b"ab");
+        feed(&mut conn, &wire[..4], start);
+        let mut read = wire[4..].to_vec();
+        read.extend_from_slice(&wire[..3]);
+        let next = start + Duration::from_millis(900);
+        feed(&mut conn, &read, next);
+        assert!(matches!(conn.poll_event(), Some(Ok(Event::Message(_)))));
+        assert_eq!(conn.poll_timeout(next), Some(next + LIMIT));
+        conn.handle_timeout(start + LIMIT);
+        assert!(
+            conn.is_open(),
+            "the first message's deadline no longer counts"
+        );
+        assert_eq!(sent(&mut conn), (vec![], false));
+        conn.handle_timeout(next + LIMIT);
+        assert!(!conn.is_open(), "the second message took too long");
+    }
+
+    #[test]
+    fn a_control_frame_inside_a_fragmented_message_does_not_restart_it() {
+        let mut conn = server();
+        let start = Instant::now();
+        feed(&mut conn, &frame(false, OpCode::Text, b"he"), start);
+        let mut read = frame(true, OpCode::Ping, b"");
+        read.extend_from_slice(&frame(true, OpCode::Continuation, b"llo")[..3]);
+        let later = start + Duration::from_millis(900);
+        feed(&mut conn, &read, later);
+        assert!(matches!(conn.poll_event(), Some(Ok(Event::Ping(_)))));
+        assert_eq!(conn.poll_timeout(later), Some(start + LIMIT));
+        conn.handle_timeout(start + LIMIT);
+        assert!(!conn.is_open(), "the message took too long");
     }
 
     #[test]
