@@ -468,9 +468,10 @@ struct Endpoint<W> {
     /// The end of the connection (the close, an error) was reported: nothing more is read or
     /// sent.
     reported: bool,
-    /// Shuts the stream's write side down when the connection asks for it: the streams this
-    /// crate opens or accepts (TCP, and TLS with `close_notify` first) are shut; a generic
-    /// stream cannot be, and closes when dropped.
+    /// Shuts the stream's write side down when the connection asks for it: the streams
+    /// [`connect`] opens, those a [`tls::Acceptor`](crate::tls::Acceptor) accepts (TLS sends
+    /// `close_notify` first) and a split `TcpStream` are shut; a generic stream cannot be, and
+    /// closes when dropped.
     shutdown: fn(&mut W),
 }
 

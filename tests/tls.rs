@@ -634,19 +634,27 @@ fn a_client_sends_close_notify_after_the_closing_handshake() {
 }
 
 #[test]
-fn an_eof_without_close_notify_before_the_closing_handshake_is_a_truncation() {
+fn an_eof_before_the_closing_handshake_is_unexpected_with_or_without_close_notify() {
     let pki = Pki::localhost();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    for side in SIDES {
+    // With close_notify, the end is the peer's own, but it still comes before the closing
+    // handshake: the same error.
+    for (side, notify) in SIDES.into_iter().flat_map(|side| [(side, false), (side, true)]) {
         let (server_addr, result) = serve_once(side, pki.acceptor());
-        let peer = RawPeer::connect(server_addr, &pki);
+        let mut peer = RawPeer::connect(server_addr, &pki);
+        if notify {
+            peer.tls.close_notify();
+        }
         peer.cut();
-        assert_truncated(ended(&result), &format!("{side:?} server"));
+        assert_truncated(ended(&result), &format!("{side:?} server, {notify}"));
 
         let result = connect_once(side, addr, &pki);
-        let peer = RawPeer::accept(&listener, &pki);
+        let mut peer = RawPeer::accept(&listener, &pki);
+        if notify {
+            peer.tls.close_notify();
+        }
         peer.cut();
-        assert_truncated(ended(&result), &format!("{side:?} client"));
+        assert_truncated(ended(&result), &format!("{side:?} client, {notify}"));
     }
 }

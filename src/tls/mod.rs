@@ -66,8 +66,8 @@
 //!
 //! # Ends of stream
 //!
-//! When a connection has finished its closing handshake and ends its write side, the streams
-//! of this module send `close_notify` and then end TCP: the `MaybeTlsStream`s that `connect`
+//! When a connection ends its write side (after the closing handshake, or after failing and
+//! sending its close frame), the streams of this module send `close_notify` and then end TCP: the `MaybeTlsStream`s that `connect`
 //! and `connect_async` return, and the [`ServerStream`] and [`AsyncServerStream`] that an
 //! [`Acceptor`] hands out. (A TLS stream given to `sync::accept` or `sync::client` directly is
 //! a generic stream to the blocking adapter: it is not shut down, and ends when dropped.)
