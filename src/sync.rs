@@ -150,7 +150,8 @@ pub fn connect_with(
     options: &Options,
 ) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
     let (stream, options) = crate::tls::sync_io::open(&request, options)?;
-    client(stream, &request, &options)
+    let (ws, response) = client(stream, &request, &options)?;
+    Ok((ws.with_shutdown(MaybeTlsStream::shutdown_write), response))
 }
 
 /// Performs the client handshake over an already connected stream (TCP, TLS, anything).
@@ -192,6 +193,13 @@ impl<S: Read + Write> WebSocket<S> {
             end: Endpoint::new(conn, stream, |_| {}),
             read_buf: vec![0; options.read_chunk.max(1)],
         }
+    }
+
+    /// Ends the write side with `shutdown` when the connection asks for it, for a stream type
+    /// this crate knows how to shut (a TLS stream sends `close_notify` first).
+    pub(crate) fn with_shutdown(mut self, shutdown: fn(&mut S)) -> Self {
+        self.end.shutdown = shutdown;
+        self
     }
 
     /// Reads the next data message, answering pings on the way. Returns `Ok(None)` once the
@@ -460,8 +468,10 @@ struct Endpoint<W> {
     /// The end of the connection (the close, an error) was reported: nothing more is read or
     /// sent.
     reported: bool,
-    /// Shuts the stream's write side down when the connection asks for it; a generic stream
-    /// cannot, and closes when dropped.
+    /// Shuts the stream's write side down when the connection asks for it: the streams
+    /// [`connect`] opens, those a [`tls::Acceptor`](crate::tls::Acceptor) accepts (TLS sends
+    /// `close_notify` first) and a split `TcpStream` are shut; a generic stream cannot be, and
+    /// closes when dropped.
     shutdown: fn(&mut W),
 }
 

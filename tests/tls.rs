@@ -322,3 +322,339 @@ fn a_tls_connection_from_connect_cannot_be_split_but_a_plain_one_can() {
     writer.send(Message::text("split")).unwrap();
     assert_eq!(reader.read().unwrap(), Some(Message::text("split")));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The end of a TLS connection: `close_notify` after the closing handshake, and an EOF without
+// it before or after, seen by a peer written with rustls alone and hand-made frames.
+
+/// The TLS stream of a [`RawPeer`], either role.
+trait RawTls: Read + Write + Send {
+    /// The TCP stream underneath.
+    fn tcp(&self) -> &TcpStream;
+    /// Sends `close_notify` now.
+    fn close_notify(&mut self);
+}
+
+macro_rules! raw_tls {
+    ($conn:ty) => {
+        impl RawTls for rustls::StreamOwned<$conn, TcpStream> {
+            fn tcp(&self) -> &TcpStream {
+                self.get_ref()
+            }
+
+            fn close_notify(&mut self) {
+                self.conn.send_close_notify();
+                while self.conn.wants_write() {
+                    self.conn.write_tls(&mut self.sock).unwrap();
+                }
+            }
+        }
+    };
+}
+raw_tls!(rustls::ClientConnection);
+raw_tls!(rustls::ServerConnection);
+
+/// A WebSocket peer over TLS made of rustls and hand-made frames, so a test sees exactly what
+/// the wsio end puts on the wire and what it does with the end of the TCP stream.
+struct RawPeer {
+    tls: Box<dyn RawTls>,
+    /// A client masks its frames.
+    client: bool,
+}
+
+impl RawPeer {
+    /// Connects to a wsio server as a WebSocket client.
+    fn connect(addr: std::net::SocketAddr, pki: &Pki) -> Self {
+        // The configuration only: the TLS session and everything on it is this test's.
+        let config = Arc::clone(pki.connector().config());
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(config, name).unwrap();
+        let sock = TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(WAIT)).unwrap();
+        let mut peer = Self {
+            tls: Box::new(rustls::StreamOwned::new(conn, sock)),
+            client: true,
+        };
+        peer.tls
+            .write_all(
+                b"GET /raw HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+                  Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                  Sec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .unwrap();
+        let head = peer.read_head();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        peer
+    }
+
+    /// Accepts a wsio client on `listener` as a WebSocket server.
+    fn accept(listener: &std::net::TcpListener, pki: &Pki) -> Self {
+        let conn = rustls::ServerConnection::new(Arc::clone(pki.acceptor().config())).unwrap();
+        let (sock, _) = listener.accept().unwrap();
+        sock.set_read_timeout(Some(WAIT)).unwrap();
+        let mut peer = Self {
+            tls: Box::new(rustls::StreamOwned::new(conn, sock)),
+            client: false,
+        };
+        let head = peer.read_head();
+        let key = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim().to_owned())
+            })
+            .expect("a Sec-WebSocket-Key");
+        let accept = wsio::proto::handshake::accept_key(key.as_bytes());
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        peer.tls.write_all(response.as_bytes()).unwrap();
+        peer.tls.flush().unwrap();
+        peer
+    }
+
+    /// Reads an HTTP head, byte by byte so nothing past it is taken.
+    fn read_head(&mut self) -> String {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0];
+            self.tls.read_exact(&mut byte).expect("an HTTP head");
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    /// Sends one frame (masked from a client) with a payload of at most 125 bytes.
+    fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
+        const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+        let mut frame = vec![0x80 | opcode];
+        match self.client {
+            true => {
+                frame.push(0x80 | payload.len() as u8);
+                frame.extend_from_slice(&MASK);
+                frame.extend(payload.iter().zip(MASK.iter().cycle()).map(|(b, m)| b ^ m));
+            }
+            false => {
+                frame.push(payload.len() as u8);
+                frame.extend_from_slice(payload);
+            }
+        }
+        self.tls.write_all(&frame).unwrap();
+        self.tls.flush().unwrap();
+    }
+
+    /// Sends a 1000 close frame.
+    fn send_close(&mut self) {
+        self.send_frame(0x8, &1000u16.to_be_bytes());
+    }
+
+    /// Reads one frame: its first byte (FIN and opcode) and its unmasked payload.
+    fn read_frame(&mut self) -> (u8, Vec<u8>) {
+        let mut header = [0; 2];
+        self.tls.read_exact(&mut header).expect("a frame header");
+        assert!(header[1] & 0x7f <= 125, "a short frame");
+        let mut mask = [0; 4];
+        if header[1] & 0x80 != 0 {
+            self.tls.read_exact(&mut mask).unwrap();
+        }
+        let mut payload = vec![0; usize::from(header[1] & 0x7f)];
+        self.tls.read_exact(&mut payload).unwrap();
+        for (byte, m) in payload.iter_mut().zip(mask.iter().cycle()) {
+            *byte ^= m;
+        }
+        (header[0], payload)
+    }
+
+    /// Reads the wsio end's close frame: empty, or code 1000 (the echo of ours).
+    fn expect_close(&mut self) {
+        let (first, payload) = self.read_frame();
+        assert_eq!(first, 0x88, "a close frame");
+        assert!(
+            payload.is_empty() || payload == 1000u16.to_be_bytes(),
+            "{payload:?}"
+        );
+    }
+
+    /// Reads once past the last frame: `Ok(0)` when the wsio end sent `close_notify` before
+    /// ending TCP, an `UnexpectedEof` error when it ended TCP without it.
+    fn read_end(&mut self) -> std::io::Result<usize> {
+        self.tls.read(&mut [0; 64])
+    }
+
+    /// Ends the TCP stream (write side) without `close_notify`.
+    fn cut(&self) {
+        self.tls.tcp().shutdown(std::net::Shutdown::Write).unwrap();
+    }
+}
+
+/// Accepts one `wss://` connection with `side` on a loopback port, starts the closing handshake
+/// when a message arrives, and reports how its reads end: `Ok(())` for the close.
+fn serve_once(
+    side: Side,
+    acceptor: wsio::tls::Acceptor,
+) -> (
+    std::net::SocketAddr,
+    std::sync::mpsc::Receiver<Result<(), Error>>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (report, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let ended = match side {
+            Side::Sync => (|| {
+                let mut ws = acceptor.accept(stream, &Options::default())?;
+                while ws.read()?.is_some() {
+                    ws.close(None)?;
+                }
+                Ok(())
+            })(),
+            Side::Tokio => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    stream.set_nonblocking(true)?;
+                    let stream = tokio::net::TcpStream::from_std(stream)?;
+                    let mut ws = acceptor.accept_async(stream, &Options::default()).await?;
+                    while ws.read().await?.is_some() {
+                        ws.close(None).await?;
+                    }
+                    Ok(())
+                }),
+        };
+        let _ = report.send(ended);
+    });
+    (addr, result)
+}
+
+/// Connects a `side` client to `wss://addr` and reports how its reads end: `Ok(())` for the
+/// close.
+fn connect_once(
+    side: Side,
+    addr: std::net::SocketAddr,
+    pki: &Pki,
+) -> std::sync::mpsc::Receiver<Result<(), Error>> {
+    let (url, options) = (format!("wss://{addr}/raw"), pki.client_options());
+    let (report, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let ended = Client::connect(side, &url, &options).and_then(|client| match client {
+            Client::Sync(mut ws) => {
+                while ws.read()?.is_some() {}
+                Ok(())
+            }
+            Client::Tokio(runtime, mut ws) => runtime.block_on(async {
+                while ws.read().await?.is_some() {}
+                Ok(())
+            }),
+        });
+        let _ = report.send(ended);
+    });
+    result
+}
+
+fn ended(result: &std::sync::mpsc::Receiver<Result<(), Error>>) -> Result<(), Error> {
+    result
+        .recv_timeout(WAIT)
+        .expect("the wsio end reports its end in time")
+}
+
+fn assert_truncated(result: Result<(), Error>, what: &str) {
+    assert!(
+        matches!(
+            result,
+            Err(Error::Protocol(wsio::proto::ProtocolError::UnexpectedEof))
+        ),
+        "{what}: {result:?}"
+    );
+}
+
+#[test]
+fn a_server_sends_close_notify_after_the_closing_handshake() {
+    let pki = Pki::localhost();
+    for side in SIDES {
+        // The client closes.
+        let (addr, result) = serve_once(side, pki.acceptor());
+        let mut peer = RawPeer::connect(addr, &pki);
+        peer.send_close();
+        peer.expect_close();
+        let end = peer.read_end();
+        assert!(
+            matches!(end, Ok(0)),
+            "{side:?}: close_notify, then EOF: {end:?}"
+        );
+        ended(&result).unwrap_or_else(|error| panic!("{side:?}: {error}"));
+
+        // The server closes; the client then ends TCP without close_notify, which is no error
+        // once the closing handshake is done.
+        let (addr, result) = serve_once(side, pki.acceptor());
+        let mut peer = RawPeer::connect(addr, &pki);
+        peer.send_frame(0x1, b"close, please");
+        peer.expect_close();
+        peer.send_close();
+        let end = peer.read_end();
+        assert!(
+            matches!(end, Ok(0)),
+            "{side:?}: close_notify, then EOF: {end:?}"
+        );
+        peer.cut();
+        ended(&result).unwrap_or_else(|error| panic!("{side:?}: {error}"));
+    }
+}
+
+#[test]
+fn a_client_sends_close_notify_after_the_closing_handshake() {
+    let pki = Pki::localhost();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    for side in SIDES {
+        for server_notifies in [true, false] {
+            let result = connect_once(side, addr, &pki);
+            let mut peer = RawPeer::accept(&listener, &pki);
+            peer.send_close();
+            peer.expect_close();
+            // The server ends the connection first; without close_notify too, the closing
+            // handshake having authenticated the end.
+            if server_notifies {
+                peer.tls.close_notify();
+            }
+            peer.cut();
+            let end = peer.read_end();
+            assert!(
+                matches!(end, Ok(0)),
+                "{side:?} (server close_notify: {server_notifies}): close_notify, then EOF: {end:?}"
+            );
+            ended(&result).unwrap_or_else(|error| {
+                panic!("{side:?} (server close_notify: {server_notifies}): {error}")
+            });
+        }
+    }
+}
+
+#[test]
+fn an_eof_before_the_closing_handshake_is_unexpected_with_or_without_close_notify() {
+    let pki = Pki::localhost();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // With close_notify, the end is the peer's own, but it still comes before the closing
+    // handshake: the same error.
+    for (side, notify) in SIDES.into_iter().flat_map(|side| [(side, false), (side, true)]) {
+        let (server_addr, result) = serve_once(side, pki.acceptor());
+        let mut peer = RawPeer::connect(server_addr, &pki);
+        if notify {
+            peer.tls.close_notify();
+        }
+        peer.cut();
+        assert_truncated(ended(&result), &format!("{side:?} server, {notify}"));
+
+        let result = connect_once(side, addr, &pki);
+        let mut peer = RawPeer::accept(&listener, &pki);
+        if notify {
+            peer.tls.close_notify();
+        }
+        peer.cut();
+        assert_truncated(ended(&result), &format!("{side:?} client, {notify}"));
+    }
+}

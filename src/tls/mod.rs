@@ -62,11 +62,27 @@
 //! that says why: [`UnknownIssuer`](TlsError::UnknownIssuer),
 //! [`WrongHostName`](TlsError::WrongHostName), [`NotTls`](TlsError::NotTls) (plaintext on a TLS
 //! port, or TLS on a plain one), [`Alert`](TlsError::Alert) (the peer refused us),
-//! [`HandshakeTimeout`](TlsError::HandshakeTimeout). A client's `MaybeTlsStream` reads a TLS
-//! stream that ends without `close_notify` as a plain end of stream: the WebSocket closing
-//! handshake already tells a finished connection from a cut one. The tokio adapter sends
-//! `close_notify` when it shuts the connection down; the blocking one cannot shut a generic
-//! stream down, so its TLS connections end without it.
+//! [`HandshakeTimeout`](TlsError::HandshakeTimeout).
+//!
+//! # Ends of stream
+//!
+//! When a connection ends its write side (after the closing handshake, or after failing and
+//! sending its close frame), the streams of this module send `close_notify` and then end TCP: the `MaybeTlsStream`s that `connect`
+//! and `connect_async` return, and the [`ServerStream`] and [`AsyncServerStream`] that an
+//! [`Acceptor`] hands out. (A TLS stream given to `sync::accept` or `sync::client` directly is
+//! a generic stream to the blocking adapter: it is not shut down, and ends when dropped.)
+//!
+//! A peer that ends TCP without `close_notify` reads, on all four, as a plain end of stream,
+//! which the WebSocket closing handshake then judges, in both roles and both adapters alike:
+//!
+//! - after the peer's close frame, it is no error: the close frame, inside the authenticated
+//!   TLS stream, already told a finished connection from a cut one, and many peers skip
+//!   `close_notify`. The read reports the close as usual.
+//! - before it, the connection was cut short (truncated, by the peer or by someone on the
+//!   path): the read fails with
+//!   [`Error::Protocol`](crate::Error::Protocol)`(`[`ProtocolError::UnexpectedEof`](crate::proto::ProtocolError::UnexpectedEof)`)`,
+//!   as a TCP stream ending without a close does. A TLS stream whose peer sent `close_notify`
+//!   before its close frame fails the same way.
 
 #[cfg(feature = "rustls-manual-roots")]
 mod config;

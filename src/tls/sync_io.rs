@@ -48,10 +48,47 @@ impl MaybeTlsStream {
             Self::Rustls(stream) => stream.get_ref(),
         }
     }
+
+    /// Ends the write side when the connection asks for it: `close_notify` first over TLS,
+    /// then the TCP write side. Best effort: a peer that already went away is not told.
+    pub(crate) fn shutdown_write(&mut self) {
+        match self {
+            Self::Plain(stream) => shutdown_tcp(stream),
+            #[cfg(feature = "rustls-manual-roots")]
+            Self::Rustls(stream) => close_tls(&mut stream.conn, &mut stream.sock),
+        }
+    }
 }
 
-/// A TLS stream that ends without `close_notify` reads as a plain end of stream: the WebSocket
-/// framing and closing handshake already tell a truncated connection from a finished one.
+/// Shuts a TCP stream's write side down; already shut or reset, there is nothing left to tell
+/// the peer.
+fn shutdown_tcp(stream: &mut TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+/// Sends `close_notify` and shuts the TCP write side down, each within the socket's write
+/// timeout.
+#[cfg(feature = "rustls-manual-roots")]
+fn close_tls<C, Data>(conn: &mut C, sock: &mut TcpStream)
+where
+    C: std::ops::DerefMut<Target = rustls::ConnectionCommon<Data>>,
+{
+    conn.send_close_notify();
+    while conn.wants_write() {
+        match conn.write_tls(sock) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            // Gone, reset, or not reading within the write timeout: stop telling it.
+            Err(_) => break,
+        }
+    }
+    shutdown_tcp(sock);
+}
+
+/// A TLS stream that ends without `close_notify` reads as a plain end of stream, as
+/// [`crate::tls`] explains under "Ends of stream": the WebSocket closing handshake tells a
+/// finished connection from a truncated one.
 impl Read for MaybeTlsStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -104,9 +141,77 @@ impl Write for MaybeTlsStream {
     }
 }
 
-/// The stream of a connection accepted by [`Acceptor::accept`](crate::tls::Acceptor::accept).
+/// The stream of a connection accepted by [`Acceptor::accept`](crate::tls::Acceptor::accept):
+/// TLS over a `TcpStream`.
+///
+/// It reads and writes like the rustls stream it holds, except that a peer ending the TCP
+/// stream without `close_notify` reads as a plain end of stream (see [`crate::tls`], "Ends of
+/// stream"). When the WebSocket connection ends its write side, this sends `close_notify` and
+/// shuts the TCP write side down. It derefs to the `TcpStream` underneath.
 #[cfg(feature = "rustls-manual-roots")]
-pub type ServerStream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
+#[derive(Debug)]
+pub struct ServerStream {
+    inner: rustls::StreamOwned<rustls::ServerConnection, TcpStream>,
+}
+
+#[cfg(feature = "rustls-manual-roots")]
+impl ServerStream {
+    /// The TCP stream underneath.
+    pub fn get_ref(&self) -> &TcpStream {
+        self.inner.get_ref()
+    }
+
+    /// The TLS session: the client's SNI name, the ALPN protocol, its certificates.
+    pub fn conn(&self) -> &rustls::ServerConnection {
+        &self.inner.conn
+    }
+
+    /// The rustls stream this wraps.
+    pub fn into_inner(self) -> rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+        self.inner
+    }
+
+    /// Sends `close_notify` and shuts the TCP write side down.
+    pub(crate) fn shutdown_write(&mut self) {
+        close_tls(&mut self.inner.conn, &mut self.inner.sock);
+    }
+}
+
+/// The TCP stream's own methods apply to the stream underneath.
+#[cfg(feature = "rustls-manual-roots")]
+impl std::ops::Deref for ServerStream {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        self.get_ref()
+    }
+}
+
+#[cfg(feature = "rustls-manual-roots")]
+impl Read for ServerStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        eof_as_end(self.inner.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        eof_as_end(self.inner.read_vectored(bufs))
+    }
+}
+
+#[cfg(feature = "rustls-manual-roots")]
+impl Write for ServerStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.inner.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// Opens the transport for `request`: TCP, configured for the blocking adapter, and the TLS
 /// handshake for `wss://`. Returns the options left for the WebSocket handshake (the TLS
@@ -187,8 +292,12 @@ impl crate::tls::Acceptor {
         let mut conn = rustls::ServerConnection::new(std::sync::Arc::clone(self.config()))
             .map_err(|error| Error::Tls(crate::tls::TlsError::Other(error)))?;
         handshake(&mut conn, &mut stream, options, started)?;
-        let stream = rustls::StreamOwned::new(conn, stream);
-        crate::sync::accept_with(stream, &crate::tls::remaining(options, started), decide)
+        let stream = ServerStream {
+            inner: rustls::StreamOwned::new(conn, stream),
+        };
+        let ws =
+            crate::sync::accept_with(stream, &crate::tls::remaining(options, started), decide)?;
+        Ok(ws.with_shutdown(ServerStream::shutdown_write))
     }
 }
 

@@ -58,8 +58,9 @@ impl MaybeTlsStream {
     }
 }
 
-/// A TLS stream that ends without `close_notify` reads as a plain end of stream: the WebSocket
-/// framing and closing handshake already tell a truncated connection from a finished one.
+/// A TLS stream that ends without `close_notify` reads as a plain end of stream, as
+/// [`crate::tls`] explains under "Ends of stream": the WebSocket closing handshake tells a
+/// finished connection from a truncated one.
 impl AsyncRead for MaybeTlsStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -69,13 +70,20 @@ impl AsyncRead for MaybeTlsStream {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
             #[cfg(feature = "rustls-manual-roots")]
-            Self::Rustls(stream) => match Pin::new(stream.as_mut()).poll_read(cx, buf) {
-                Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
-                    Poll::Ready(Ok(()))
-                }
-                poll => poll,
-            },
+            Self::Rustls(stream) => eof_as_end(Pin::new(stream.as_mut()).poll_read(cx, buf)),
         }
+    }
+}
+
+/// A read that failed because the peer ended the TCP stream without `close_notify`, as a plain
+/// end of stream.
+#[cfg(feature = "rustls-manual-roots")]
+fn eof_as_end(poll: Poll<io::Result<()>>) -> Poll<io::Result<()>> {
+    match poll {
+        Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            Poll::Ready(Ok(()))
+        }
+        poll => poll,
     }
 }
 
@@ -131,8 +139,72 @@ impl AsyncWrite for MaybeTlsStream {
 
 /// The stream of a connection accepted by
 /// [`Acceptor::accept_async`](crate::tls::Acceptor::accept_async) over a stream `S`.
+///
+/// It reads and writes like the tokio-rustls stream it holds, except that a peer ending the
+/// stream without `close_notify` reads as a plain end of stream (see [`crate::tls`], "Ends of
+/// stream"). Shutting it down sends `close_notify`, then shuts `S` down.
 #[cfg(feature = "rustls-manual-roots")]
-pub type AsyncServerStream<S> = tokio_rustls::server::TlsStream<S>;
+#[derive(Debug)]
+pub struct AsyncServerStream<S> {
+    inner: tokio_rustls::server::TlsStream<S>,
+}
+
+#[cfg(feature = "rustls-manual-roots")]
+impl<S> AsyncServerStream<S> {
+    /// The stream underneath and the TLS session (the client's SNI name, the ALPN protocol,
+    /// its certificates).
+    pub fn get_ref(&self) -> (&S, &rustls::ServerConnection) {
+        self.inner.get_ref()
+    }
+
+    /// The tokio-rustls stream this wraps.
+    pub fn into_inner(self) -> tokio_rustls::server::TlsStream<S> {
+        self.inner
+    }
+}
+
+#[cfg(feature = "rustls-manual-roots")]
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for AsyncServerStream<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        eof_as_end(Pin::new(&mut self.get_mut().inner).poll_read(cx, buf))
+    }
+}
+
+#[cfg(feature = "rustls-manual-roots")]
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for AsyncServerStream<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    /// Sends `close_notify`, then shuts the stream underneath down.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
 
 /// Opens the transport for `request`: TCP with `TCP_NODELAY`, and the TLS handshake for
 /// `wss://`, both before `deadline`. A TLS handshake still running then fails with
@@ -222,10 +294,11 @@ impl crate::tls::Acceptor {
             .handshake_timeout
             .map(|timeout| Instant::now() + timeout);
         let accept = tokio_rustls::TlsAcceptor::from(Arc::clone(self.config())).accept(stream);
-        before(deadline, accept)
+        let inner = before(deadline, accept)
             .await
             .ok_or(Error::Tls(TlsError::HandshakeTimeout))?
-            .map_err(crate::tls::handshake_error)
+            .map_err(crate::tls::handshake_error)?;
+        Ok(AsyncServerStream { inner })
     }
 }
 
