@@ -200,6 +200,8 @@ enum Step {
     Read(Result<Option<crate::Message>, DisconnectReason>),
     Wake,
     PingTimeout,
+    /// An emit with retries timed out.
+    Retry,
 }
 
 /// Drives one Engine.IO connection. Returns why it was lost, or `None` when the client is
@@ -238,9 +240,14 @@ async fn drive(
             read = ws.read() => Step::Read(read),
             () = wake.notified() => Step::Wake,
             () = sleep_until(deadline) => Step::PingTimeout,
+            () = sleep_until_some(flush.retry_deadline) => Step::Retry,
         };
         let message = match step {
             Step::Wake => continue,
+            Step::Retry => {
+                shared.upgrade()?.lock().expire_retries(Instant::now());
+                continue;
+            }
             Step::PingTimeout => return Some(DisconnectReason::PingTimeout),
             Step::Read(Err(reason)) => return Some(reason),
             Step::Read(Ok(None)) => return Some(DisconnectReason::TransportClose),
@@ -281,6 +288,14 @@ async fn drive(
         let deferred = strong.lock().receive(packet, shared);
         drop(strong);
         run_all(deferred);
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

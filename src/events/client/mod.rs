@@ -58,6 +58,7 @@ mod backoff;
 mod driver;
 mod error;
 mod polling;
+mod queue;
 mod state;
 mod url;
 
@@ -92,6 +93,7 @@ pub struct ClientBuilder {
     headers: Vec<(String, String)>,
     reconnection: Reconnection,
     ack_timeout: Duration,
+    retries: u32,
     connect_timeout: Duration,
     max_buffered: usize,
     decode_limits: DecodeLimits,
@@ -116,6 +118,7 @@ impl ClientBuilder {
             headers: Vec::new(),
             reconnection: Reconnection::default(),
             ack_timeout: Duration::from_secs(10),
+            retries: 0,
             connect_timeout: Duration::from_secs(20),
             max_buffered: 1024,
             decode_limits: DecodeLimits::default(),
@@ -210,6 +213,23 @@ impl ClientBuilder {
     /// How long [`Client::emit_with_ack`] waits. Default 10 s.
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
+        self
+    }
+
+    /// How many times an emit is sent again when its acknowledgement does not come within the
+    /// ack timeout (socket.io-client's `retries`). Default 0: no retries.
+    ///
+    /// With retries, as in socket.io-client, every [`emit`](Client::emit) and
+    /// [`emit_with_ack`](Client::emit_with_ack) of a namespace goes through one queue: one
+    /// event at a time is on the wire, asking for an acknowledgement (plain emits too, so the
+    /// server must answer them), and the next waits until it is answered or has failed; each
+    /// attempt takes a new ack id and an answer to an earlier attempt is ignored. An
+    /// acknowledgement that never comes fails with [`ClientError::RetriesExhausted`] after
+    /// `retries + 1` attempts; a connection lost while an attempt is on the wire counts as a
+    /// failed attempt, and the queue resumes once the namespace is connected again. Volatile
+    /// emits bypass the queue.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
         self
     }
 
@@ -316,6 +336,7 @@ impl ClientBuilder {
             ws_options,
             reconnection: self.reconnection,
             ack_timeout: self.ack_timeout,
+            retries: self.retries,
             connect_timeout: self.connect_timeout,
             max_buffered: self.max_buffered,
             decode_limits: self.decode_limits,
@@ -411,8 +432,15 @@ impl Client {
     /// Fails with [`ClientError::ReservedEvent`], [`ClientError::BufferFull`],
     /// [`ClientError::TooLarge`] or, once the namespace is disconnected for good,
     /// [`ClientError::Closed`].
+    ///
+    /// With [`ClientBuilder::retries`], the event goes through the retry queue and asks the
+    /// server for an acknowledgement, which is then waited for in the background.
     pub fn emit(&self, event: &str, args: impl Into<Args>) -> Result<(), ClientError> {
-        self.queue(event, args.into(), None).map(|_| ())
+        let settings = &self.shared.settings;
+        match settings.retries {
+            0 => self.queue(event, args.into(), None).map(|_| ()),
+            retries => self.queue_retried(event, args.into(), None, settings.ack_timeout, retries),
+        }
     }
 
     /// Sends a volatile event (socket.io-client's `socket.volatile.emit`): only if the
@@ -444,12 +472,18 @@ impl Client {
     ///
     /// Fails like [`emit`](Self::emit), with [`ClientError::AckTimeout`], and with
     /// [`ClientError::Disconnected`] if the connection dropped after the event was sent.
+    /// With [`ClientBuilder::retries`], `timeout` is the wait of each attempt, as in
+    /// [`emit_with_ack_retries`](Self::emit_with_ack_retries).
     pub async fn emit_with_ack_timeout(
         &self,
         event: &str,
         args: impl Into<Args>,
         wait: Duration,
     ) -> Result<Args, ClientError> {
+        let retries = self.shared.settings.retries;
+        if retries > 0 {
+            return self.emit_with_ack_retries(event, args, wait, retries).await;
+        }
         let (reply, answer) = oneshot::channel();
         let id = self.queue(event, args.into(), Some(reply))?;
         match timeout(wait, answer).await {
@@ -462,6 +496,27 @@ impl Client {
                 Err(ClientError::AckTimeout(wait))
             }
         }
+    }
+
+    /// Sends an event through the namespace's retry queue (see [`ClientBuilder::retries`]) and
+    /// waits for its acknowledgement: each attempt waits `timeout`, and the event is sent again
+    /// up to `retries` times, each time under a new ack id; emits in the queue go one at a
+    /// time, in order. Whatever the builder's setting, this call uses the queue.
+    ///
+    /// Fails like [`emit`](Self::emit), with [`ClientError::RetriesExhausted`] when the last
+    /// attempt timed out, with [`ClientError::Disconnected`] when the connection dropped
+    /// during the last attempt, and with [`ClientError::Closed`] once the namespace is
+    /// disconnected for good. While the connection is down the queue waits for it.
+    pub async fn emit_with_ack_retries(
+        &self,
+        event: &str,
+        args: impl Into<Args>,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<Args, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue_retried(event, args.into(), Some(reply), timeout, retries)?;
+        answer.await.unwrap_or(Err(ClientError::Closed))
     }
 
     /// Starts joining another namespace over the same connection.
@@ -504,6 +559,28 @@ impl Client {
             .queue_event(limit, &self.namespace, event, args, reply)?;
         self.shared.wake.notify_one();
         Ok(id)
+    }
+
+    fn queue_retried(
+        &self,
+        event: &str,
+        args: Args,
+        reply: Option<state::AckReply>,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<(), ClientError> {
+        let limit = self.shared.settings.max_buffered;
+        self.shared.lock().queue_retried(
+            limit,
+            &self.namespace,
+            event,
+            args,
+            reply,
+            timeout,
+            retries,
+        )?;
+        self.shared.wake.notify_one();
+        Ok(())
     }
 
     /// Waits for the namespace's answer; past `deadline` the namespace is given up.
