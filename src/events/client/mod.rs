@@ -60,6 +60,7 @@ mod error;
 mod polling;
 mod queue;
 mod state;
+mod upgrade;
 mod url;
 
 use std::fmt;
@@ -98,6 +99,8 @@ pub struct ClientBuilder {
     max_buffered: usize,
     decode_limits: DecodeLimits,
     polling_fallback: bool,
+    polling_first: bool,
+    upgrade: bool,
     handlers: Handlers,
     manager: ManagerHandlers,
     #[cfg(feature = "rustls-manual-roots")]
@@ -123,6 +126,8 @@ impl ClientBuilder {
             max_buffered: 1024,
             decode_limits: DecodeLimits::default(),
             polling_fallback: false,
+            polling_first: false,
+            upgrade: true,
             handlers: Handlers::default(),
             manager: ManagerHandlers::default(),
             #[cfg(feature = "rustls-manual-roots")]
@@ -135,6 +140,27 @@ impl ClientBuilder {
     /// the client speaks WebSocket only.
     pub fn polling_fallback(mut self, fallback: bool) -> Self {
         self.polling_fallback = fallback;
+        self
+    }
+
+    /// Opens each connection over HTTP long-polling, then upgrades it to WebSocket when the
+    /// server offers the upgrade, as socket.io-client does with its default transports.
+    /// Default off: the client opens a WebSocket directly.
+    pub fn polling_first(mut self, polling_first: bool) -> Self {
+        self.polling_first = polling_first;
+        self
+    }
+
+    /// Whether a long-polling connection (with [`polling_first`](Self::polling_first), or
+    /// after the fallback) tries to upgrade to WebSocket when the server offers it
+    /// (`upgrades: ["websocket"]`). The upgrade is tried once per Engine.IO session: if the
+    /// server or a proxy refuses the WebSocket, the session stays on long-polling. Default on.
+    ///
+    /// The upgrade follows Engine.IO: a WebSocket for the session, the probe (`2probe`,
+    /// answered `3probe`), polling paused once its last GET is answered, then `5`. No packet
+    /// is lost or reordered across it.
+    pub fn upgrade(mut self, upgrade: bool) -> Self {
+        self.upgrade = upgrade;
         self
     }
 
@@ -310,6 +336,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Runs `callback` when the connection moved from long-polling to WebSocket (see
+    /// [`upgrade`](Self::upgrade)).
+    pub fn on_upgrade(mut self, callback: impl Fn() + Send + Sync + 'static) -> Self {
+        self.manager.upgrade = Some(Arc::new(callback));
+        self
+    }
+
     /// Connects and joins the namespace; returns once the server accepted it.
     ///
     /// Fails with the transport's error if the first connection cannot be opened (reconnection
@@ -341,6 +374,8 @@ impl ClientBuilder {
             max_buffered: self.max_buffered,
             decode_limits: self.decode_limits,
             polling_fallback: self.polling_fallback,
+            polling_first: self.polling_first,
+            upgrade: self.upgrade,
         });
         let deadline = Instant::now() + self.connect_timeout;
         let (ws, info) = driver::open_engine(&settings).await?;
@@ -401,6 +436,11 @@ impl Client {
             Status::Connected { sid } => Some(sid.clone()),
             _ => None,
         }
+    }
+
+    /// The transport of the connection: the current one, or the last one while reconnecting.
+    pub fn transport(&self) -> Option<Transport> {
+        self.shared.lock().transport
     }
 
     /// Whether the namespace is connected now.
@@ -705,6 +745,16 @@ impl fmt::Debug for SocketBuilder {
             .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
+}
+
+/// The Engine.IO transport a client connection runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
 }
 
 /// Answers one event the server sent asking for an acknowledgement.

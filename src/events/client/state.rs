@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::backoff::Reconnection;
 use super::queue::RetryQueue;
-use super::{Ack, ClientError, DisconnectReason};
+use super::{Ack, ClientError, DisconnectReason, Transport};
 use crate::events::{Args, DecodeLimits, OpenInfo, Packet, RESERVED_EVENTS};
 use crate::{Message, Options};
 
@@ -51,6 +51,8 @@ pub(crate) struct Handlers {
 pub(crate) struct ManagerHandlers {
     pub reconnect: Option<ReconnectHandler>,
     pub reconnect_failed: Option<ConnectHandler>,
+    /// Runs when the connection moved from long-polling to WebSocket.
+    pub upgrade: Option<ConnectHandler>,
 }
 
 /// Settings fixed when the client is built.
@@ -68,6 +70,10 @@ pub(crate) struct Settings {
     pub decode_limits: DecodeLimits,
     /// Fall back to long-polling when the WebSocket is refused.
     pub polling_fallback: bool,
+    /// Open over long-polling, then upgrade.
+    pub polling_first: bool,
+    /// Try the upgrade of a long-polling session to WebSocket.
+    pub upgrade: bool,
 }
 
 /// What the handles and the connection task share. Dropping the last handle wakes the task,
@@ -206,6 +212,8 @@ pub(crate) struct State {
     pub generation: u64,
     /// Whether an Engine.IO connection is up.
     pub open: bool,
+    /// The transport of the current (or last) connection.
+    pub transport: Option<Transport>,
     /// The server's `maxPayload`.
     pub max_payload: usize,
     /// Testing aid: do not answer the server's pings.
@@ -232,6 +240,7 @@ impl State {
             namespaces: HashMap::new(),
             generation: 0,
             open: false,
+            transport: None,
             max_payload: usize::MAX,
             heartbeat_paused: false,
             ended: false,
@@ -436,10 +445,21 @@ impl State {
     }
 
     /// An Engine.IO connection is open: namespaces will (re)connect over it.
-    pub fn on_open(&mut self, info: &OpenInfo) {
+    pub fn on_open(&mut self, info: &OpenInfo, transport: Transport) {
         self.generation += 1;
         self.open = true;
+        self.transport = Some(transport);
         self.max_payload = usize::try_from(info.max_payload).unwrap_or(usize::MAX);
+    }
+
+    /// The connection moved from long-polling to WebSocket (the session is the same one).
+    pub fn on_upgrade(&mut self) -> Vec<Deferred> {
+        self.transport = Some(Transport::WebSocket);
+        let handler = self.manager.upgrade.clone();
+        handler
+            .map(|handler| Box::new(move || handler()) as Deferred)
+            .into_iter()
+            .collect()
     }
 
     /// Collects what to write: `CONNECT`s, buffered emits of connected namespaces in the order
