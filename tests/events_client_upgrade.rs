@@ -127,8 +127,10 @@ async fn retried_emits_go_one_at_a_time_in_order() {
     assert_eq!(*log.lock().unwrap(), [1, 1, 2, 2, 3, 3]);
 }
 
-/// A server that echoes each `tock` as a `tick` and counts the `tock`s it saw out of order.
-fn echo_server() -> (Server, Arc<AtomicU32>, Arc<AtomicU32>) {
+/// A server that echoes each `tock` as a `tick` and counts the `tock`s it saw out of order;
+/// with `beats`, it also sends that many `beat`s from the connection on, one every 2 ms, so
+/// packets are on their way whenever the upgrade happens.
+fn echo_server(beats: u32) -> (Server, Arc<AtomicU32>, Arc<AtomicU32>) {
     let server = Server::new(config());
     let received = Arc::new(AtomicU32::new(0));
     let disorder = Arc::new(AtomicU32::new(0));
@@ -146,9 +148,21 @@ fn echo_server() -> (Server, Arc<AtomicU32>, Arc<AtomicU32>) {
         socket.on("sync", |_, _, ack| async move {
             ack.unwrap().send(()).unwrap();
         });
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            for i in 0..beats {
+                if socket.emit("beat", json!([i])).is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
     });
     (server, received, disorder)
 }
+
+/// How many `beat`s the upgrade tests' server sends.
+const BEATS: u32 = 300;
 
 /// Emits `tock`s (with a round trip every 8) until the upgrade happened and 64 more went out,
 /// then checks both directions arrived complete and in order; returns the count.
@@ -179,20 +193,31 @@ async fn stream_across_the_upgrade(
 
 #[tokio::test]
 async fn polling_first_upgrades_without_losing_or_reordering_packets() {
-    let (server, received, disorder) = echo_server();
+    let (server, received, disorder) = echo_server(BEATS);
     let addr = start(&server).await;
     let (tick_sender, mut ticks) = mpsc::unbounded_channel();
+    let (beat_sender, mut beats) = mpsc::unbounded_channel();
     let (upgrade_sender, mut upgraded) = mpsc::unbounded_channel();
     let client = builder(addr)
         .polling_first(true)
         .on("tick", move |args, _| {
             tick_sender.send(args.get::<u32>(0).unwrap()).unwrap();
         })
+        .on("beat", move |args, _| {
+            beat_sender.send(args.get::<u32>(0).unwrap()).unwrap();
+        })
         .on_upgrade(move || upgrade_sender.send(()).unwrap())
         .connect()
         .await
         .unwrap();
     let sent = stream_across_the_upgrade(&client, &mut ticks, &mut upgraded).await;
+    for expected in 0..BEATS {
+        assert_eq!(
+            next(&mut beats).await,
+            expected,
+            "beats in order, none lost"
+        );
+    }
     assert_eq!(client.transport(), Some(Transport::WebSocket));
     assert_eq!(received.load(Ordering::SeqCst), sent);
     assert_eq!(disorder.load(Ordering::SeqCst), 0, "tocks in order");
@@ -204,7 +229,7 @@ async fn polling_first_upgrades_without_losing_or_reordering_packets() {
 
 #[tokio::test]
 async fn upgrade_off_stays_on_polling() {
-    let (server, _, _) = echo_server();
+    let (server, _, _) = echo_server(0);
     let addr = start(&server).await;
     let client = builder(addr)
         .polling_first(true)
@@ -221,7 +246,7 @@ async fn upgrade_off_stays_on_polling() {
 #[tokio::test]
 async fn fallback_session_upgrades_when_the_server_takes_a_websocket_for_it() {
     // The handshake over WebSocket is refused, the upgrade of a polling session is not.
-    let (server, _, _) = echo_server();
+    let (server, _, _) = echo_server(0);
     let (refused_sender, mut refused) = mpsc::unbounded_channel();
     server.allow_request(move |request| {
         let websocket = request.query_param("transport") == Some("websocket");
@@ -252,48 +277,115 @@ async fn fallback_session_upgrades_when_the_server_takes_a_websocket_for_it() {
     assert_eq!(client.transport(), Some(Transport::WebSocket));
 }
 
-/// A proxy to `target` that answers `400` to every request for a WebSocket (reported on the
-/// channel) and passes everything else through.
-async fn refusing_proxy(target: SocketAddr) -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
+/// A proxy to `target`: with `refuse`, it answers `400` to every request for a WebSocket
+/// (reported on the channel); it passes everything else through, holding each chunk the
+/// server sends on a long-polling connection for `poll_latency`.
+async fn proxy(
+    target: SocketAddr,
+    refuse: bool,
+    poll_latency: Duration,
+) -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (sender, receiver) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
+        while let Ok((inbound, _)) = listener.accept().await {
             let sender = sender.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
-                    match inbound.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
-                let line = text.lines().next().unwrap_or_default().to_owned();
-                if line.contains("transport=websocket") {
-                    let _ = sender.send(line);
-                    let refusal = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-                    let _ = inbound.write_all(refusal.as_bytes()).await;
-                    return;
-                }
-                let Ok(mut outbound) = TcpStream::connect(target).await else {
-                    return;
-                };
-                if outbound.write_all(&head).await.is_ok() {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
+            tokio::spawn(relay(inbound, target, refuse, poll_latency, sender));
         }
     });
     (addr, receiver)
 }
 
+async fn relay(
+    mut inbound: TcpStream,
+    target: SocketAddr,
+    refuse: bool,
+    poll_latency: Duration,
+    refused: mpsc::UnboundedSender<String>,
+) {
+    let mut head = Vec::new();
+    let mut buf = [0; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+        match inbound.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let line = text.lines().next().unwrap_or_default().to_owned();
+    let websocket = line.contains("transport=websocket");
+    if websocket && refuse {
+        let _ = refused.send(line);
+        let refusal = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let _ = inbound.write_all(refusal.as_bytes()).await;
+        return;
+    }
+    let Ok(mut outbound) = TcpStream::connect(target).await else {
+        return;
+    };
+    if outbound.write_all(&head).await.is_err() {
+        return;
+    }
+    if websocket || poll_latency.is_zero() {
+        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        return;
+    }
+    let (mut client_read, mut client_write) = inbound.into_split();
+    let (mut server_read, mut server_write) = outbound.into_split();
+    let upstream = async { tokio::io::copy(&mut client_read, &mut server_write).await };
+    let downstream = async {
+        let mut buf = [0; 16384];
+        loop {
+            let n = server_read.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            tokio::time::sleep(poll_latency).await;
+            client_write.write_all(&buf[..n]).await?;
+        }
+    };
+    let _ = tokio::join!(upstream, downstream);
+}
+
+#[tokio::test]
+async fn slow_polling_answers_still_come_before_the_websocket() {
+    // Polled answers arrive late: the last GET, released when the server answers the probe,
+    // lands after `3probe`; the client must read it before it switches to the WebSocket.
+    let (server, received, disorder) = echo_server(BEATS);
+    let (addr, _) = proxy(start(&server).await, false, Duration::from_millis(30)).await;
+    let (tick_sender, mut ticks) = mpsc::unbounded_channel();
+    let (beat_sender, mut beats) = mpsc::unbounded_channel();
+    let (upgrade_sender, mut upgraded) = mpsc::unbounded_channel();
+    let client = builder(addr)
+        .polling_first(true)
+        .on("tick", move |args, _| {
+            tick_sender.send(args.get::<u32>(0).unwrap()).unwrap();
+        })
+        .on("beat", move |args, _| {
+            beat_sender.send(args.get::<u32>(0).unwrap()).unwrap();
+        })
+        .on_upgrade(move || upgrade_sender.send(()).unwrap())
+        .connect()
+        .await
+        .unwrap();
+    let sent = stream_across_the_upgrade(&client, &mut ticks, &mut upgraded).await;
+    for expected in 0..BEATS {
+        assert_eq!(
+            next(&mut beats).await,
+            expected,
+            "beats in order, none lost"
+        );
+    }
+    assert_eq!(client.transport(), Some(Transport::WebSocket));
+    assert_eq!(received.load(Ordering::SeqCst), sent);
+    assert_eq!(disorder.load(Ordering::SeqCst), 0);
+}
+
 #[tokio::test]
 async fn a_refused_upgrade_is_tried_once_and_polling_goes_on() {
-    let (server, received, disorder) = echo_server();
-    let (addr, mut refused) = refusing_proxy(start(&server).await).await;
+    let (server, received, disorder) = echo_server(0);
+    let (addr, mut refused) = proxy(start(&server).await, true, Duration::ZERO).await;
     let (tick_sender, mut ticks) = mpsc::unbounded_channel();
     let client = builder(addr)
         .polling_fallback(true)
