@@ -907,3 +907,41 @@ async fn connect_times_out_when_the_namespace_never_answers() {
         Err(ClientError::ConnectTimeout(_))
     ));
 }
+
+#[tokio::test]
+async fn retries_take_new_ack_ids_ignore_late_answers_and_survive_a_reconnection() {
+    let server = FakeServer::bind().await;
+    let builder = quick(server.url())
+        .retries(2)
+        .ack_timeout(Duration::from_millis(150));
+    let connect = tokio::spawn(async move { builder.connect().await });
+    let mut peer = server.accept().await;
+    peer.handshake().await;
+    let client = within(connect).await.unwrap().unwrap();
+    let asking = client.clone();
+    let reply = tokio::spawn(async move { asking.emit_with_ack("job", json!([1])).await });
+    let (_, name, args, first) = peer.expect_event().await;
+    assert_eq!((name.as_str(), first), ("job", Some(0)));
+    // Unanswered: sent again after the timeout, under a new ack id, with the same arguments.
+    let (_, name, again, second) = peer.expect_event().await;
+    assert_eq!((name.as_str(), second), ("job", Some(1)));
+    assert_eq!(again, args);
+    // The connection drops during the second attempt, which fails with it; the third goes out
+    // once the namespace is connected again.
+    drop(peer);
+    let mut peer = server.accept().await;
+    peer.handshake().await;
+    let (_, _, _, third) = peer.expect_event().await;
+    assert_eq!(third, Some(2));
+    // An answer to an earlier attempt is ignored; the current attempt's is the reply.
+    for (id, text) in [(0, "late"), (2, "on time")] {
+        peer.send(Packet::Ack {
+            namespace: "/".into(),
+            id,
+            args: Args::from(json!([text])),
+        })
+        .await;
+    }
+    let reply = within(reply).await.unwrap().unwrap();
+    assert_eq!(reply.get::<String>(0).unwrap(), "on time");
+}

@@ -16,7 +16,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use wsio::events::Args;
-use wsio::events::client::{Client, ClientBuilder, ClientError, DisconnectReason};
+use wsio::events::client::{Client, ClientBuilder, ClientError, DisconnectReason, Transport};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -31,6 +31,7 @@ struct NodeServer {
     port: u16,
     fast_port: u16,
     polling_port: u16,
+    upgrade_port: u16,
 }
 
 impl NodeServer {
@@ -58,6 +59,7 @@ impl NodeServer {
             port: port("port"),
             fast_port: port("fastPort"),
             polling_port: port("pollingPort"),
+            upgrade_port: port("upgradePort"),
             _child: child,
             _stdin: stdin,
         }
@@ -69,6 +71,10 @@ impl NodeServer {
 
     fn polling_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.polling_port)
+    }
+
+    fn upgrade_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.upgrade_port)
     }
 
     fn fast_url(&self) -> String {
@@ -387,4 +393,94 @@ async fn long_polling_fallback_against_a_polling_only_server() {
     let who = within(client.emit_with_ack("whoami", ())).await.unwrap();
     assert_eq!(who.values()[0]["nsp"], "/");
     client.disconnect();
+}
+
+#[tokio::test]
+#[ignore = "needs node and socket.io: run tests/socketio-client/run"]
+async fn retries_until_the_node_server_answers() {
+    let server = NodeServer::start().await;
+    let client = builder(server.url())
+        .retries(3)
+        .ack_timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    // The handler ignores the first two attempts: the third is answered.
+    let reply = within(client.emit_with_ack("flaky", json!(["twice", 2])))
+        .await
+        .unwrap();
+    assert_eq!(reply.values(), [json!(3)]);
+    let attempts = within(client.emit_with_ack("attempts", json!(["twice"])))
+        .await
+        .unwrap();
+    assert_eq!(attempts.values(), [json!(3)]);
+    // Never answered: two attempts, then the typed error; the queue goes on after it.
+    let timeout = Duration::from_millis(100);
+    let error = within(client.emit_with_ack_retries("flaky", json!(["never", 99]), timeout, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::RetriesExhausted { attempts: 2, .. }),
+        "{error:?}"
+    );
+    let attempts = within(client.emit_with_ack("attempts", json!(["never"])))
+        .await
+        .unwrap();
+    assert_eq!(attempts.values(), [json!(2)]);
+}
+
+#[tokio::test]
+#[ignore = "needs node and socket.io: run tests/socketio-client/run"]
+async fn polling_first_upgrades_like_socket_io_client() {
+    const BEATS: u64 = 300;
+    let server = NodeServer::start().await;
+    let (ticks, mut ticked) = mpsc::unbounded_channel();
+    let (beats, mut beaten) = mpsc::unbounded_channel();
+    let (upgrade, mut upgraded) = mpsc::unbounded_channel();
+    let client = builder(server.upgrade_url())
+        .polling_first(true)
+        .on("tick", move |args, _| {
+            ticks.send(args.get::<u64>(0).unwrap()).unwrap()
+        })
+        .on("beat", move |args, _| {
+            beats.send(args.get::<u64>(0).unwrap()).unwrap()
+        })
+        .on_upgrade(move || upgrade.send(()).unwrap())
+        .connect()
+        .await
+        .unwrap();
+    let id = client.id().unwrap();
+    // Packets both ways while the upgrade runs: a stream from the server, echoes of ours.
+    client.emit("stream", json!([BEATS])).unwrap();
+    let mut upgraded_at = None;
+    let mut sent: u64 = 0;
+    while upgraded_at.is_none_or(|at| sent < at + 64) {
+        assert!(sent < 20_000, "no upgrade");
+        client.emit("tock", json!([sent])).unwrap();
+        sent += 1;
+        if sent % 8 == 0 {
+            within(client.emit_with_ack("sync", ())).await.unwrap();
+        }
+        if upgraded_at.is_none() && upgraded.try_recv().is_ok() {
+            upgraded_at = Some(sent);
+        }
+    }
+    for expected in 0..sent {
+        assert_eq!(
+            next(&mut ticked).await,
+            expected,
+            "ticks in order, none lost"
+        );
+    }
+    for expected in 0..BEATS {
+        assert_eq!(
+            next(&mut beaten).await,
+            expected,
+            "beats in order, none lost"
+        );
+    }
+    assert_eq!(client.transport(), Some(Transport::WebSocket));
+    let transport = within(client.emit_with_ack("transport", ())).await.unwrap();
+    assert_eq!(transport.values(), [json!("websocket")]);
+    assert_eq!(client.id().unwrap(), id, "the same session");
 }

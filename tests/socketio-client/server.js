@@ -1,10 +1,12 @@
 // A stock socket.io 4.x server for the wsio client's interop tests (tests/events_client_interop.rs).
 //
-// Two servers on 127.0.0.1, on ports the OS picks, printed as one JSON line on stdout:
-//   {"port": P, "fastPort": F, "pollingPort": L}
+// Four servers on 127.0.0.1, on ports the OS picks, printed as one JSON line on stdout:
+//   {"port": P, "fastPort": F, "pollingPort": L, "upgradePort": U}
 // P has socket.io's default heartbeat; F pings every 300 ms and waits 200 ms for the pong, for
-// the heartbeat-timeout scenario; pollingPort serves P's events over long-polling only. The process exits when its stdin closes, so it never outlives
-// the test that started it.
+// the heartbeat-timeout scenario; pollingPort serves P's events over long-polling only;
+// upgradePort serves them with socket.io's default transports (long-polling, then the upgrade
+// to WebSocket). The process exits when its stdin closes, so it never outlives the test that
+// started it.
 "use strict";
 
 const { createServer } = require("node:http");
@@ -19,9 +21,32 @@ function listen(options, setup) {
   });
 }
 
+// How many times each `flaky` key was received, across connections.
+const attempts = new Map();
+
 // The main server: every event the tests use.
 function main(io) {
   io.on("connection", (socket) => {
+    // Retries: acknowledged only from the (failures + 1)-th attempt of a key on.
+    socket.on("flaky", (key, failures, ack) => {
+      const count = (attempts.get(key) || 0) + 1;
+      attempts.set(key, count);
+      if (count > failures) ack(count);
+    });
+    socket.on("attempts", (key, ack) => ack(attempts.get(key) || 0));
+
+    // Traffic across the upgrade: `tock`s echoed as `tick`s, a stream of `beat`s.
+    socket.on("tock", (i) => socket.emit("tick", i));
+    socket.on("sync", (ack) => ack());
+    socket.on("stream", (count) => {
+      let i = 0;
+      const timer = setInterval(() => {
+        if (i >= count || !socket.connected) return clearInterval(timer);
+        socket.emit("beat", i++);
+      }, 2);
+    });
+    socket.on("transport", (ack) => ack(socket.conn.transport.name));
+
     // Acks: the server answers the client's events.
     socket.on("sum", (a, b, ack) => ack(a + b));
     socket.on("echo", (...args) => {
@@ -97,8 +122,15 @@ function fast(io) {
     listen({ pingInterval: 300, pingTimeout: 200 }, fast),
     // Long-polling only, with a quick heartbeat: WebSocket requests are refused.
     listen({ transports: ["polling"], pingInterval: 300, pingTimeout: 200 }, main),
+    // socket.io's default transports: long-polling first, then the upgrade.
+    listen({ transports: ["polling", "websocket"] }, main),
   ]);
-  const ports = { port: servers[0].port, fastPort: servers[1].port, pollingPort: servers[2].port };
+  const ports = {
+    port: servers[0].port,
+    fastPort: servers[1].port,
+    pollingPort: servers[2].port,
+    upgradePort: servers[3].port,
+  };
   process.stdout.write(JSON.stringify(ports) + "\n");
   process.stdin.resume();
   process.stdin.on("end", () => process.exit(0));

@@ -6,11 +6,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::ClientError;
-use super::DisconnectReason;
 use super::backoff::Backoff;
-use super::polling::Polling;
+use super::polling::{Polled, Polling};
 use super::state::{Deferred, Settings, Shared};
+use super::upgrade::{self, Probe};
+use super::{ClientError, DisconnectReason, Transport};
 use crate::events::{Decoder, EnginePacket, OpenInfo};
 use crate::proto::ProtocolError;
 use crate::proto::handshake::ClientRequest;
@@ -46,13 +46,26 @@ impl Link {
         }
     }
 
-    async fn read(&mut self) -> Result<Option<crate::Message>, DisconnectReason> {
+    async fn read(&mut self) -> Result<Read, DisconnectReason> {
         match self {
-            Self::WebSocket(ws) => ws.read().await.map_err(|error| read_failure(&error)),
-            Self::Polling(polling) => polling
-                .read()
-                .await
-                .map_err(DisconnectReason::TransportError),
+            Self::WebSocket(ws) => match ws.read().await {
+                Ok(Some(message)) => Ok(Read::Message(message)),
+                Ok(None) => Ok(Read::Closed),
+                Err(error) => Err(read_failure(&error)),
+            },
+            Self::Polling(polling) => match polling.read().await {
+                Polled::Message(message) => Ok(Read::Message(message)),
+                Polled::Paused => Ok(Read::Paused),
+                Polled::Closed => Ok(Read::Closed),
+                Polled::Failed(error) => Err(DisconnectReason::TransportError(error)),
+            },
+        }
+    }
+
+    fn transport(&self) -> Transport {
+        match self {
+            Self::WebSocket(_) => Transport::WebSocket,
+            Self::Polling(_) => Transport::Polling,
         }
     }
 
@@ -64,14 +77,30 @@ impl Link {
     }
 }
 
+/// What reading the connection gave.
+enum Read {
+    Message(crate::Message),
+    /// The server ended the connection.
+    Closed,
+    /// Long-polling stopped, as asked for the upgrade.
+    Paused,
+}
+
 fn transport_error(error: impl std::fmt::Display) -> DisconnectReason {
     DisconnectReason::TransportError(error.to_string())
 }
 
 /// Opens the connection and reads the Engine.IO `open` packet, within the connect timeout:
-/// a WebSocket, or, when it is refused and the fallback is on, long-polling.
+/// a WebSocket, or, when it is refused and the fallback is on, long-polling; or long-polling
+/// first when the builder asks for it.
 pub(crate) async fn open_engine(settings: &Settings) -> Result<(Link, OpenInfo), ClientError> {
+    let max_body = settings.decode_limits.max_packet_size.saturating_mul(2);
     let open = async {
+        if settings.polling_first {
+            let (polling, info) =
+                Polling::open(&settings.ws_url, &settings.headers, max_body).await?;
+            return Ok((Link::Polling(Box::new(polling)), info));
+        }
         // With the fallback, the WebSocket gets half the connect timeout: a refusal whose body
         // never ends (a kept-alive, chunked 400) must leave time for polling.
         let attempt = match settings.polling_fallback {
@@ -88,7 +117,6 @@ pub(crate) async fn open_engine(settings: &Settings) -> Result<(Link, OpenInfo),
             Err(ClientError::Transport(_) | ClientError::ConnectTimeout(_))
                 if settings.polling_fallback =>
             {
-                let max_body = settings.decode_limits.max_packet_size.saturating_mul(2);
                 let (polling, info) =
                     Polling::open(&settings.ws_url, &settings.headers, max_body).await?;
                 Ok((Link::Polling(Box::new(polling)), info))
@@ -197,9 +225,13 @@ async fn wait_until(shared: &Weak<Shared>, wake: &Notify, deadline: Instant) -> 
 
 /// What woke the connection loop.
 enum Step {
-    Read(Result<Option<crate::Message>, DisconnectReason>),
+    Read(Result<Read, DisconnectReason>),
     Wake,
     PingTimeout,
+    /// An emit with retries timed out.
+    Retry,
+    /// The upgrade probe ended.
+    Probed(Result<Ws, ClientError>),
 }
 
 /// Drives one Engine.IO connection. Returns why it was lost, or `None` when the client is
@@ -214,7 +246,19 @@ async fn drive(
     let heartbeat = Duration::from_millis(info.ping_interval.saturating_add(info.ping_timeout));
     let mut deadline = Instant::now() + heartbeat;
     let mut decoder = Decoder::new(settings.decode_limits);
-    shared.upgrade()?.lock().on_open(info);
+    shared.upgrade()?.lock().on_open(info, ws.transport());
+    // The upgrade to WebSocket, tried once on a polling session the server offers it for.
+    let mut probe: Option<Probe<'_>> = None;
+    let mut pauser = None;
+    if let Link::Polling(polling) = &ws {
+        if settings.upgrade && info.upgrades.iter().any(|name| name == "websocket") {
+            let pause = polling.pauser();
+            probe = Some(upgrade::probe(settings, &info.sid, Arc::clone(&pause)));
+            pauser = Some(pause);
+        }
+    }
+    let mut probed: Option<Box<Ws>> = None;
+    let mut polling_paused = false;
     loop {
         let Some(strong) = shared.upgrade() else {
             ws.close().await;
@@ -234,17 +278,56 @@ async fn drive(
             ws.close().await;
             return None;
         }
+        if polling_paused && let Some(mut upgraded) = probed.take() {
+            // Nothing is left to poll and every POST was answered: the WebSocket takes over.
+            let switch = async {
+                upgraded.write(EnginePacket::Upgrade.encode()).await?;
+                upgraded.flush().await
+            };
+            if let Err(error) = switch.await {
+                return Some(transport_error(error));
+            }
+            ws = Link::WebSocket(upgraded);
+            let strong = shared.upgrade()?;
+            let deferred = strong.lock().on_upgrade();
+            drop(strong);
+            run_all(deferred);
+            continue;
+        }
         let step = tokio::select! {
             read = ws.read() => Step::Read(read),
             () = wake.notified() => Step::Wake,
             () = sleep_until(deadline) => Step::PingTimeout,
+            () = sleep_until_some(flush.retry_deadline) => Step::Retry,
+            result = probing(&mut probe) => Step::Probed(result),
         };
         let message = match step {
             Step::Wake => continue,
+            Step::Probed(result) => {
+                probe = None;
+                match result {
+                    Ok(upgraded) => probed = Some(Box::new(upgraded)),
+                    // The server does not take a WebSocket after all: poll on.
+                    Err(_) => {
+                        if let Some(pause) = &pauser {
+                            pause.send_replace(false);
+                        }
+                    }
+                }
+                continue;
+            }
+            Step::Read(Ok(Read::Paused)) => {
+                polling_paused = true;
+                continue;
+            }
+            Step::Retry => {
+                shared.upgrade()?.lock().expire_retries(Instant::now());
+                continue;
+            }
             Step::PingTimeout => return Some(DisconnectReason::PingTimeout),
             Step::Read(Err(reason)) => return Some(reason),
-            Step::Read(Ok(None)) => return Some(DisconnectReason::TransportClose),
-            Step::Read(Ok(Some(message))) => message,
+            Step::Read(Ok(Read::Closed)) => return Some(DisconnectReason::TransportClose),
+            Step::Read(Ok(Read::Message(message))) => message,
         };
         let decoded = match EnginePacket::decode(&message) {
             Ok(EnginePacket::Ping(data)) => {
@@ -281,6 +364,22 @@ async fn drive(
         let deferred = strong.lock().receive(packet, shared);
         drop(strong);
         run_all(deferred);
+    }
+}
+
+/// Runs the upgrade probe, or waits forever without one.
+async fn probing(probe: &mut Option<Probe<'_>>) -> Result<Ws, ClientError> {
+    match probe {
+        Some(probe) => probe.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

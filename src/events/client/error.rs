@@ -70,6 +70,15 @@ pub enum ClientError {
     /// No acknowledgement arrived in time.
     #[error("no acknowledgement within {0:?}")]
     AckTimeout(Duration),
+    /// An emit with retries ([`ClientBuilder::retries`](super::ClientBuilder::retries)) had no
+    /// acknowledgement after its last attempt.
+    #[error("no acknowledgement after {attempts} attempts of {timeout:?} each")]
+    RetriesExhausted {
+        /// How many times the event was sent.
+        attempts: u32,
+        /// How long each attempt waited.
+        timeout: Duration,
+    },
     /// The connection was lost after the event was sent, so its acknowledgement cannot come.
     #[error("disconnected before the acknowledgement arrived")]
     Disconnected,

@@ -58,7 +58,9 @@ mod backoff;
 mod driver;
 mod error;
 mod polling;
+mod queue;
 mod state;
+mod upgrade;
 mod url;
 
 use std::fmt;
@@ -92,10 +94,13 @@ pub struct ClientBuilder {
     headers: Vec<(String, String)>,
     reconnection: Reconnection,
     ack_timeout: Duration,
+    retries: u32,
     connect_timeout: Duration,
     max_buffered: usize,
     decode_limits: DecodeLimits,
     polling_fallback: bool,
+    polling_first: bool,
+    upgrade: bool,
     handlers: Handlers,
     manager: ManagerHandlers,
     #[cfg(feature = "rustls-manual-roots")]
@@ -116,10 +121,13 @@ impl ClientBuilder {
             headers: Vec::new(),
             reconnection: Reconnection::default(),
             ack_timeout: Duration::from_secs(10),
+            retries: 0,
             connect_timeout: Duration::from_secs(20),
             max_buffered: 1024,
             decode_limits: DecodeLimits::default(),
             polling_fallback: false,
+            polling_first: false,
+            upgrade: true,
             handlers: Handlers::default(),
             manager: ManagerHandlers::default(),
             #[cfg(feature = "rustls-manual-roots")]
@@ -132,6 +140,27 @@ impl ClientBuilder {
     /// the client speaks WebSocket only.
     pub fn polling_fallback(mut self, fallback: bool) -> Self {
         self.polling_fallback = fallback;
+        self
+    }
+
+    /// Opens each connection over HTTP long-polling, then upgrades it to WebSocket when the
+    /// server offers the upgrade, as socket.io-client does with its default transports.
+    /// Default off: the client opens a WebSocket directly.
+    pub fn polling_first(mut self, polling_first: bool) -> Self {
+        self.polling_first = polling_first;
+        self
+    }
+
+    /// Whether a long-polling connection (with [`polling_first`](Self::polling_first), or
+    /// after the fallback) tries to upgrade to WebSocket when the server offers it
+    /// (`upgrades: ["websocket"]`). The upgrade is tried once per Engine.IO session: if the
+    /// server or a proxy refuses the WebSocket, the session stays on long-polling. Default on.
+    ///
+    /// The upgrade follows Engine.IO: a WebSocket for the session, the probe (`2probe`,
+    /// answered `3probe`), polling paused once its last GET is answered, then `5`. No packet
+    /// is lost or reordered across it.
+    pub fn upgrade(mut self, upgrade: bool) -> Self {
+        self.upgrade = upgrade;
         self
     }
 
@@ -213,6 +242,23 @@ impl ClientBuilder {
         self
     }
 
+    /// How many times an emit is sent again when its acknowledgement does not come within the
+    /// ack timeout (socket.io-client's `retries`). Default 0: no retries.
+    ///
+    /// With retries, as in socket.io-client, every [`emit`](Client::emit) and
+    /// [`emit_with_ack`](Client::emit_with_ack) of a namespace goes through one queue: one
+    /// event at a time is on the wire, asking for an acknowledgement (plain emits too, so the
+    /// server must answer them), and the next waits until it is answered or has failed; each
+    /// attempt takes a new ack id and an answer to an earlier attempt is ignored. An
+    /// acknowledgement that never comes fails with [`ClientError::RetriesExhausted`] after
+    /// `retries + 1` attempts; a connection lost while an attempt is on the wire counts as a
+    /// failed attempt, and the queue resumes once the namespace is connected again. Volatile
+    /// emits bypass the queue.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
     /// How long connecting may take: the WebSocket and Engine.IO handshakes, then the
     /// namespace's answer; each reconnection attempt has as long. Default 20 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -290,6 +336,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Runs `callback` when the connection moved from long-polling to WebSocket (see
+    /// [`upgrade`](Self::upgrade)).
+    pub fn on_upgrade(mut self, callback: impl Fn() + Send + Sync + 'static) -> Self {
+        self.manager.upgrade = Some(Arc::new(callback));
+        self
+    }
+
     /// Connects and joins the namespace; returns once the server accepted it.
     ///
     /// Fails with the transport's error if the first connection cannot be opened (reconnection
@@ -316,10 +369,13 @@ impl ClientBuilder {
             ws_options,
             reconnection: self.reconnection,
             ack_timeout: self.ack_timeout,
+            retries: self.retries,
             connect_timeout: self.connect_timeout,
             max_buffered: self.max_buffered,
             decode_limits: self.decode_limits,
             polling_fallback: self.polling_fallback,
+            polling_first: self.polling_first,
+            upgrade: self.upgrade,
         });
         let deadline = Instant::now() + self.connect_timeout;
         let (ws, info) = driver::open_engine(&settings).await?;
@@ -382,6 +438,11 @@ impl Client {
         }
     }
 
+    /// The transport of the connection: the current one, or the last one while reconnecting.
+    pub fn transport(&self) -> Option<Transport> {
+        self.shared.lock().transport
+    }
+
     /// Whether the namespace is connected now.
     pub fn is_connected(&self) -> bool {
         self.id().is_some()
@@ -411,8 +472,15 @@ impl Client {
     /// Fails with [`ClientError::ReservedEvent`], [`ClientError::BufferFull`],
     /// [`ClientError::TooLarge`] or, once the namespace is disconnected for good,
     /// [`ClientError::Closed`].
+    ///
+    /// With [`ClientBuilder::retries`], the event goes through the retry queue and asks the
+    /// server for an acknowledgement, which is then waited for in the background.
     pub fn emit(&self, event: &str, args: impl Into<Args>) -> Result<(), ClientError> {
-        self.queue(event, args.into(), None).map(|_| ())
+        let settings = &self.shared.settings;
+        match settings.retries {
+            0 => self.queue(event, args.into(), None).map(|_| ()),
+            retries => self.queue_retried(event, args.into(), None, settings.ack_timeout, retries),
+        }
     }
 
     /// Sends a volatile event (socket.io-client's `socket.volatile.emit`): only if the
@@ -444,12 +512,18 @@ impl Client {
     ///
     /// Fails like [`emit`](Self::emit), with [`ClientError::AckTimeout`], and with
     /// [`ClientError::Disconnected`] if the connection dropped after the event was sent.
+    /// With [`ClientBuilder::retries`], `timeout` is the wait of each attempt, as in
+    /// [`emit_with_ack_retries`](Self::emit_with_ack_retries).
     pub async fn emit_with_ack_timeout(
         &self,
         event: &str,
         args: impl Into<Args>,
         wait: Duration,
     ) -> Result<Args, ClientError> {
+        let retries = self.shared.settings.retries;
+        if retries > 0 {
+            return self.emit_with_ack_retries(event, args, wait, retries).await;
+        }
         let (reply, answer) = oneshot::channel();
         let id = self.queue(event, args.into(), Some(reply))?;
         match timeout(wait, answer).await {
@@ -462,6 +536,27 @@ impl Client {
                 Err(ClientError::AckTimeout(wait))
             }
         }
+    }
+
+    /// Sends an event through the namespace's retry queue (see [`ClientBuilder::retries`]) and
+    /// waits for its acknowledgement: each attempt waits `timeout`, and the event is sent again
+    /// up to `retries` times, each time under a new ack id; emits in the queue go one at a
+    /// time, in order. Whatever the builder's setting, this call uses the queue.
+    ///
+    /// Fails like [`emit`](Self::emit), with [`ClientError::RetriesExhausted`] when the last
+    /// attempt timed out, with [`ClientError::Disconnected`] when the connection dropped
+    /// during the last attempt, and with [`ClientError::Closed`] once the namespace is
+    /// disconnected for good. While the connection is down the queue waits for it.
+    pub async fn emit_with_ack_retries(
+        &self,
+        event: &str,
+        args: impl Into<Args>,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<Args, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue_retried(event, args.into(), Some(reply), timeout, retries)?;
+        answer.await.unwrap_or(Err(ClientError::Closed))
     }
 
     /// Starts joining another namespace over the same connection.
@@ -504,6 +599,28 @@ impl Client {
             .queue_event(limit, &self.namespace, event, args, reply)?;
         self.shared.wake.notify_one();
         Ok(id)
+    }
+
+    fn queue_retried(
+        &self,
+        event: &str,
+        args: Args,
+        reply: Option<state::AckReply>,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<(), ClientError> {
+        let limit = self.shared.settings.max_buffered;
+        self.shared.lock().queue_retried(
+            limit,
+            &self.namespace,
+            event,
+            args,
+            reply,
+            timeout,
+            retries,
+        )?;
+        self.shared.wake.notify_one();
+        Ok(())
     }
 
     /// Waits for the namespace's answer; past `deadline` the namespace is given up.
@@ -628,6 +745,16 @@ impl fmt::Debug for SocketBuilder {
             .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
+}
+
+/// The Engine.IO transport a client connection runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
 }
 
 /// Answers one event the server sent asking for an acknowledgement.

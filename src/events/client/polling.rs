@@ -1,12 +1,14 @@
-//! Engine.IO HTTP long-polling for the client, where a WebSocket is refused: one kept-alive
-//! connection polls with GETs, another carries the client's packets in POSTs.
+//! Engine.IO HTTP long-polling for the client, where a WebSocket is refused or before the
+//! upgrade: one kept-alive connection polls with GETs, another carries the client's packets in
+//! POSTs.
 
 use std::io;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::ClientError;
@@ -20,6 +22,19 @@ const MAX_HEAD: usize = 16 << 10;
 /// Polled messages the GET task may hold before it waits for the driver.
 const INCOMING: usize = 256;
 
+/// What the GET task hands the driver.
+pub(crate) enum Polled {
+    /// A message from the server, in order.
+    Message(Message),
+    /// The task stopped polling, as asked through [`Polling::pauser`]: every message of the
+    /// GETs made so far came before.
+    Paused,
+    /// The session ended: the server closed it.
+    Closed,
+    /// Polling failed.
+    Failed(String),
+}
+
 /// A long-polling session: messages in from the GET task, messages out in POSTs.
 pub(crate) struct Polling {
     host: String,
@@ -29,8 +44,10 @@ pub(crate) struct Polling {
     headers: Vec<(String, String)>,
     /// The largest response body accepted.
     max_body: usize,
-    incoming: mpsc::Receiver<Result<Message, String>>,
+    incoming: mpsc::Receiver<Polled>,
     poller: JoinHandle<()>,
+    /// `true` asks the GET task to stop polling once its request is answered; `false` resumes.
+    pause: Arc<watch::Sender<bool>>,
     post: Option<HttpClient>,
     outgoing: Vec<Message>,
 }
@@ -70,13 +87,22 @@ impl Polling {
         let target = format!("{target}&sid={}", info.sid);
         let (sender, incoming) = mpsc::channel(INCOMING);
         for message in messages {
-            let _ = sender.try_send(Ok(message));
+            let _ = sender.try_send(Polled::Message(message));
         }
         let poll_target = target.clone();
         let poll_headers = headers.to_vec();
+        let (pause, paused) = watch::channel(false);
         let poller = tokio::spawn(async move {
-            let result = poll(&mut http, &poll_target, &poll_headers, max_body, &sender).await;
-            let _ = sender.send(Err(result.to_string())).await;
+            let request = Get {
+                target: &poll_target,
+                headers: &poll_headers,
+                max_body,
+            };
+            let end = match poll(&mut http, &request, &sender, paused).await {
+                Ok(()) => Polled::Closed,
+                Err(error) => Polled::Failed(error.to_string()),
+            };
+            let _ = sender.send(end).await;
         });
         let polling = Self {
             host,
@@ -86,20 +112,22 @@ impl Polling {
             max_body,
             incoming,
             poller,
+            pause: Arc::new(pause),
             post: None,
             outgoing: Vec::new(),
         };
         Ok((polling, info))
     }
 
-    /// The next message polled; `Err` when polling failed, `None` when the session ended.
-    pub(crate) async fn read(&mut self) -> Result<Option<Message>, String> {
-        match self.incoming.recv().await {
-            Some(Ok(message)) => Ok(Some(message)),
-            Some(Err(error)) if error == "session closed" => Ok(None),
-            Some(Err(error)) => Err(error),
-            None => Ok(None),
-        }
+    /// What the GET task polled next.
+    pub(crate) async fn read(&mut self) -> Polled {
+        self.incoming.recv().await.unwrap_or(Polled::Closed)
+    }
+
+    /// Pauses (`true`) or resumes (`false`) polling: paused, the GET task makes no new request
+    /// once the one under way is answered, and reports [`Polled::Paused`].
+    pub(crate) fn pauser(&self) -> Arc<watch::Sender<bool>> {
+        Arc::clone(&self.pause)
     }
 
     /// Queues a message for the next POST.
@@ -155,27 +183,39 @@ impl Drop for Polling {
     }
 }
 
-/// Polls until the session ends or a request fails.
+/// The polling request.
+struct Get<'a> {
+    target: &'a str,
+    headers: &'a [(String, String)],
+    max_body: usize,
+}
+
+/// Polls until the session ends (`Ok`) or a request fails, pausing when asked.
 async fn poll(
     http: &mut HttpClient,
-    target: &str,
-    headers: &[(String, String)],
-    max_body: usize,
-    sender: &mpsc::Sender<Result<Message, String>>,
-) -> io::Error {
+    get: &Get<'_>,
+    sender: &mpsc::Sender<Polled>,
+    mut paused: watch::Receiver<bool>,
+) -> io::Result<()> {
     loop {
-        let body = match http.request("GET", target, headers, "", max_body).await {
-            Ok(body) => body,
-            Err(error) => return error,
-        };
-        let messages = match decode_payload(body.as_bytes()) {
-            Ok(messages) => messages,
-            Err(error) => return io::Error::new(io::ErrorKind::InvalidData, error),
-        };
+        if *paused.borrow_and_update() {
+            if sender.send(Polled::Paused).await.is_err() {
+                return Ok(());
+            }
+            if paused.wait_for(|paused| !*paused).await.is_err() {
+                return Ok(());
+            }
+            continue;
+        }
+        let body = http
+            .request("GET", get.target, get.headers, "", get.max_body)
+            .await?;
+        let messages = decode_payload(body.as_bytes())
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
         for message in messages {
             let closed = message.as_text() == Some("1");
-            if sender.send(Ok(message)).await.is_err() || closed {
-                return io::Error::other("session closed");
+            if sender.send(Polled::Message(message)).await.is_err() || closed {
+                return Ok(());
             }
         }
     }

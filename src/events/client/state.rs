@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
 
 use super::backoff::Reconnection;
-use super::{Ack, ClientError, DisconnectReason};
+use super::queue::RetryQueue;
+use super::{Ack, ClientError, DisconnectReason, Transport};
 use crate::events::{Args, DecodeLimits, OpenInfo, Packet, RESERVED_EVENTS};
 use crate::{Message, Options};
 
@@ -49,6 +51,8 @@ pub(crate) struct Handlers {
 pub(crate) struct ManagerHandlers {
     pub reconnect: Option<ReconnectHandler>,
     pub reconnect_failed: Option<ConnectHandler>,
+    /// Runs when the connection moved from long-polling to WebSocket.
+    pub upgrade: Option<ConnectHandler>,
 }
 
 /// Settings fixed when the client is built.
@@ -59,11 +63,17 @@ pub(crate) struct Settings {
     pub ws_options: Options,
     pub reconnection: Reconnection,
     pub ack_timeout: Duration,
+    /// How many times emits are sent again without an acknowledgement; 0: no retry queue.
+    pub retries: u32,
     pub connect_timeout: Duration,
     pub max_buffered: usize,
     pub decode_limits: DecodeLimits,
     /// Fall back to long-polling when the WebSocket is refused.
     pub polling_fallback: bool,
+    /// Open over long-polling, then upgrade.
+    pub polling_first: bool,
+    /// Try the upgrade of a long-polling session to WebSocket.
+    pub upgrade: bool,
 }
 
 /// What the handles and the connection task share. Dropping the last handle wakes the task,
@@ -133,6 +143,8 @@ pub(crate) struct Namespace {
     pub handlers: Handlers,
     outbox: VecDeque<Outgoing>,
     pending: HashMap<u64, PendingAck>,
+    /// Emits with retries, sent one at a time.
+    retry: RetryQueue,
     next_ack: u64,
     waiter: Option<oneshot::Sender<Result<(), ClientError>>>,
 }
@@ -150,6 +162,7 @@ impl Namespace {
             handlers,
             outbox: VecDeque::new(),
             pending: HashMap::new(),
+            retry: RetryQueue::default(),
             next_ack: 0,
             waiter: Some(waiter),
         }
@@ -176,6 +189,7 @@ impl Namespace {
             let _ = waiter.send(Err(error.clone()));
         }
         self.fail_pending(false, &ClientError::Closed);
+        self.retry.fail_all(&ClientError::Closed);
     }
 
     fn connect_error_callback(&self, error: &ClientError) -> Option<Deferred> {
@@ -198,6 +212,8 @@ pub(crate) struct State {
     pub generation: u64,
     /// Whether an Engine.IO connection is up.
     pub open: bool,
+    /// The transport of the current (or last) connection.
+    pub transport: Option<Transport>,
     /// The server's `maxPayload`.
     pub max_payload: usize,
     /// Testing aid: do not answer the server's pings.
@@ -214,6 +230,8 @@ pub(crate) struct Flush {
     pub messages: Vec<Message>,
     /// No namespace is left: close the connection.
     pub close: bool,
+    /// When the earliest emit on the wire with retries times out.
+    pub retry_deadline: Option<Instant>,
 }
 
 impl State {
@@ -222,6 +240,7 @@ impl State {
             namespaces: HashMap::new(),
             generation: 0,
             open: false,
+            transport: None,
             max_payload: usize::MAX,
             heartbeat_paused: false,
             ended: false,
@@ -272,6 +291,54 @@ impl State {
             ns.pending.insert(id, PendingAck { reply, sent: false });
         }
         Ok(id)
+    }
+
+    /// Queues an event in the namespace's retry queue: it is sent when the emits before it are
+    /// done, and again (up to `retries` times) when no acknowledgement comes within `timeout`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn queue_retried(
+        &mut self,
+        limit: usize,
+        namespace: &str,
+        event: &str,
+        args: Args,
+        reply: Option<AckReply>,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<(), ClientError> {
+        if RESERVED_EVENTS.contains(&event) {
+            return Err(ClientError::ReservedEvent(event.to_owned()));
+        }
+        let max_payload = self.max_payload;
+        let ns = self
+            .namespaces
+            .get_mut(namespace)
+            .filter(|ns| ns.status != Status::Leaving)
+            .ok_or(ClientError::Closed)?;
+        if ns.retry.len() >= limit {
+            return Err(ClientError::BufferFull { limit });
+        }
+        let packet = Packet::Event {
+            namespace: namespace.to_owned(),
+            event: event.to_owned(),
+            args,
+            ack: Some(ns.next_ack),
+        };
+        check_size(&packet.to_messages(), max_payload)?;
+        let Packet::Event { args, .. } = packet else {
+            return Ok(());
+        };
+        ns.retry
+            .push(event.to_owned(), args, reply, timeout, retries);
+        Ok(())
+    }
+
+    /// Fails the attempts of retried emits whose time is up at `now`; they go again at the
+    /// next flush if they have retries left.
+    pub fn expire_retries(&mut self, now: Instant) {
+        for ns in self.namespaces.values_mut() {
+            ns.retry.expire(now);
+        }
     }
 
     /// Queues a volatile event: only when the namespace is connected and nothing is waiting
@@ -378,16 +445,28 @@ impl State {
     }
 
     /// An Engine.IO connection is open: namespaces will (re)connect over it.
-    pub fn on_open(&mut self, info: &OpenInfo) {
+    pub fn on_open(&mut self, info: &OpenInfo, transport: Transport) {
         self.generation += 1;
         self.open = true;
+        self.transport = Some(transport);
         self.max_payload = usize::try_from(info.max_payload).unwrap_or(usize::MAX);
+    }
+
+    /// The connection moved from long-polling to WebSocket (the session is the same one).
+    pub fn on_upgrade(&mut self) -> Vec<Deferred> {
+        self.transport = Some(Transport::WebSocket);
+        let handler = self.manager.upgrade.clone();
+        handler
+            .map(|handler| Box::new(move || handler()) as Deferred)
+            .into_iter()
+            .collect()
     }
 
     /// Collects what to write: `CONNECT`s, buffered emits of connected namespaces in the order
     /// they were made, and the `DISCONNECT`s of namespaces the user left.
     pub fn flush(&mut self) -> Flush {
         let generation = self.generation;
+        let mut next_order = self.next_order;
         let mut messages = Vec::new();
         let mut queued = Vec::new();
         let mut leaving = Vec::new();
@@ -410,7 +489,25 @@ impl State {
                         messages.extend(connect.to_messages());
                     }
                 }
-                Status::Connected { .. } => drain(ns, generation, &mut queued),
+                Status::Connected { .. } => {
+                    let now = Instant::now();
+                    if let Some(attempt) = ns.retry.poll_attempt(&mut ns.next_ack, now) {
+                        let packet = Packet::Event {
+                            namespace: name.clone(),
+                            event: attempt.event,
+                            args: attempt.args,
+                            ack: Some(attempt.id),
+                        };
+                        ns.outbox.push_back(Outgoing {
+                            order: next_order,
+                            messages: packet.to_messages(),
+                            ack: None,
+                            generation: Some(generation),
+                        });
+                        next_order += 1;
+                    }
+                    drain(ns, generation, &mut queued);
+                }
                 Status::Leaving => {
                     drain(ns, generation, &mut queued);
                     let disconnect = Packet::Disconnect {
@@ -421,14 +518,21 @@ impl State {
                 }
             }
         }
+        self.next_order = next_order;
         for name in leaving {
             self.remove(&name, &ClientError::Closed);
         }
+        let retry_deadline = self
+            .namespaces
+            .values()
+            .filter_map(|ns| ns.retry.deadline())
+            .min();
         queued.sort_by_key(|(order, _)| *order);
         messages.extend(queued.into_iter().flat_map(|(_, messages)| messages));
         Flush {
             messages,
             close: self.ended,
+            retry_deadline,
         }
     }
 
@@ -504,6 +608,9 @@ impl State {
                 }
             }
             Packet::Ack { id, args, .. } => {
+                let Some(args) = ns.retry.acknowledge(id, args) else {
+                    return deferred;
+                };
                 if let Some(pending) = ns.pending.remove(&id) {
                     let _ = pending.reply.send(Ok(args));
                 }
@@ -529,6 +636,7 @@ impl State {
                 (Status::Connected { .. } | Status::Connecting { .. }, true) => {
                     ns.status = Status::Connecting { sent: None };
                     ns.fail_pending(true, &ClientError::Disconnected);
+                    ns.retry.on_lost();
                 }
                 _ => self.remove(&name, &ClientError::Closed),
             }
