@@ -458,7 +458,7 @@ async fn polling_first_upgrades_like_socket_io_client() {
         assert!(sent < 20_000, "no upgrade");
         client.emit("tock", json!([sent])).unwrap();
         sent += 1;
-        if sent % 8 == 0 {
+        if sent.is_multiple_of(8) {
             within(client.emit_with_ack("sync", ())).await.unwrap();
         }
         if upgraded_at.is_none() && upgraded.try_recv().is_ok() {

@@ -640,7 +640,10 @@ fn an_eof_before_the_closing_handshake_is_unexpected_with_or_without_close_notif
     let addr = listener.local_addr().unwrap();
     // With close_notify, the end is the peer's own, but it still comes before the closing
     // handshake: the same error.
-    for (side, notify) in SIDES.into_iter().flat_map(|side| [(side, false), (side, true)]) {
+    for (side, notify) in SIDES
+        .into_iter()
+        .flat_map(|side| [(side, false), (side, true)])
+    {
         let (server_addr, result) = serve_once(side, pki.acceptor());
         let mut peer = RawPeer::connect(server_addr, &pki);
         if notify {

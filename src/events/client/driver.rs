@@ -230,8 +230,8 @@ enum Step {
     PingTimeout,
     /// An emit with retries timed out.
     Retry,
-    /// The upgrade probe ended.
-    Probed(Result<Ws, ClientError>),
+    /// The upgrade probe ended (boxed: a WebSocket is large beside the other steps).
+    Probed(Box<Result<Ws, ClientError>>),
 }
 
 /// Drives one Engine.IO connection. Returns why it was lost, or `None` when the client is
@@ -250,12 +250,13 @@ async fn drive(
     // The upgrade to WebSocket, tried once on a polling session the server offers it for.
     let mut probe: Option<Probe<'_>> = None;
     let mut pauser = None;
-    if let Link::Polling(polling) = &ws {
-        if settings.upgrade && info.upgrades.iter().any(|name| name == "websocket") {
-            let pause = polling.pauser();
-            probe = Some(upgrade::probe(settings, &info.sid, Arc::clone(&pause)));
-            pauser = Some(pause);
-        }
+    if let Link::Polling(polling) = &ws
+        && settings.upgrade
+        && info.upgrades.iter().any(|name| name == "websocket")
+    {
+        let pause = polling.pauser();
+        probe = Some(upgrade::probe(settings, &info.sid, Arc::clone(&pause)));
+        pauser = Some(pause);
     }
     let mut probed: Option<Box<Ws>> = None;
     let mut polling_paused = false;
@@ -299,13 +300,13 @@ async fn drive(
             () = wake.notified() => Step::Wake,
             () = sleep_until(deadline) => Step::PingTimeout,
             () = sleep_until_some(flush.retry_deadline) => Step::Retry,
-            result = probing(&mut probe) => Step::Probed(result),
+            result = probing(&mut probe) => Step::Probed(Box::new(result)),
         };
         let message = match step {
             Step::Wake => continue,
             Step::Probed(result) => {
                 probe = None;
-                match result {
+                match *result {
                     Ok(upgraded) => probed = Some(Box::new(upgraded)),
                     // The server does not take a WebSocket after all: poll on.
                     Err(_) => {
