@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use wsio::events::client::{ClientBuilder, ClientError, Transport};
+use wsio::events::client::{Client, ClientBuilder, ClientError, Transport};
 use wsio::events::{Refusal, Server};
 
 use events_support::{WAIT, config, start};
@@ -191,10 +191,13 @@ async fn stream_across_the_upgrade(
     sent
 }
 
-#[tokio::test]
-async fn polling_first_upgrades_without_losing_or_reordering_packets() {
-    let (server, received, disorder) = echo_server(BEATS);
-    let addr = start(&server).await;
+/// Connects with polling first and streams both ways across the upgrade to WebSocket (see
+/// `stream_across_the_upgrade`), then checks that no packet was lost or reordered either way.
+async fn upgrade_while_streaming(
+    addr: SocketAddr,
+    received: &AtomicU32,
+    disorder: &AtomicU32,
+) -> Client {
     let (tick_sender, mut ticks) = mpsc::unbounded_channel();
     let (beat_sender, mut beats) = mpsc::unbounded_channel();
     let (upgrade_sender, mut upgraded) = mpsc::unbounded_channel();
@@ -221,6 +224,14 @@ async fn polling_first_upgrades_without_losing_or_reordering_packets() {
     assert_eq!(client.transport(), Some(Transport::WebSocket));
     assert_eq!(received.load(Ordering::SeqCst), sent);
     assert_eq!(disorder.load(Ordering::SeqCst), 0, "tocks in order");
+    client
+}
+
+#[tokio::test]
+async fn polling_first_upgrades_without_losing_or_reordering_packets() {
+    let (server, received, disorder) = echo_server(BEATS);
+    let addr = start(&server).await;
+    let client = upgrade_while_streaming(addr, &received, &disorder).await;
     // The session is the same one: the socket id did not change, the heartbeat goes on.
     let id = client.id().unwrap();
     within(client.emit_with_ack("sync", ())).await.unwrap();
@@ -354,32 +365,7 @@ async fn slow_polling_answers_still_come_before_the_websocket() {
     // lands after `3probe`; the client must read it before it switches to the WebSocket.
     let (server, received, disorder) = echo_server(BEATS);
     let (addr, _) = proxy(start(&server).await, false, Duration::from_millis(30)).await;
-    let (tick_sender, mut ticks) = mpsc::unbounded_channel();
-    let (beat_sender, mut beats) = mpsc::unbounded_channel();
-    let (upgrade_sender, mut upgraded) = mpsc::unbounded_channel();
-    let client = builder(addr)
-        .polling_first(true)
-        .on("tick", move |args, _| {
-            tick_sender.send(args.get::<u32>(0).unwrap()).unwrap();
-        })
-        .on("beat", move |args, _| {
-            beat_sender.send(args.get::<u32>(0).unwrap()).unwrap();
-        })
-        .on_upgrade(move || upgrade_sender.send(()).unwrap())
-        .connect()
-        .await
-        .unwrap();
-    let sent = stream_across_the_upgrade(&client, &mut ticks, &mut upgraded).await;
-    for expected in 0..BEATS {
-        assert_eq!(
-            next(&mut beats).await,
-            expected,
-            "beats in order, none lost"
-        );
-    }
-    assert_eq!(client.transport(), Some(Transport::WebSocket));
-    assert_eq!(received.load(Ordering::SeqCst), sent);
-    assert_eq!(disorder.load(Ordering::SeqCst), 0);
+    upgrade_while_streaming(addr, &received, &disorder).await;
 }
 
 #[tokio::test]

@@ -129,16 +129,22 @@ pub(crate) async fn open_engine(settings: &Settings) -> Result<(Link, OpenInfo),
         .map_err(|_| ClientError::ConnectTimeout(settings.connect_timeout))?
 }
 
-/// Opens the WebSocket and reads the Engine.IO `open` packet.
-async fn open_websocket(settings: &Settings) -> Result<(Ws, OpenInfo), ClientError> {
-    let mut request = ClientRequest::new(&settings.ws_url)
-        .map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
+/// Opens a WebSocket to `url` with the client's extra headers and options.
+pub(super) async fn connect_websocket(settings: &Settings, url: &str) -> Result<Ws, ClientError> {
+    let mut request =
+        ClientRequest::new(url).map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
     for (name, value) in &settings.headers {
         request = request
             .header(name, value)
             .map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
     }
-    let (mut ws, _response) = connect_async_with(request, &settings.ws_options).await?;
+    let (ws, _response) = connect_async_with(request, &settings.ws_options).await?;
+    Ok(ws)
+}
+
+/// Opens the WebSocket and reads the Engine.IO `open` packet.
+async fn open_websocket(settings: &Settings) -> Result<(Ws, OpenInfo), ClientError> {
+    let mut ws = connect_websocket(settings, &settings.ws_url).await?;
     let Some(message) = ws.read().await? else {
         return Err(ClientError::Handshake(
             "closed before the open packet".into(),

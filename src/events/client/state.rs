@@ -249,6 +249,21 @@ impl State {
         }
     }
 
+    /// The namespace an event is emitted on: refused for a reserved event name, and closed
+    /// once the namespace is left.
+    fn emitting_namespace<'a>(
+        namespaces: &'a mut HashMap<String, Namespace>,
+        namespace: &str,
+        event: &str,
+    ) -> Result<&'a mut Namespace, ClientError> {
+        if RESERVED_EVENTS.contains(&event) {
+            return Err(ClientError::ReservedEvent(event.to_owned()));
+        }
+        namespaces
+            .get_mut(namespace)
+            .filter(|ns| ns.status != Status::Leaving)
+            .ok_or(ClientError::Closed)
+    }
     /// Queues an event for `namespace`, registering `reply` for its acknowledgement.
     pub fn queue_event(
         &mut self,
@@ -258,15 +273,8 @@ impl State {
         args: Args,
         reply: Option<AckReply>,
     ) -> Result<Option<u64>, ClientError> {
-        if RESERVED_EVENTS.contains(&event) {
-            return Err(ClientError::ReservedEvent(event.to_owned()));
-        }
         let max_payload = self.max_payload;
-        let ns = self
-            .namespaces
-            .get_mut(namespace)
-            .filter(|ns| ns.status != Status::Leaving)
-            .ok_or(ClientError::Closed)?;
+        let ns = Self::emitting_namespace(&mut self.namespaces, namespace, event)?;
         if ns.outbox.len() >= limit || (reply.is_some() && ns.pending.len() >= limit) {
             return Err(ClientError::BufferFull { limit });
         }
@@ -306,15 +314,8 @@ impl State {
         timeout: Duration,
         retries: u32,
     ) -> Result<(), ClientError> {
-        if RESERVED_EVENTS.contains(&event) {
-            return Err(ClientError::ReservedEvent(event.to_owned()));
-        }
         let max_payload = self.max_payload;
-        let ns = self
-            .namespaces
-            .get_mut(namespace)
-            .filter(|ns| ns.status != Status::Leaving)
-            .ok_or(ClientError::Closed)?;
+        let ns = Self::emitting_namespace(&mut self.namespaces, namespace, event)?;
         if ns.retry.len() >= limit {
             return Err(ClientError::BufferFull { limit });
         }

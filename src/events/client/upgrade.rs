@@ -16,11 +16,9 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 
 use super::ClientError;
-use super::driver::Ws;
+use super::driver::{Ws, connect_websocket};
 use super::state::Settings;
 use crate::Message;
-use crate::proto::handshake::ClientRequest;
-use crate::tokio::connect_async_with;
 
 /// A probe under way; it borrows the settings.
 pub(crate) type Probe<'a> = Pin<Box<dyn Future<Output = Result<Ws, ClientError>> + Send + 'a>>;
@@ -36,14 +34,7 @@ pub(crate) fn probe<'a>(
     let url = format!("{}&sid={}", settings.ws_url, encode_sid(sid));
     Box::pin(async move {
         let run = async {
-            let mut request = ClientRequest::new(&url)
-                .map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
-            for (name, value) in &settings.headers {
-                request = request
-                    .header(name, value)
-                    .map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
-            }
-            let (mut ws, _response) = connect_async_with(request, &settings.ws_options).await?;
+            let mut ws = connect_websocket(settings, &url).await?;
             pause.send_replace(true);
             ws.send(Message::text("2probe")).await?;
             match ws.read().await? {
