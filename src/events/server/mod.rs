@@ -1,6 +1,7 @@
 //! The Socket.IO server: HTTP routing, Engine.IO sessions, namespaces, sockets and rooms.
 
 pub(crate) mod adapter;
+mod broadcast;
 mod conn;
 mod cors;
 mod handshake;
@@ -33,6 +34,7 @@ use crate::proto::handshake::{Accept, Request};
 pub use self::adapter::Adapter;
 #[cfg(feature = "redis")]
 pub use self::adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterError, RedisStats};
+pub use self::broadcast::{Broadcast, BroadcastAckError, FetchedSocket};
 use self::conn::Polling;
 use self::conn::{BoxIo, Transport};
 pub use self::cors::Cors;
@@ -40,9 +42,7 @@ use self::handshake::RequestInfo;
 pub use self::handshake::{Handshake, Remote};
 pub use self::http::HttpResponse;
 use self::http::{Head, HeadError, HttpConn};
-pub use self::namespace::{
-    Broadcast, BroadcastAckError, FetchedSocket, Namespace, Refusal, ServerAck,
-};
+pub use self::namespace::{Namespace, Refusal, ServerAck};
 #[cfg(feature = "hyper")]
 pub use self::service::SocketIoService;
 pub use self::socket::{AckSender, Extensions, Socket};

@@ -12,9 +12,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use super::broadcast::Broadcast;
 use super::conn::Conn;
 use super::handshake::Handshake;
-use super::namespace::{Broadcast, NamespaceInner, Refusal};
+use super::namespace::{NamespaceInner, Refusal};
 use super::queue::{Push, prepare, prepare_with};
 use super::{AckError, DisconnectReason, EmitError, lock};
 use crate::events::{Args, Packet, RESERVED_EVENTS};

@@ -20,7 +20,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::namespace::{BroadcastAckError, NamespaceInner};
+use super::broadcast::BroadcastAckError;
+use super::namespace::NamespaceInner;
 use crate::events::Args;
 
 pub(crate) mod local;

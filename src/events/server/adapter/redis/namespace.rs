@@ -13,8 +13,9 @@ use crate::events::Args;
 use crate::events::server::adapter::{
     BoxFuture, NamespaceHandle, NodeAdapter, RemoteAck, RemoteAcks, SocketInfo, Target, local,
 };
+use crate::events::server::broadcast::BroadcastAckError;
 use crate::events::server::lock;
-use crate::events::server::namespace::{BroadcastAckError, ServerAck};
+use crate::events::server::namespace::ServerAck;
 
 use super::Shared;
 use super::wire::{
