@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+use crate::proto::handshake::{is_control, is_token, trim_ows};
+
 /// The largest request head read before routing.
 const MAX_HEAD: usize = 16 << 10;
 
@@ -146,28 +148,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
             }
         };
         let bad = || HeadError::Bad(HttpResponse::new(400, "text/plain", "bad request"));
-        let text = std::str::from_utf8(&self.buf[..end]).map_err(|_| bad())?;
-        let mut lines = text.split("\r\n");
-        let mut request_line = lines.next().unwrap_or_default().split(' ');
-        let (Some(method), Some(target), Some(version)) = (
-            request_line.next(),
-            request_line.next(),
-            request_line.next(),
-        ) else {
-            return Err(bad());
-        };
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-            .collect();
+        let RequestHead {
+            method,
+            target,
+            version,
+            headers,
+        } = parse_head(&self.buf[..end]).ok_or_else(bad)?;
         let connection = headers
             .iter()
             .find(|(name, _)| name == "connection")
             .map(|(_, value)| value.to_ascii_lowercase())
             .unwrap_or_default();
         let keep_alive = match version {
-            "HTTP/1.0" => connection.contains("keep-alive"),
-            _ => !connection.contains("close"),
+            HttpVersion::Http10 => connection.contains("keep-alive"),
+            HttpVersion::Http11 => !connection.contains("close"),
         };
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         Ok(Some(Head {
@@ -260,6 +254,64 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
     }
 }
 
+/// The HTTP version of a request.
+enum HttpVersion {
+    Http10,
+    Http11,
+}
+
+/// The request line and header fields of a head.
+struct RequestHead<'a> {
+    method: &'a str,
+    target: &'a str,
+    version: HttpVersion,
+    /// Names in lower case, in the order sent.
+    headers: Vec<(String, String)>,
+}
+
+/// The request line and header fields of a head (without its blank line), under the rules the
+/// WebSocket handshake applies: a token method, a target without spaces or controls,
+/// HTTP/1.0 or 1.1, token field names and values without control characters (obs-text bytes
+/// are kept, read as UTF-8 with replacement). `None` when the head breaks one of them.
+fn parse_head(head: &[u8]) -> Option<RequestHead<'_>> {
+    // Lines end in CRLF (a bare LF is taken as a line end too, as RFC 9112 §2.2 allows); a
+    // CR left inside a line is a control character, refused below.
+    let mut lines = head
+        .split(|&byte| byte == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
+    let request_line = std::str::from_utf8(lines.next()?).ok()?;
+    let mut parts = request_line.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || !is_token(method)
+        || target.is_empty()
+        || target.bytes().any(|byte| is_control(byte) || byte == b'\t')
+    {
+        return None;
+    }
+    let version = match version {
+        "HTTP/1.1" => HttpVersion::Http11,
+        "HTTP/1.0" => HttpVersion::Http10,
+        _ => return None,
+    };
+    let mut headers = Vec::new();
+    for line in lines {
+        let colon = line.iter().position(|&byte| byte == b':')?;
+        let (name, value) = (&line[..colon], trim_ows(&line[colon + 1..]));
+        if !is_token(name) || value.iter().any(|&byte| is_control(byte)) {
+            return None;
+        }
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        headers.push((name, String::from_utf8_lossy(value).into_owned()));
+    }
+    Some(RequestHead {
+        method,
+        target,
+        version,
+        headers,
+    })
+}
+
 /// A stream that first replays bytes already read from it.
 #[derive(Debug)]
 pub(crate) struct Replay<S> {
@@ -317,5 +369,60 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(head: &[u8]) -> Option<Vec<(String, String)>> {
+        parse_head(head).map(|head| head.headers)
+    }
+
+    #[test]
+    fn a_head_keeps_its_fields_in_order_with_lower_case_names() {
+        let head = parse_head(b"POST /socket.io/?EIO=4 HTTP/1.1\r\nHost: a\r\nX-One:  1 ").unwrap();
+        assert_eq!((head.method, head.target), ("POST", "/socket.io/?EIO=4"));
+        assert!(matches!(head.version, HttpVersion::Http11));
+        let expected = [("host", "a"), ("x-one", "1")].map(|(n, v)| (n.to_owned(), v.to_owned()));
+        assert_eq!(head.headers, expected);
+    }
+
+    #[test]
+    fn obs_text_is_kept_and_controls_are_refused() {
+        let cookie = headers(b"GET / HTTP/1.1\r\nCookie: name=caf\xe9").unwrap();
+        assert_eq!(cookie[0].1, "name=caf\u{fffd}");
+        // A control character would be reflected into a response (CORS echoes a preflight's
+        // requested headers): refused, as the handshake refuses it.
+        for value in [&b"\x01"[..], b"a\x7fb", b"a\rb", b"a\0"] {
+            let mut head = b"OPTIONS / HTTP/1.1\r\nAccess-Control-Request-Headers: ".to_vec();
+            head.extend_from_slice(value);
+            assert!(headers(&head).is_none(), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_lines_are_refused() {
+        for head in [
+            &b"GET / HTTP/1.1\r\nno colon here"[..],
+            b"GET / HTTP/1.1\r\nbad name: x",
+            b"GET / HTTP/1.1\r\n: empty name",
+            b"GET / HTTP/2.0",
+            b"GET /a b HTTP/1.1",
+            b"G\x01T / HTTP/1.1",
+            b"GET  HTTP/1.1",
+            b"GET /\x01 HTTP/1.1",
+        ] {
+            assert!(
+                parse_head(head).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        assert!(matches!(
+            parse_head(b"GET / HTTP/1.0").unwrap().version,
+            HttpVersion::Http10
+        ));
     }
 }
