@@ -204,12 +204,13 @@ impl Connection {
                 return self.fail(error);
             }
         }
-        match after_frame {
-            // The message went out: the bytes after it can share its allocation.
-            Some(after_frame) if delivered => self.read_buf = after_frame,
-            // Sharing would make the message copy itself when it grows again.
-            Some(after_frame) => self.read_buf.extend_from_slice(&after_frame),
-            None => {}
+        // The bytes the read brought after the frame (usually a few kilobytes) are copied to
+        // the read buffer rather than shared: sharing would make the message copy itself when it grows again,
+        // or, once the message went out, make the read buffer take over the message's large
+        // allocation when it grows, so that the next large message lands in memory that is
+        // not in the cache (about 20 % slower decoding of 1 MiB messages).
+        if let Some(after_frame) = after_frame {
+            self.read_buf.extend_from_slice(&after_frame);
         }
         self.process();
         self.flush_texts();
