@@ -97,8 +97,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 self.out.shutdown = WriteEnd::Pending;
             }
             // Checked before anything is set up for the stream: nothing to do is what every
-            // read of a reader that sends nothing finds, and how every write ends.
-            let queued = !self.conn.transmit_chunk().is_empty();
+            // read of a reader that sends nothing finds, and how every write ends. (Something
+            // is queued exactly when the next chunk to write is not empty.)
+            let queued = self.conn.has_transmit();
             if !queued && !self.out.flush_needed && self.out.shutdown != WriteEnd::Pending {
                 return self.output_done();
             }

@@ -356,6 +356,7 @@ impl Connection {
 
     /// Returns true when `poll_event` has something to hand out: a driver may answer it before
     /// writing, so the replies to a burst of messages leave together.
+    #[inline]
     pub fn has_event(&self) -> bool {
         !self.events.is_empty()
     }
@@ -378,6 +379,7 @@ impl Connection {
     }
 
     /// Returns true while messages may be sent: the closing handshake has not started.
+    #[inline]
     pub fn is_open(&self) -> bool {
         self.state == State::Open
     }
@@ -403,6 +405,7 @@ impl Connection {
     /// while server.poll_transmit().is_some() {} // the echo, then the shutdown
     /// assert_eq!(server.close_state(), CloseState::Terminated);
     /// ```
+    #[inline]
     pub fn close_state(&self) -> CloseState {
         match self.state {
             State::Open => CloseState::Open,
