@@ -26,10 +26,11 @@ use super::write::{Output, WriteEnd};
 pub(super) struct Core<S> {
     pub(super) stream: S,
     pub(super) conn: Connection,
-    /// The large read buffer, allocated only while data keeps coming: reads go to a small stack
-    /// buffer first, and this one is released as soon as a read finds nothing more, so an idle
-    /// connection holds no read buffer at all.
-    pub(super) read_buf: Vec<u8>,
+    /// Reads go straight into the connection's buffer, in `read_chunk` pieces, rather than to a
+    /// small stack buffer first: set while data keeps coming, cleared (and the connection's
+    /// buffer released if empty) as soon as a read finds nothing more, so an idle connection
+    /// holds no read buffer at all.
+    pub(super) large_buffer: bool,
     /// The last poll that read anything read more than the small buffer holds: the next one
     /// starts with the large buffer rather than with a small read that would only fill up, a
     /// read more per poll (with 1 000 connections echoing 64 KiB messages 16 at a time: 1.5
@@ -63,7 +64,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         Self {
             stream,
             conn,
-            read_buf: Vec::new(),
+            large_buffer: false,
             large_reads: false,
             read_chunk: options.read_chunk.max(1),
             read_error: None,

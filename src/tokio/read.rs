@@ -14,7 +14,7 @@ use crate::upgrade;
 use super::core::Core;
 use super::waker::io_waker;
 
-/// Reads go to a stack buffer of this size until one fills it; then to the large buffer.
+/// Reads go to a stack buffer of this size until one fills it; then to the connection's buffer.
 pub(super) const SMALL_READ: usize = 4 << 10;
 /// The most bytes one poll reads before handing out what it decoded.
 const MAX_READ_PER_POLL: usize = 256 << 10;
@@ -31,12 +31,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         while !self.read_eof && total < MAX_READ_PER_POLL {
             match self.read_once(cx) {
                 Poll::Pending => {
-                    // Nothing more for now: an idle connection keeps no read buffer, and no
-                    // room for write chunks once they are written.
+                    // Nothing more for now: an idle connection keeps no empty read buffer,
+                    // and no room for write chunks once they are written.
                     if total > 0 {
                         self.large_reads = total > SMALL_READ;
                     }
-                    self.read_buf = Vec::new();
+                    self.large_buffer = false;
                     self.out.coalesced = BytesMut::new();
                     self.conn.release_idle_memory();
                     break;
@@ -60,20 +60,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     /// Reads once into the connection: into a small stack buffer while reads come in small
-    /// pieces, into the large heap buffer once one filled the small buffer (or the last poll
-    /// read more than it holds), and straight onto the message when the rest of a large binary
-    /// frame is coming. Returns the bytes read (0 at end of stream or after an interrupted
-    /// read).
+    /// pieces, and otherwise straight into the connection's own buffer (or, for the rest of a
+    /// large binary frame, onto the message) with `Connection::receive_with`, so that a large
+    /// read is copied once, by the transport. Large reads start once one filled the small
+    /// buffer (or the last poll read more than it holds), or when at least a read's worth of a
+    /// large frame is still to come. Returns the bytes read (0 at end of stream or after an
+    /// interrupted read).
     fn read_once(&mut self, cx: &Context<'_>) -> Poll<io::Result<usize>> {
         let mut io_cx = Context::from_waker(io_waker(&self.split, cx));
-        let read_chunk = self.read_chunk as u64;
-        if self
-            .conn
-            .direct_read_len()
-            .is_some_and(|len| len >= read_chunk)
+        if self.large_reads && self.read_chunk > SMALL_READ {
+            self.large_buffer = true;
+        }
+        if self.large_buffer
+            || self
+                .conn
+                .direct_read_len()
+                .is_some_and(|len| len >= self.read_chunk as u64)
         {
-            // At least a read's worth of a large frame is still to come: read it onto its
-            // message rather than copy it there from a buffer of our own.
             let stream = &mut self.stream;
             let polled = self.conn.receive_with(self.read_chunk, |buf| {
                 std::pin::pin!(stream.read_buf(buf)).poll(&mut io_cx)
@@ -87,17 +90,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 other => other,
             };
         }
-        if self.large_reads && self.read_buf.capacity() == 0 && self.read_chunk > SMALL_READ {
-            self.read_buf = Vec::with_capacity(self.read_chunk);
-        }
         let mut small = [MaybeUninit::<u8>::uninit(); SMALL_READ];
-        let large = self.read_buf.capacity() > 0;
-        let mut buf = if large {
-            ReadBuf::uninit(self.read_buf.spare_capacity_mut())
-        } else {
-            let len = SMALL_READ.min(self.read_chunk);
-            ReadBuf::uninit(&mut small[..len])
-        };
+        let len = SMALL_READ.min(self.read_chunk);
+        let mut buf = ReadBuf::uninit(&mut small[..len]);
         let polled = Pin::new(&mut self.stream).poll_read(&mut io_cx, &mut buf);
         let (filled, full) = (buf.filled().len(), buf.remaining() == 0);
         match polled {
@@ -106,9 +101,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             Poll::Ready(Ok(())) => self.receive_eof(),
             Poll::Ready(Err(error)) => return self.read_failed(error),
         }
-        if full && !large && self.read_chunk > SMALL_READ {
+        if full && self.read_chunk > SMALL_READ {
             // The small buffer filled up: more is probably waiting, read it in large pieces.
-            self.read_buf = Vec::with_capacity(self.read_chunk);
+            self.large_buffer = true;
         }
         Poll::Ready(Ok(filled))
     }

@@ -97,8 +97,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 self.out.shutdown = WriteEnd::Pending;
             }
             // Checked before anything is set up for the stream: nothing to do is what every
-            // read of a reader that sends nothing finds, and how every write ends.
-            let queued = !self.conn.transmit_chunk().is_empty();
+            // read of a reader that sends nothing finds, and how every write ends. (Something
+            // is queued exactly when the next chunk to write is not empty.)
+            let queued = self.conn.has_transmit();
             if !queued && !self.out.flush_needed && self.out.shutdown != WriteEnd::Pending {
                 return self.output_done();
             }
@@ -155,7 +156,64 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             self.out.deferred = true;
             return Poll::Ready(Ok(()));
         }
+        if self.split.is_none()
+            && let Some(done) = self.write_at_once(cx)
+        {
+            return done;
+        }
         self.poll_flush(side, cx)
+    }
+
+    /// `poll_flush` for the usual send on a connection that is not split: what is queued is
+    /// one chunk (the message just queued) and nothing waits to be flushed or shut down. Writes
+    /// and flushes it as `poll_output` would, without its loop; `None` when that is not the
+    /// case, or the stream did not take it all at once (what it did take is then recorded, and
+    /// `poll_output` goes on from there).
+    #[inline]
+    fn write_at_once(&mut self, cx: &Context<'_>) -> Option<Poll<Result<(), Error>>> {
+        if self.out.broken
+            || self.out.flush_needed
+            || self.out.shutdown != WriteEnd::Open
+            || !self.conn.is_open()
+        {
+            return None;
+        }
+        let queued = self.conn.buffered_amount();
+        let chunk = self.conn.transmit_chunk();
+        if queued == 0 || chunk.len() != queued {
+            return None;
+        }
+        // Not split: the stream is polled with the caller's waker, as `io_waker` would.
+        let mut io_cx = Context::from_waker(cx.waker());
+        let stream = Pin::new(&mut self.stream);
+        let io_result = match stream.poll_write(&mut io_cx, chunk) {
+            Poll::Ready(Ok(written)) if written > 0 => {
+                self.conn.advance_transmit(written);
+                self.out.flush_needed = true;
+                self.out.timer_armed = false;
+                if written < queued {
+                    return None;
+                }
+                let stream = Pin::new(&mut self.stream);
+                match stream.poll_flush(&mut io_cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.out.flush_needed = false;
+                        return Some(self.output_done().map_err(Error::from));
+                    }
+                    other => other,
+                }
+            }
+            Poll::Ready(Ok(_)) => return None,
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => Poll::Pending,
+        };
+        let polled = match io_result {
+            Poll::Ready(Ok(())) => return None,
+            Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => return None,
+            Poll::Ready(Err(error)) => Poll::Ready(Err(self.break_output(error))),
+            Poll::Pending => self.poll_write_timeout(cx),
+        };
+        Some(polled.map_err(|error| self.fail_write(error)))
     }
 
     /// A write is pending: fails it once it has waited longer than the write timeout.

@@ -28,7 +28,7 @@ mod timers;
 
 use incoming::Incoming;
 use output::Outgoing;
-use receive::{LARGE_FRAME, up_front};
+use receive::{LARGE_FRAME, room_ahead};
 use text_arena::TextArena;
 use timers::{Timer, Timers};
 
@@ -356,6 +356,7 @@ impl Connection {
 
     /// Returns true when `poll_event` has something to hand out: a driver may answer it before
     /// writing, so the replies to a burst of messages leave together.
+    #[inline]
     pub fn has_event(&self) -> bool {
         !self.events.is_empty()
     }
@@ -378,6 +379,7 @@ impl Connection {
     }
 
     /// Returns true while messages may be sent: the closing handshake has not started.
+    #[inline]
     pub fn is_open(&self) -> bool {
         self.state == State::Open
     }
@@ -403,6 +405,7 @@ impl Connection {
     /// while server.poll_transmit().is_some() {} // the echo, then the shutdown
     /// assert_eq!(server.close_state(), CloseState::Terminated);
     /// ```
+    #[inline]
     pub fn close_state(&self) -> CloseState {
         match self.state {
             State::Open => CloseState::Open,
@@ -558,8 +561,10 @@ impl Connection {
                 return Ok(false);
             }
             // The rest of a large frame will come straight from `receive`: move what arrived
-            // onto the message, which has room for the whole frame.
-            incoming.data.reserve(up_front(remaining));
+            // onto the message, with room for as much of the frame as `receive_with` would
+            // make for it (the whole frame, unless it is many times longer than what arrived),
+            // so that the message does not move again when the rest is read onto it.
+            incoming.data.reserve(room_ahead(available, remaining, 0));
             incoming.data.extend_from_slice(&self.read_buf[..available]);
             self.decoder.skip_unmasked(&mut self.read_buf);
             return Ok(false);

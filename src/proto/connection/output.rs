@@ -353,6 +353,7 @@ impl Connection {
     /// alternative to [`poll_transmit`](Self::poll_transmit) for drivers that write from a
     /// borrowed slice (a partial write then needs no bookkeeping of its own); the two may be
     /// mixed. Once nothing is left, `poll_transmit` reports a pending shutdown.
+    #[inline]
     pub fn transmit_chunk(&mut self) -> &[u8] {
         self.out.chunk()
     }
@@ -394,6 +395,7 @@ impl Connection {
 
     /// The number of bytes queued for the transport and not yet handed out by `poll_transmit`
     /// (or marked written by `advance_transmit`).
+    #[inline]
     pub fn buffered_amount(&self) -> usize {
         self.out.buffered()
     }

@@ -46,7 +46,7 @@ fn grow_copying_len(buf: &mut BytesMut, additional: usize) {
 /// the peer has proved by sending it (so a peer that declares a large frame and stalls cannot
 /// make us hold its size), and the whole rest when that is not much more (growing again near
 /// the end would copy everything held by then, up to the whole message once more).
-fn room_ahead(held: usize, remaining: u64, wanted: usize) -> usize {
+pub(super) fn room_ahead(held: usize, remaining: u64, wanted: usize) -> usize {
     let proved = (8 * held as u64 + MAX_UP_FRONT).max(wanted as u64);
     let ahead = if remaining <= 2 * proved {
         remaining
@@ -204,12 +204,13 @@ impl Connection {
                 return self.fail(error);
             }
         }
-        match after_frame {
-            // The message went out: the bytes after it can share its allocation.
-            Some(after_frame) if delivered => self.read_buf = after_frame,
-            // Sharing would make the message copy itself when it grows again.
-            Some(after_frame) => self.read_buf.extend_from_slice(&after_frame),
-            None => {}
+        // The bytes the read brought after the frame (usually a few kilobytes) are copied to
+        // the read buffer rather than shared: sharing would make the message copy itself when it grows again,
+        // or, once the message went out, make the read buffer take over the message's large
+        // allocation when it grows, so that the next large message lands in memory that is
+        // not in the cache (about 20 % slower decoding of 1 MiB messages).
+        if let Some(after_frame) = after_frame {
+            self.read_buf.extend_from_slice(&after_frame);
         }
         self.process();
         self.flush_texts();
@@ -300,7 +301,7 @@ impl Connection {
                 self.decoder.begin_frame(header);
                 data = &data[len..];
                 self.start_frame(&header)?;
-                self.reserve_direct_binary(&header);
+                self.reserve_direct_binary(&header, data.len());
             }
             match self.receive_payload(data)? {
                 Some(taken) => data = &data[taken..],
@@ -310,14 +311,19 @@ impl Connection {
         Ok(data)
     }
 
-    /// Makes room up front for a large binary frame's payload on its message (up to
-    /// [`MAX_UP_FRONT`]), so the payload is not copied again as the message grows: the rest
-    /// of a frame cut by a read is read straight onto the message into that room.
-    fn reserve_direct_binary(&mut self, header: &FrameHeader) {
+    /// Makes room up front for a large binary frame's payload on its message, `arrived` bytes
+    /// of which are here: as much as `receive_with` would make (see [`room_ahead`]), or up to
+    /// [`MAX_UP_FRONT`] when none are, so the payload is not copied again as the message grows:
+    /// the rest of a frame cut by a read is read straight onto the message into that room.
+    fn reserve_direct_binary(&mut self, header: &FrameHeader, arrived: usize) {
         if let Some(incoming) = self.incoming.as_mut()
             && incoming.kind == MessageKind::Binary
         {
-            incoming.data.reserve(up_front(header.payload_len));
+            let room = match arrived {
+                0 => up_front(header.payload_len),
+                arrived => room_ahead(arrived, header.payload_len, 0),
+            };
+            incoming.data.reserve(room);
         }
     }
 
