@@ -369,7 +369,7 @@ pub fn check_peer_end(mut peer: Peer, sent: usize, wsio_closes: bool) {
     let expected = if wsio_closes {
         "1000 bye from wsio ✓"
     } else {
-        "1000 " // wsio's echo: the code, no reason
+        "1000 bye from the peer ✓" // wsio's echo: the peer's code and reason
     };
     assert_eq!(
         peer.line("closed"),
