@@ -18,7 +18,7 @@ use wsio::events::{
     Args, BroadcastAckError, Config, RedisAdapter, RedisAdapterConfig, Server, Socket,
 };
 
-use events_support::{WAIT, start};
+use events_support::WAIT;
 
 /// The event names the test clients forward to their channel.
 const EVENTS: &[&str] = &[
@@ -120,6 +120,17 @@ struct Node {
     adapter: RedisAdapter,
     addr: SocketAddr,
     sockets: mpsc::UnboundedReceiver<Socket>,
+    /// The task serving `addr`; it holds a clone of `server`.
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    /// Stops serving and drops the server and its adapter, as when a node goes away; waits
+    /// until the serving task (and its clone of the server) is gone.
+    async fn shut_down(self) {
+        self.serving.abort();
+        let _ = tokio::time::timeout(WAIT, self.serving).await.unwrap();
+    }
 }
 
 async fn node(redis: &Redis) -> Node {
@@ -145,12 +156,20 @@ async fn node(redis: &Redis) -> Node {
         let _ = sender.send(socket);
     });
     tokio::time::timeout(WAIT, adapter.ready()).await.unwrap();
-    let addr = start(&server).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let _ = server.serve(listener).await;
+        }
+    });
     Node {
         server,
         adapter,
         addr,
         sockets,
+        serving,
     }
 }
 
@@ -831,4 +850,24 @@ async fn redis_three_nodes_count_fetch_join_and_server_side_emit() {
             .collect(),
     );
     assert_eq!(values, [r#"["a",7]"#, r#"["b",7]"#]);
+}
+
+/// When one of three nodes goes away, the others count two servers again.
+#[tokio::test]
+async fn redis_server_count_drops_when_a_third_node_goes_away() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b, c) = (node(&redis).await, node(&redis).await, node(&redis).await);
+    let nsp = a.server.of("/");
+    assert_eq!(nsp.server_count().await, 3);
+    c.shut_down().await;
+    // Redis forgets the node once its connections close: wait for that, within WAIT.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while nsp.server_count().await != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node that went away is still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b.server.of("/").server_count().await, 2);
 }
