@@ -18,7 +18,7 @@ use wsio::events::{
     Args, BroadcastAckError, Config, RedisAdapter, RedisAdapterConfig, Server, Socket,
 };
 
-use events_support::{WAIT, start};
+use events_support::WAIT;
 
 /// The event names the test clients forward to their channel.
 const EVENTS: &[&str] = &[
@@ -120,6 +120,17 @@ struct Node {
     adapter: RedisAdapter,
     addr: SocketAddr,
     sockets: mpsc::UnboundedReceiver<Socket>,
+    /// The task serving `addr`; it holds a clone of `server`.
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    /// Stops serving and drops the server and its adapter, as when a node goes away; waits
+    /// until the serving task (and its clone of the server) is gone.
+    async fn shut_down(self) {
+        self.serving.abort();
+        let _ = tokio::time::timeout(WAIT, self.serving).await.unwrap();
+    }
 }
 
 async fn node(redis: &Redis) -> Node {
@@ -145,12 +156,20 @@ async fn node(redis: &Redis) -> Node {
         let _ = sender.send(socket);
     });
     tokio::time::timeout(WAIT, adapter.ready()).await.unwrap();
-    let addr = start(&server).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let _ = server.serve(listener).await;
+        }
+    });
     Node {
         server,
         adapter,
         addr,
         sockets,
+        serving,
     }
 }
 
@@ -705,4 +724,150 @@ async fn redis_namespaces_have_channels_of_their_own() {
         "/ never saw /chat's broadcast"
     );
     assert_eq!(a.server.of("/chat").server_count().await, 2);
+}
+
+/// Three nodes on one Redis and a sender on each in turn: a room broadcast reaches each
+/// member once, on every node, and no one outside the room; `except` holds across nodes;
+/// `local` stays on the emitting node.
+#[tokio::test]
+async fn redis_three_nodes_room_broadcast_except_and_local() {
+    let Some(redis) = Redis::start() else { return };
+    let (mut a, mut b, mut c) = (node(&redis).await, node(&redis).await, node(&redis).await);
+    let (mut a1, _) = peer(&mut a, &["r"], None).await;
+    let (mut a2, _) = peer(&mut a, &[], None).await;
+    let (mut b1, _) = peer(&mut b, &["r"], None).await;
+    let (mut b2, _) = peer(&mut b, &["r", "quiet"], None).await;
+    let (mut c1, _) = peer(&mut c, &["r"], None).await;
+    let (mut c2, _) = peer(&mut c, &[], None).await;
+    let nsp = [a.server.of("/"), b.server.of("/"), c.server.of("/")];
+
+    // From each node in turn: the room's members on all three nodes get it once (the next
+    // event is the emit to all that follows it), the others only that end mark.
+    for (sender, members_here) in nsp.iter().zip([1, 2, 1]) {
+        assert_eq!(sender.to("r").emit("hello", json!([1])), Ok(members_here));
+        sender.emit("end", json!([])).unwrap();
+        for peer in [&mut a1, &mut b1, &mut b2, &mut c1] {
+            assert_eq!(peer.next().await, ("hello".into(), json!([1]).into()));
+            assert_eq!(peer.next_name().await, "end");
+        }
+        for peer in [&mut a2, &mut c2] {
+            assert_eq!(peer.next_name().await, "end");
+        }
+    }
+
+    // except, from the third node: the quiet member of the second node is left out.
+    nsp[2].to("r").except("quiet").emit("x", json!([])).unwrap();
+    nsp[2].emit("end", json!([])).unwrap();
+    for peer in [&mut a1, &mut b1, &mut c1] {
+        assert_eq!(peer.next_name().await, "x");
+        assert_eq!(peer.next_name().await, "end");
+    }
+    for peer in [&mut a2, &mut b2, &mut c2] {
+        assert_eq!(peer.next_name().await, "end");
+    }
+
+    // local, from the second node: its own sockets only; the end mark, from the first node,
+    // shows the others got nothing before it.
+    assert_eq!(nsp[1].local().emit("loc", json!([])), Ok(2));
+    for peer in [&mut b1, &mut b2] {
+        assert_eq!(peer.next_name().await, "loc");
+    }
+    nsp[0].emit("end", json!([])).unwrap();
+    for peer in [&mut a1, &mut a2, &mut b1, &mut b2, &mut c1, &mut c2] {
+        assert_eq!(peer.next_name().await, "end");
+    }
+    for node in [&a, &b, &c] {
+        assert_eq!(node.adapter.stats().dropped, 0);
+        assert_eq!(node.adapter.stats().malformed, 0);
+    }
+}
+
+/// Three nodes on one Redis: `server_count`, `fetch_sockets`, `sockets_join` on a socket of
+/// the third node from the first, and `server_side_emit` answered by both other nodes.
+#[tokio::test]
+async fn redis_three_nodes_count_fetch_join_and_server_side_emit() {
+    let Some(redis) = Redis::start() else { return };
+    let (mut a, mut b, mut c) = (node(&redis).await, node(&redis).await, node(&redis).await);
+    for node in [&a, &b, &c] {
+        assert_eq!(node.server.of("/").server_count().await, 3);
+    }
+    let (_a1, a1_socket) = peer(&mut a, &["r"], None).await;
+    let (mut b1, b1_socket) = peer(&mut b, &[], None).await;
+    let (mut c1, c1_socket) = peer(&mut c, &[], None).await;
+    let (mut c2, c2_socket) = peer(&mut c, &["r"], None).await;
+    let nsp = a.server.of("/");
+
+    // fetch_sockets sees every node's sockets; remote ones are marked so.
+    let fetched = nsp.fetch_sockets().await;
+    let ids = sorted(fetched.iter().map(|s| s.id().to_owned()).collect());
+    let all = [&a1_socket, &b1_socket, &c1_socket, &c2_socket];
+    assert_eq!(ids, sorted(all.map(|s| s.id().to_owned()).to_vec()));
+    for socket in &fetched {
+        assert_eq!(socket.is_remote(), socket.id() != a1_socket.id());
+    }
+    let in_r = nsp.in_("r").fetch_sockets().await;
+    assert_eq!(
+        sorted(in_r.iter().map(|s| s.id().to_owned()).collect()),
+        sorted(vec![a1_socket.id().to_owned(), c2_socket.id().to_owned()])
+    );
+
+    // sockets_join from the first node on one socket of the third (its own room): only it
+    // joins, and a broadcast to the room, published after, reaches it alone.
+    nsp.in_(c1_socket.id()).sockets_join("blue");
+    nsp.to("blue").emit("in-blue", json!([])).unwrap();
+    nsp.emit("end", json!([])).unwrap();
+    assert_eq!(c1.next_name().await, "in-blue");
+    assert_eq!(c1.next_name().await, "end");
+    for peer in [&mut b1, &mut c2] {
+        assert_eq!(peer.next_name().await, "end");
+    }
+    assert!(c1_socket.rooms().contains(&"blue".to_owned()));
+    assert!(!c2_socket.rooms().contains(&"blue".to_owned()));
+    let in_blue = b.server.of("/").in_("blue").fetch_sockets().await;
+    let ids: Vec<&str> = in_blue.iter().map(|socket| socket.id()).collect();
+    assert_eq!(ids, [c1_socket.id()]);
+
+    // server_side_emit with acks from the third node: one answer from each other node.
+    for (node, name) in [(&a, "a"), (&b, "b")] {
+        node.server
+            .of("/")
+            .on_server_event("sync", move |args, ack| async move {
+                if let Some(ack) = ack {
+                    ack.send(json!([name, args.values()[0]]));
+                }
+            });
+    }
+    let answers = c
+        .server
+        .of("/")
+        .server_side_emit_with_ack("sync", json!([7]), Duration::from_secs(3))
+        .await
+        .unwrap();
+    let values = sorted(
+        answers
+            .iter()
+            .map(|args| args.values()[0].to_string())
+            .collect(),
+    );
+    assert_eq!(values, [r#"["a",7]"#, r#"["b",7]"#]);
+}
+
+/// When one of three nodes goes away, the others count two servers again.
+#[tokio::test]
+async fn redis_server_count_drops_when_a_third_node_goes_away() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b, c) = (node(&redis).await, node(&redis).await, node(&redis).await);
+    let nsp = a.server.of("/");
+    assert_eq!(nsp.server_count().await, 3);
+    c.shut_down().await;
+    // Redis forgets the node once its connections close: wait for that, within WAIT.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while nsp.server_count().await != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node that went away is still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b.server.of("/").server_count().await, 2);
 }

@@ -409,6 +409,14 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    /// Wakes the subscriber so that it finds the adapter gone and closes its connection:
+    /// otherwise Redis would count this node (`PUBSUB NUMSUB`) until a message came.
+    fn drop(&mut self) {
+        self.resync.notify_one();
+    }
+}
+
 /// Forgets a request when its waiter is done.
 struct Pending {
     shared: Arc<Shared>,
