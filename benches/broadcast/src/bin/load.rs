@@ -329,7 +329,7 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
             };
             println!("{}", sample.line());
             eprintln!(
-                "{:>5} n={:<6} size={:<5} m={:<5} {:>6.2} s {:>10.0} deliveries/s  \
+                "{:>12} n={:<6} size={:<5} m={:<5} {:>6.2} s {:>10.0} deliveries/s  \
                  {:>5.1} KiB/conn  peak {:>6.1} MiB  server cpu {:>5.2} s  client cpu {:>5.2} s",
                 sample.server,
                 sample.connections,
