@@ -1,8 +1,9 @@
 // The Node side of the broadcast benchmark: socket.io 4 with the same settings as the wsio
-// server (WebSocket transport only; permessage-deflate off unless --deflate, then on for
-// messages of 1 KiB and more, socket.io's own threshold).
+// server (WebSocket transport only unless --polling, which adds long-polling, socket.io's
+// default; permessage-deflate off unless --deflate, then on for messages of 1 KiB and more,
+// socket.io's own threshold).
 //
-//   node server.mjs [--deflate]     prints "listening on 127.0.0.1:PORT"
+//   node server.mjs [--deflate] [--polling]     prints "listening on 127.0.0.1:PORT"
 //
 // A client's "go" event, with a count, a payload string and a burst size, makes the server
 // emit "msg" with that payload to every connected socket, count times, yielding to the event
@@ -12,9 +13,10 @@ import { createServer } from "node:http";
 import { Server } from "socket.io";
 
 const deflate = process.argv.includes("--deflate");
+const polling = process.argv.includes("--polling");
 const http = createServer();
 const io = new Server(http, {
-  transports: ["websocket"],
+  transports: polling ? ["polling", "websocket"] : ["websocket"],
   serveClient: false,
   perMessageDeflate: deflate ? { threshold: 1024 } : false,
 });

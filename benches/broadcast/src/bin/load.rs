@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! load run --addr 127.0.0.1:PORT --pid PID --server NAME --connections N --messages M
-//!          --size BYTES [--burst B] [--deflate]
+//!          --size BYTES [--burst B] [--polling PERCENT] [--deflate]
 //! load table RESULTS
 //! ```
 //!
 //! `run` opens N Socket.IO connections over WebSocket to the server at `--addr` (process
-//! `--pid`), waits until every one has joined the default namespace, then asks the server,
+//! `--pid`), or PERCENT % of them (spread evenly, never the first) over Engine.IO HTTP
+//! long-polling, waits until every one has joined the default namespace, then asks the server,
 //! through the first connection, to broadcast M messages of a BYTES-long string (B at a time
 //! between turns of its event loop, default 1), and times
 //! until the last connection received its M-th. It prints one tab-separated result line (see
@@ -16,7 +17,9 @@
 //!
 //! One thread, one task per connection. Engine.IO pings are answered. A broadcast message is
 //! counted from its Engine.IO and Socket.IO prefixes (`42["msg",`) without decoding its JSON,
-//! so the client spends as little as it can per message.
+//! so the client spends as little as it can per message. A long-polling connection is one
+//! HTTP/1.1 keep-alive TCP connection carrying one request at a time: a GET that waits for
+//! the server's packets, then, when they held a ping, a POST with the pong, then the next GET.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -24,6 +27,8 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore};
 use wsio::events::{Args, Decoder, EnginePacket, Packet};
 use wsio::proto::handshake::ClientRequest;
@@ -54,7 +59,7 @@ fn main() -> ExitCode {
         Some("table") if args.len() == 2 => print_table(&args[1]),
         _ => Err(
             "usage: load run --addr A --pid P --server NAME --connections N --messages M \
-                  --size BYTES [--burst B] [--deflate] | load table RESULTS"
+                  --size BYTES [--burst B] [--polling PERCENT] [--deflate] | load table RESULTS"
                 .into(),
         ),
     };
@@ -75,6 +80,8 @@ struct RunArgs {
     messages: usize,
     size: usize,
     burst: usize,
+    /// The share of connections over long-polling, in percent.
+    polling: usize,
     deflate: bool,
 }
 
@@ -94,6 +101,7 @@ impl RunArgs {
             }
         }
         let burst = named.remove("burst");
+        let polling = named.remove("polling");
         let mut take = |name: &str| named.remove(name).ok_or(format!("--{name} is required"));
         let number = |value: String, name: &str| {
             value
@@ -110,6 +118,10 @@ impl RunArgs {
             burst: match burst {
                 Some(value) => number(value, "burst")?.max(1),
                 None => 1,
+            },
+            polling: match polling {
+                Some(value) => number(value, "polling")?.min(100),
+                None => 0,
             },
             deflate,
         })
@@ -156,6 +168,8 @@ struct Sample {
     size: usize,
     messages: usize,
     burst: usize,
+    /// Connections over long-polling, in percent.
+    polling: usize,
     seconds: f64,
     /// Server VmRSS before any connection, after all joined, and VmHWM after the broadcast.
     rss_before_kib: u64,
@@ -176,13 +190,14 @@ impl Sample {
 
     fn line(&self) -> String {
         format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{:.4}\t{}\t{}\t{}\t{:.2}\t{:.2}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.4}\t{}\t{}\t{}\t{:.2}\t{:.2}",
             self.server,
             u8::from(self.deflate),
             self.connections,
             self.size,
             self.messages,
             self.burst,
+            self.polling,
             self.seconds,
             self.rss_before_kib,
             self.rss_joined_kib,
@@ -201,6 +216,7 @@ impl Sample {
             size,
             m,
             burst,
+            polling,
             seconds,
             before,
             joined,
@@ -218,6 +234,7 @@ impl Sample {
             size: size.parse().ok()?,
             messages: m.parse().ok()?,
             burst: burst.parse().ok()?,
+            polling: polling.parse().ok()?,
             seconds: seconds.parse().ok()?,
             rss_before_kib: before.parse().ok()?,
             rss_joined_kib: joined.parse().ok()?,
@@ -248,23 +265,38 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
                 .await
                 .map_err(|error| format!("control connection: {error}"))?;
             progress.bump(&progress.joined);
-            for _ in 1..args.connections {
+            for index in 1..args.connections {
                 let (url, options) = (url.clone(), options.clone());
                 let (progress, connecting) = (Rc::clone(&progress), Rc::clone(&connecting));
                 let messages = args.messages;
+                // Spread evenly: index * share / 100 steps up once every 100 / share indexes.
+                let polling = index * args.polling / 100 != (index - 1) * args.polling / 100;
+                let addr = args.addr.clone();
                 tokio::task::spawn_local(async move {
                     let permit = connecting.acquire().await;
-                    let ws = match join(&url, &options).await {
-                        Ok(ws) => ws,
+                    let joined = if polling {
+                        Polling::join(&addr).await.map(Joined::Polling)
+                    } else {
+                        join(&url, &options)
+                            .await
+                            .map(|ws| Joined::WebSocket(Box::new(ws)))
+                    };
+                    drop(permit);
+                    let joined = match joined {
+                        Ok(joined) => joined,
                         Err(error) => {
                             eprintln!("load: connection failed: {error}");
                             progress.bump(&progress.failed);
                             return;
                         }
                     };
-                    drop(permit);
                     progress.bump(&progress.joined);
-                    receive(ws, messages, &progress).await;
+                    match joined {
+                        Joined::WebSocket(ws) => receive(*ws, messages, &progress).await,
+                        Joined::Polling(polling) => {
+                            polling.receive(messages, &progress).await;
+                        }
+                    }
                 });
             }
             tokio::time::timeout(
@@ -320,6 +352,7 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
                 size: args.size,
                 messages: args.messages,
                 burst: args.burst,
+                polling: args.polling,
                 seconds,
                 rss_before_kib,
                 rss_joined_kib,
@@ -329,10 +362,11 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
             };
             println!("{}", sample.line());
             eprintln!(
-                "{:>12} n={:<6} size={:<5} m={:<5} {:>6.2} s {:>10.0} deliveries/s  \
+                "{:>12} n={:<6} polling={:>3} % size={:<5} m={:<5} {:>6.2} s {:>10.0} deliveries/s  \
                  {:>5.1} KiB/conn  peak {:>6.1} MiB  server cpu {:>5.2} s  client cpu {:>5.2} s",
                 sample.server,
                 sample.connections,
+                sample.polling,
                 sample.size,
                 sample.messages,
                 sample.seconds,
@@ -456,6 +490,282 @@ async fn receive(mut ws: Ws, messages: usize, progress: &Progress) {
     }
 }
 
+/// A joined connection, by transport.
+enum Joined {
+    WebSocket(Box<Ws>),
+    Polling(Polling),
+}
+
+/// The record separator of an Engine.IO long-polling payload.
+const RECORD_SEPARATOR: u8 = 0x1e;
+
+/// A Socket.IO connection over Engine.IO HTTP long-polling: raw HTTP/1.1 requests, one at a
+/// time, on one keep-alive TCP connection (opened again if the server closes it).
+struct Polling {
+    addr: String,
+    /// The request target with the session id.
+    target: String,
+    stream: Option<TcpStream>,
+    /// Bytes read and not yet consumed.
+    buffer: Vec<u8>,
+}
+
+impl Polling {
+    /// Opens an Engine.IO session over long-polling and joins the default namespace.
+    async fn join(addr: &str) -> Result<Self, String> {
+        let mut polling = Self {
+            addr: addr.to_owned(),
+            target: "/socket.io/?EIO=4&transport=polling".to_owned(),
+            stream: None,
+            buffer: Vec::with_capacity(4096),
+        };
+        let open = polling.request("GET", "").await?;
+        let open = String::from_utf8(open).map_err(|_| "open packet not UTF-8")?;
+        let sid = open
+            .strip_prefix('0')
+            .and_then(|json| json.split_once("\"sid\":\"")?.1.split_once('"'))
+            .map(|(sid, _)| sid)
+            .ok_or(format!("expected the open packet, got {open:?}"))?;
+        polling.target = format!("{}&sid={sid}", polling.target);
+        polling.post("40").await?;
+        loop {
+            let payload = polling.request("GET", "").await?;
+            let mut ping = false;
+            for record in payload.split(|&byte| byte == RECORD_SEPARATOR) {
+                match record {
+                    [b'4', b'0', ..] => return Ok(polling),
+                    [b'4', b'4', ..] => {
+                        return Err(format!("refused: {}", String::from_utf8_lossy(record)));
+                    }
+                    b"2" => ping = true,
+                    _ => {}
+                }
+            }
+            if ping {
+                polling.post("3").await?;
+            }
+        }
+    }
+
+    /// Polls until `messages` broadcast messages arrived, answering pings, then goes on
+    /// polling (answering pings) until the process ends.
+    async fn receive(mut self, messages: usize, progress: &Progress) {
+        let mut received = 0;
+        loop {
+            let payload = match self.request("GET", "").await {
+                Ok(payload) => payload,
+                Err(error) => {
+                    if received < messages {
+                        eprintln!(
+                            "load: a polling connection failed after {received} messages: {error}"
+                        );
+                        progress.bump(&progress.failed);
+                    }
+                    return;
+                }
+            };
+            let mut ping = false;
+            for record in payload.split(|&byte| byte == RECORD_SEPARATOR) {
+                match record {
+                    b"2" => ping = true,
+                    [b'1', ..] if received < messages => {
+                        eprintln!("load: a polling session closed after {received} messages");
+                        progress.bump(&progress.failed);
+                        return;
+                    }
+                    _ if record.starts_with(b"42[\"msg\",") => {
+                        received += 1;
+                        if received == messages {
+                            progress.bump(&progress.finished);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if ping && self.post("3").await.is_err() {
+                if received < messages {
+                    progress.bump(&progress.failed);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Sends `body` in a POST and checks the server took it.
+    async fn post(&mut self, body: &str) -> Result<(), String> {
+        match self.request("POST", body).await?.as_slice() {
+            b"ok" => Ok(()),
+            other => Err(format!(
+                "POST answered {:?}",
+                String::from_utf8_lossy(other)
+            )),
+        }
+    }
+
+    /// Sends one request to the session's target and returns the body of a 200 response.
+    async fn request(&mut self, method: &str, body: &str) -> Result<Vec<u8>, String> {
+        let mut head = format!(
+            "{method} {} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n",
+            self.target, self.addr
+        );
+        if method == "POST" {
+            head.push_str("Content-Type: text/plain;charset=UTF-8\r\n");
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        head.push_str(body);
+        // A kept-alive connection the server closed in between gets one retry on a new one.
+        let reused = self.stream.is_some();
+        match self.exchange(head.as_bytes()).await {
+            Err(Exchange::Closed) if reused => {}
+            other => return other.map_err(Exchange::into_message),
+        }
+        self.exchange(head.as_bytes())
+            .await
+            .map_err(Exchange::into_message)
+    }
+
+    /// Writes a request and reads its response, on the open connection or a new one.
+    async fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, Exchange> {
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                self.buffer.clear();
+                let stream = TcpStream::connect(&self.addr)
+                    .await
+                    .map_err(|error| Exchange::Failed(format!("connect: {error}")))?;
+                stream
+                    .set_nodelay(true)
+                    .map_err(|error| Exchange::Failed(error.to_string()))?;
+                self.stream.insert(stream)
+            }
+        };
+        if stream.write_all(request).await.is_err() {
+            self.stream = None;
+            return Err(Exchange::Closed);
+        }
+        let result = self.read_response().await;
+        if result.is_err() {
+            self.stream = None;
+        }
+        let (keep_alive, body) = result?;
+        if !keep_alive {
+            self.stream = None;
+        }
+        Ok(body)
+    }
+
+    /// Reads one response: whether the connection stays open, and the body of a 200.
+    async fn read_response(&mut self) -> Result<(bool, Vec<u8>), Exchange> {
+        let head_len = loop {
+            if let Some(at) = find(&self.buffer, b"\r\n\r\n") {
+                break at + 4;
+            }
+            if self.fill().await? == 0 {
+                return Err(match self.buffer.is_empty() {
+                    true => Exchange::Closed,
+                    false => Exchange::Failed("closed within a response head".into()),
+                });
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buffer[..head_len]).into_owned();
+        self.buffer.drain(..head_len);
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap_or_default();
+        let (mut length, mut chunked, mut keep_alive) = (None, false, true);
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+            match name.as_str() {
+                "content-length" => length = value.parse::<usize>().ok(),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "connection" => keep_alive = !value.eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+        let body = if chunked {
+            let mut body = Vec::new();
+            loop {
+                let line = self.read_line().await?;
+                let size = line.split(';').next().unwrap_or_default().trim();
+                let size = usize::from_str_radix(size, 16)
+                    .map_err(|_| Exchange::Failed(format!("bad chunk size {size:?}")))?;
+                if size == 0 {
+                    // No trailers are expected: the blank line that ends the body.
+                    self.read_line().await?;
+                    break body;
+                }
+                body.extend_from_slice(&self.read_exact(size + 2).await?[..size]);
+            }
+        } else {
+            let length = length.ok_or(Exchange::Failed("a response without a length".into()))?;
+            self.read_exact(length).await?
+        };
+        if !status.starts_with("HTTP/1.1 200") {
+            return Err(Exchange::Failed(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        Ok((keep_alive, body))
+    }
+
+    /// Reads more bytes into the buffer; 0 at the end of the stream.
+    async fn fill(&mut self) -> Result<usize, Exchange> {
+        let stream = self.stream.as_mut().ok_or(Exchange::Closed)?;
+        stream
+            .read_buf(&mut self.buffer)
+            .await
+            .map_err(|error| Exchange::Failed(error.to_string()))
+    }
+
+    async fn read_exact(&mut self, len: usize) -> Result<Vec<u8>, Exchange> {
+        while self.buffer.len() < len {
+            if self.fill().await? == 0 {
+                return Err(Exchange::Failed("closed within a response body".into()));
+            }
+        }
+        Ok(self.buffer.drain(..len).collect())
+    }
+
+    async fn read_line(&mut self) -> Result<String, Exchange> {
+        loop {
+            if let Some(at) = find(&self.buffer, b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buffer[..at]).into_owned();
+                self.buffer.drain(..at + 2);
+                return Ok(line);
+            }
+            if self.fill().await? == 0 {
+                return Err(Exchange::Failed("closed within a chunked body".into()));
+            }
+        }
+    }
+}
+
+/// Why a request got no response.
+enum Exchange {
+    /// The server had closed the connection before the response began.
+    Closed,
+    Failed(String),
+}
+
+impl Exchange {
+    fn into_message(self) -> String {
+        match self {
+            Self::Closed => "the server closed the connection".into(),
+            Self::Failed(message) => message,
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
 /// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`).
 fn proc_status_kib(pid: u32, field: &str) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
@@ -493,10 +803,11 @@ fn print_table(path: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|error| format!("{path}: {error}"))?;
     let samples: Vec<Sample> = text.lines().filter_map(Sample::parse).collect();
     // Points in the order of their first sample; servers within a point likewise.
-    let mut points: Vec<(bool, usize, usize, usize)> = Vec::new();
+    let mut points: Vec<(bool, usize, usize, usize, usize)> = Vec::new();
     for sample in &samples {
         let point = (
             sample.deflate,
+            sample.polling,
             sample.burst,
             sample.connections,
             sample.size,
@@ -506,16 +817,15 @@ fn print_table(path: &str) -> Result<(), String> {
         }
     }
     println!(
-        "| server | deflate | burst | N | size | M | deliveries/s | ratio to best | server CPU µs per 1000 \
+        "| server | deflate | polling | burst | N | size | M | deliveries/s | ratio to best | server CPU µs per 1000 \
          deliveries | KiB/conn idle | peak RSS MiB | rounds |"
     );
-    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-    for (deflate, burst, connections, size) in points {
+    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for point in points {
+        let (deflate, polling, burst, connections, size) = point;
         let at_point: Vec<&Sample> = samples
             .iter()
-            .filter(|s| {
-                (s.deflate, s.burst, s.connections, s.size) == (deflate, burst, connections, size)
-            })
+            .filter(|s| (s.deflate, s.polling, s.burst, s.connections, s.size) == point)
             .collect();
         let mut servers: Vec<&str> = Vec::new();
         for sample in &at_point {
@@ -545,9 +855,10 @@ fn print_table(path: &str) -> Result<(), String> {
         let best = rows.iter().map(|row| row.rate).fold(0.0, f64::max);
         for row in rows {
             println!(
-                "| {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} | {} |",
+                "| {} | {} | {} % | {} | {} | {} | {} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} | {} |",
                 row.server,
                 if deflate { "on" } else { "off" },
+                polling,
                 burst,
                 connections,
                 size,
