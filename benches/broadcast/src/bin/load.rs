@@ -1,18 +1,19 @@
 //! The load client of the broadcast benchmark, and the table of its results.
 //!
 //! ```text
-//! load run --addr 127.0.0.1:PORT --pid PID --server NAME --connections N --messages M
-//!          --size BYTES [--burst B] [--polling PERCENT] [--deflate]
+//! load run --addr 127.0.0.1:PORT[,127.0.0.1:PORT2] --pid PID[,PID2] --server NAME
+//!          --connections N --messages M --size BYTES [--burst B] [--polling PERCENT] [--deflate]
 //! load table RESULTS
 //! ```
 //!
 //! `run` opens N Socket.IO connections over WebSocket to the server at `--addr` (process
-//! `--pid`), or PERCENT % of them (spread evenly, never the first) over Engine.IO HTTP
+//! `--pid`; with two of each, two nodes of one cluster, the connections alternating between
+//! them and the broadcast asked of the first), or PERCENT % of them (spread evenly, never the first) over Engine.IO HTTP
 //! long-polling, waits until every one has joined the default namespace, then asks the server,
 //! through the first connection, to broadcast M messages of a BYTES-long string (B at a time
 //! between turns of its event loop, default 1), and times
 //! until the last connection received its M-th. It prints one tab-separated result line (see
-//! [`Sample`]); the server's memory and CPU time come from `/proc/PID`. `table` reads such
+//! [`Sample`]); the server's memory and CPU time come from `/proc/PID` (summed over the nodes). `table` reads such
 //! lines and prints the Markdown table of the medians.
 //!
 //! One thread, one task per connection. Engine.IO pings are answered. A broadcast message is
@@ -58,7 +59,7 @@ fn main() -> ExitCode {
         }),
         Some("table") if args.len() == 2 => print_table(&args[1]),
         _ => Err(
-            "usage: load run --addr A --pid P --server NAME --connections N --messages M \
+            "usage: load run --addr A[,A2] --pid P[,P2] --server NAME --connections N --messages M \
                   --size BYTES [--burst B] [--polling PERCENT] [--deflate] | load table RESULTS"
                 .into(),
         ),
@@ -73,8 +74,10 @@ fn main() -> ExitCode {
 }
 
 struct RunArgs {
-    addr: String,
-    pid: u32,
+    /// The server's address, one per node.
+    addrs: Vec<String>,
+    /// The server's process, one per node.
+    pids: Vec<u32>,
     server: String,
     connections: usize,
     messages: usize,
@@ -108,9 +111,12 @@ impl RunArgs {
                 .parse::<usize>()
                 .map_err(|_| format!("--{name} must be a number, got {value:?}"))
         };
-        Ok(Self {
-            addr: take("addr")?,
-            pid: number(take("pid")?, "pid")? as u32,
+        let run = Self {
+            addrs: take("addr")?.split(',').map(str::to_owned).collect(),
+            pids: take("pid")?
+                .split(',')
+                .map(|pid| Ok(number(pid.to_owned(), "pid")? as u32))
+                .collect::<Result<_, String>>()?,
             server: take("server")?,
             connections: number(take("connections")?, "connections")?.max(1),
             messages: number(take("messages")?, "messages")?.max(1),
@@ -124,7 +130,11 @@ impl RunArgs {
                 None => 0,
             },
             deflate,
-        })
+        };
+        if run.addrs.len() != run.pids.len() {
+            return Err("--addr and --pid need as many values".into());
+        }
+        Ok(run)
     }
 }
 
@@ -170,6 +180,8 @@ struct Sample {
     burst: usize,
     /// Connections over long-polling, in percent.
     polling: usize,
+    /// Server nodes (processes) the connections were spread over.
+    nodes: usize,
     seconds: f64,
     /// Server VmRSS before any connection, after all joined, and VmHWM after the broadcast.
     rss_before_kib: u64,
@@ -190,7 +202,7 @@ impl Sample {
 
     fn line(&self) -> String {
         format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.4}\t{}\t{}\t{}\t{:.2}\t{:.2}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.4}\t{}\t{}\t{}\t{:.2}\t{:.2}",
             self.server,
             u8::from(self.deflate),
             self.connections,
@@ -198,6 +210,7 @@ impl Sample {
             self.messages,
             self.burst,
             self.polling,
+            self.nodes,
             self.seconds,
             self.rss_before_kib,
             self.rss_joined_kib,
@@ -217,6 +230,7 @@ impl Sample {
             m,
             burst,
             polling,
+            nodes,
             seconds,
             before,
             joined,
@@ -235,6 +249,7 @@ impl Sample {
             messages: m.parse().ok()?,
             burst: burst.parse().ok()?,
             polling: polling.parse().ok()?,
+            nodes: nodes.parse().ok()?,
             seconds: seconds.parse().ok()?,
             rss_before_kib: before.parse().ok()?,
             rss_joined_kib: joined.parse().ok()?,
@@ -246,8 +261,10 @@ impl Sample {
 }
 
 async fn run_point(args: RunArgs) -> Result<(), String> {
-    let rss_before_kib = proc_status_kib(args.pid, "VmRSS")?;
-    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", args.addr);
+    let rss_before_kib = proc_status_kib(&args.pids, "VmRSS")?;
+    let urls: Vec<String> = (args.addrs.iter())
+        .map(|addr| format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+        .collect();
     let mut options = Options::default();
     options.read_chunk = 16 << 10;
     if !args.deflate {
@@ -261,17 +278,18 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
     local
         .run_until(async {
             // The first connection is also the control connection that starts the broadcast.
-            let mut control = join(&url, &options)
+            let mut control = join(&urls[0], &options)
                 .await
                 .map_err(|error| format!("control connection: {error}"))?;
             progress.bump(&progress.joined);
             for index in 1..args.connections {
-                let (url, options) = (url.clone(), options.clone());
+                let node = index % urls.len();
+                let (url, options) = (urls[node].clone(), options.clone());
                 let (progress, connecting) = (Rc::clone(&progress), Rc::clone(&connecting));
                 let messages = args.messages;
                 // Spread evenly: index * share / 100 steps up once every 100 / share indexes.
                 let polling = index * args.polling / 100 != (index - 1) * args.polling / 100;
-                let addr = args.addr.clone();
+                let addr = args.addrs[node].clone();
                 tokio::task::spawn_local(async move {
                     let permit = connecting.acquire().await;
                     let joined = if polling {
@@ -307,9 +325,9 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
             .map_err(|_| "connecting took too long".to_owned())??;
             // Let the server finish its bookkeeping of the last joins before measuring.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let rss_joined_kib = proc_status_kib(args.pid, "VmRSS")?;
+            let rss_joined_kib = proc_status_kib(&args.pids, "VmRSS")?;
 
-            let server_cpu_start = cpu_seconds(&args.pid.to_string())?;
+            let server_cpu_start = server_cpu_seconds(&args.pids)?;
             let client_cpu_start = cpu_seconds("self")?;
             let start = Instant::now();
             let go = Packet::Event {
@@ -341,9 +359,9 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
             .await
             .map_err(|_| "the broadcast took too long".to_owned())??;
             let seconds = start.elapsed().as_secs_f64();
-            let server_cpu_seconds = cpu_seconds(&args.pid.to_string())? - server_cpu_start;
+            let server_cpu_seconds = server_cpu_seconds(&args.pids)? - server_cpu_start;
             let client_cpu_seconds = cpu_seconds("self")? - client_cpu_start;
-            let rss_peak_kib = proc_status_kib(args.pid, "VmHWM")?;
+            let rss_peak_kib = proc_status_kib(&args.pids, "VmHWM")?;
 
             let sample = Sample {
                 server: args.server.clone(),
@@ -353,6 +371,7 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
                 messages: args.messages,
                 burst: args.burst,
                 polling: args.polling,
+                nodes: args.pids.len(),
                 seconds,
                 rss_before_kib,
                 rss_joined_kib,
@@ -766,8 +785,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
-/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`).
-fn proc_status_kib(pid: u32, field: &str) -> Result<u64, String> {
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`), summed over `pids`.
+fn proc_status_kib(pids: &[u32], field: &str) -> Result<u64, String> {
+    pids.iter().map(|&pid| process_status_kib(pid, field)).sum()
+}
+
+/// The CPU time of the server, summed over its processes.
+fn server_cpu_seconds(pids: &[u32]) -> Result<f64, String> {
+    pids.iter().map(|pid| cpu_seconds(&pid.to_string())).sum()
+}
+
+fn process_status_kib(pid: u32, field: &str) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).map_err(|error| format!("{path}: {error}"))?;
     status
@@ -803,11 +831,12 @@ fn print_table(path: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|error| format!("{path}: {error}"))?;
     let samples: Vec<Sample> = text.lines().filter_map(Sample::parse).collect();
     // Points in the order of their first sample; servers within a point likewise.
-    let mut points: Vec<(bool, usize, usize, usize, usize)> = Vec::new();
+    let mut points: Vec<(bool, usize, usize, usize, usize, usize)> = Vec::new();
     for sample in &samples {
         let point = (
             sample.deflate,
             sample.polling,
+            sample.nodes,
             sample.burst,
             sample.connections,
             sample.size,
@@ -817,15 +846,23 @@ fn print_table(path: &str) -> Result<(), String> {
         }
     }
     println!(
-        "| server | deflate | polling | burst | N | size | M | deliveries/s | ratio to best | server CPU µs per 1000 \
+        "| server | deflate | polling | nodes | burst | N | size | M | deliveries/s | ratio to best | server CPU µs per 1000 \
          deliveries | KiB/conn idle | peak RSS MiB | rounds |"
     );
-    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for point in points {
-        let (deflate, polling, burst, connections, size) = point;
-        let at_point: Vec<&Sample> = samples
-            .iter()
-            .filter(|s| (s.deflate, s.polling, s.burst, s.connections, s.size) == point)
+        let (deflate, polling, nodes, burst, connections, size) = point;
+        let at_point: Vec<&Sample> = (samples.iter())
+            .filter(|s| {
+                (
+                    s.deflate,
+                    s.polling,
+                    s.nodes,
+                    s.burst,
+                    s.connections,
+                    s.size,
+                ) == point
+            })
             .collect();
         let mut servers: Vec<&str> = Vec::new();
         for sample in &at_point {
@@ -855,10 +892,11 @@ fn print_table(path: &str) -> Result<(), String> {
         let best = rows.iter().map(|row| row.rate).fold(0.0, f64::max);
         for row in rows {
             println!(
-                "| {} | {} | {} % | {} | {} | {} | {} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} | {} |",
+                "| {} | {} | {} % | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} | {} |",
                 row.server,
                 if deflate { "on" } else { "off" },
                 polling,
+                nodes,
                 burst,
                 connections,
                 size,
