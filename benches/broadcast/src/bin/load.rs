@@ -6,15 +6,15 @@
 //! load table RESULTS
 //! ```
 //!
-//! `run` opens N Socket.IO connections over WebSocket to the server at `--addr` (process
-//! `--pid`; with two of each, two nodes of one cluster, the connections alternating between
-//! them and the broadcast asked of the first), or PERCENT % of them (spread evenly, never the first) over Engine.IO HTTP
-//! long-polling, waits until every one has joined the default namespace, then asks the server,
-//! through the first connection, to broadcast M messages of a BYTES-long string (B at a time
-//! between turns of its event loop, default 1), and times
-//! until the last connection received its M-th. It prints one tab-separated result line (see
-//! [`Sample`]); the server's memory and CPU time come from `/proc/PID` (summed over the nodes). `table` reads such
-//! lines and prints the Markdown table of the medians.
+//! `run` opens N Socket.IO connections to the server at `--addr` (process `--pid`; with two
+//! of each, two nodes of one cluster, the connections alternating between them), over
+//! WebSocket, or PERCENT % of them (spread evenly, never the first) over Engine.IO HTTP
+//! long-polling. It waits until every one has joined the default namespace, then asks the
+//! server (the first node), through the first connection, to broadcast M messages of a
+//! BYTES-long string (B at a time between turns of its event loop, default 1), and times until
+//! the last connection received its M-th. It prints one tab-separated result line (see
+//! [`Sample`]); the server's memory and CPU time come from `/proc/PID` (summed over the nodes).
+//! `table` reads such lines and prints the Markdown table of the medians.
 //!
 //! One thread, one task per connection. Engine.IO pings are answered. A broadcast message is
 //! counted from its Engine.IO and Socket.IO prefixes (`42["msg",`) without decoding its JSON,

@@ -1,10 +1,10 @@
 //! The wsio side of the broadcast benchmark: an events server on one thread.
 //!
-//! `server [--deflate] [--polling] [--redis URL]` prints `listening on 127.0.0.1:PORT`. A client's `go` event, with a
-//! count, a payload string and a burst size, makes it emit `msg` with that payload to every
-//! socket of the namespace, count times, yielding to the runtime after each burst of emits so
-//! the connections' writers interleave with the broadcast (the Node server does the same with
-//! `setImmediate`).
+//! `server [--deflate] [--polling] [--redis URL]` prints `listening on 127.0.0.1:PORT`. A
+//! client's `go` event, with a count, a payload string and a burst size, makes it emit `msg`
+//! with that payload to every socket of the namespace, count times, yielding to the runtime
+//! after each burst of emits so the connections' writers interleave with the broadcast (the
+//! Node server does the same with `setImmediate`).
 //! permessage-deflate is off unless `--deflate`, which keeps the server's default (no context
 //! takeover, messages of 1 KiB and more). Long-polling is always accepted (the server has no
 //! switch for it): `--polling`, which the run script gives every server at its polling points,
