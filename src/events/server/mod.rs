@@ -565,14 +565,17 @@ impl Server {
                         }
                     }
                     let accept = async move |_: &Request| Ok(accept);
-                    let ws = crate::tokio::accept_with(stream, &options, accept).await?;
+                    // Boxed, here and below: this future lives as long as the connection,
+                    // and inline it would be as large as its largest state (the handshake's,
+                    // a polling request's) for the whole session.
+                    let ws = Box::pin(crate::tokio::accept_with(stream, &options, accept)).await?;
                     let transport = Transport::WebSocket(Box::new(ws), sid);
-                    conn::run(&self.inner, transport, request).await;
+                    Box::pin(conn::run(&self.inner, transport, request)).await;
                     return Ok(());
                 }
                 (Route::Upgrade(polling), _) => {
                     let stream: BoxIo = Box::new(http.into_replay());
-                    polling::upgrade(&self.inner, polling, stream, &options).await?;
+                    Box::pin(polling::upgrade(&self.inner, polling, stream, &options)).await?;
                     return Ok(());
                 }
                 (Route::Open, Some((request, sid))) => {
