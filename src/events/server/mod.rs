@@ -557,6 +557,9 @@ impl Server {
                 }
                 (Route::Preflight, _) => Some(HttpResponse::new(204, "text/plain", "")),
                 (Route::WebSocket, Some((request, sid))) => {
+                    // The parsed head is not needed past routing (the session keeps its
+                    // RequestInfo): freed now rather than when the connection ends.
+                    drop(head);
                     let stream = http.into_replay();
                     let mut accept = Accept::new();
                     for (name, value) in &extra {
@@ -574,6 +577,7 @@ impl Server {
                     return Ok(());
                 }
                 (Route::Upgrade(polling), _) => {
+                    drop(head);
                     let stream: BoxIo = Box::new(http.into_replay());
                     Box::pin(polling::upgrade(&self.inner, polling, stream, &options)).await?;
                     return Ok(());
