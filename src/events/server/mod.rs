@@ -584,7 +584,7 @@ impl Server {
                 }
                 (Route::Open, Some((request, sid))) => {
                     http.consume(&head);
-                    Some(polling::open(&self.inner, request, sid).await)
+                    Some(Box::pin(polling::open(&self.inner, request, sid)).await)
                 }
                 (Route::WebSocket | Route::Open, None) => return Ok(()),
                 (Route::Get(polling), _) => {
@@ -592,7 +592,7 @@ impl Server {
                     // A client that closes the connection while its GET waits ends the
                     // session: the answer is dropped unsent.
                     tokio::select! {
-                        response = polling::get(&polling) => Some(response),
+                        response = Box::pin(polling::get(&polling)) => Some(response),
                         () = http.closed() => None,
                     }
                 }
@@ -610,7 +610,7 @@ impl Server {
                         None => read.await,
                     };
                     match body? {
-                        Ok(body) => Some(polling::post(&polling, &body).await),
+                        Ok(body) => Some(Box::pin(polling::post(&polling, &body)).await),
                         Err(response) => Some(polling::refuse_body(&polling, response)),
                     }
                 }
