@@ -372,7 +372,9 @@ impl Session<'_> {
         match (packet, socket) {
             (Packet::Connect { namespace, data }, None) => {
                 let auth = Value::Object(data.unwrap_or_default());
-                self.connect(namespace, auth).await;
+                // Boxed: inline, the hook and middleware's state would widen the session's
+                // future for its whole life; a CONNECT is rare.
+                Box::pin(self.connect(namespace, auth)).await;
             }
             (Packet::Disconnect { namespace }, Some(_)) => {
                 if let Some(socket) = self.conn.remove_socket(&namespace) {

@@ -57,11 +57,14 @@ pub(crate) struct RequestInfo {
 impl RequestInfo {
     /// The request that opened a session, from a parsed request: its target as sent (path and
     /// query) and its headers (names in lower case, in order).
-    pub(crate) fn new(url: String, headers: Vec<(String, String)>, remote: Remote) -> Self {
-        let query = url
+    pub(crate) fn new(url: String, mut headers: Vec<(String, String)>, remote: Remote) -> Self {
+        // Kept as long as the session: no spare capacity.
+        headers.shrink_to_fit();
+        let mut query: Vec<_> = url
             .split_once('?')
             .map(|(_, query)| parse_query(query))
             .unwrap_or_default();
+        query.shrink_to_fit();
         Self {
             headers,
             query,

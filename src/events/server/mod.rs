@@ -557,6 +557,9 @@ impl Server {
                 }
                 (Route::Preflight, _) => Some(HttpResponse::new(204, "text/plain", "")),
                 (Route::WebSocket, Some((request, sid))) => {
+                    // The parsed head is not needed past routing (the session keeps its
+                    // RequestInfo): freed now rather than when the connection ends.
+                    drop(head);
                     let stream = http.into_replay();
                     let mut accept = Accept::new();
                     for (name, value) in &extra {
@@ -565,19 +568,23 @@ impl Server {
                         }
                     }
                     let accept = async move |_: &Request| Ok(accept);
-                    let ws = crate::tokio::accept_with(stream, &options, accept).await?;
+                    // Boxed, here and below: this future lives as long as the connection,
+                    // and inline it would be as large as its largest state (the handshake's,
+                    // a polling request's) for the whole session.
+                    let ws = Box::pin(crate::tokio::accept_with(stream, &options, accept)).await?;
                     let transport = Transport::WebSocket(Box::new(ws), sid);
-                    conn::run(&self.inner, transport, request).await;
+                    Box::pin(conn::run(&self.inner, transport, request)).await;
                     return Ok(());
                 }
                 (Route::Upgrade(polling), _) => {
+                    drop(head);
                     let stream: BoxIo = Box::new(http.into_replay());
-                    polling::upgrade(&self.inner, polling, stream, &options).await?;
+                    Box::pin(polling::upgrade(&self.inner, polling, stream, &options)).await?;
                     return Ok(());
                 }
                 (Route::Open, Some((request, sid))) => {
                     http.consume(&head);
-                    Some(polling::open(&self.inner, request, sid).await)
+                    Some(Box::pin(polling::open(&self.inner, request, sid)).await)
                 }
                 (Route::WebSocket | Route::Open, None) => return Ok(()),
                 (Route::Get(polling), _) => {
@@ -585,7 +592,7 @@ impl Server {
                     // A client that closes the connection while its GET waits ends the
                     // session: the answer is dropped unsent.
                     tokio::select! {
-                        response = polling::get(&polling) => Some(response),
+                        response = Box::pin(polling::get(&polling)) => Some(response),
                         () = http.closed() => None,
                     }
                 }
@@ -603,7 +610,7 @@ impl Server {
                         None => read.await,
                     };
                     match body? {
-                        Ok(body) => Some(polling::post(&polling, &body).await),
+                        Ok(body) => Some(Box::pin(polling::post(&polling, &body)).await),
                         Err(response) => Some(polling::refuse_body(&polling, response)),
                     }
                 }

@@ -69,29 +69,54 @@ impl Rooms {
         rooms
     }
 
-    /// The sockets in any of `rooms` (every socket when `rooms` is empty), minus those in any
-    /// of `except` and the socket `skip`.
-    pub(crate) fn recipients(
-        &self,
+    /// Whether some socket is in `room`.
+    pub(crate) fn has_room(&self, room: &str) -> bool {
+        self.members.contains_key(room)
+    }
+
+    /// Calls `each` once with every socket in any of `rooms` (every socket in some room when
+    /// `rooms` is empty), minus those in any of `except` and the socket `skip`. Ids are lent,
+    /// not copied; a set is built only to dedupe members of several rooms.
+    pub(crate) fn recipients<'a>(
+        &'a self,
         rooms: &[String],
         except: &[String],
         skip: Option<&str>,
-    ) -> HashSet<String> {
-        let excluded: HashSet<&String> = except
+        mut each: impl FnMut(&'a str),
+    ) {
+        let excluded: Vec<&HashSet<String>> = except
             .iter()
             .filter_map(|room| self.members.get(room))
-            .flatten()
             .collect();
-        let keep = |id: &&String| !excluded.contains(id) && Some(id.as_str()) != skip;
-        match rooms.is_empty() {
-            true => self.by_socket.keys().filter(keep).cloned().collect(),
-            false => rooms
-                .iter()
-                .filter_map(|room| self.members.get(room))
+        let keep =
+            |id: &str| Some(id) != skip && !excluded.iter().any(|members| members.contains(id));
+        match rooms {
+            [] => self
+                .by_socket
+                .keys()
+                .map(String::as_str)
+                .filter(|id| keep(id))
+                .for_each(each),
+            [room] => self
+                .members
+                .get(room)
+                .into_iter()
                 .flatten()
-                .filter(keep)
-                .cloned()
-                .collect(),
+                .map(String::as_str)
+                .filter(|id| keep(id))
+                .for_each(each),
+            _ => {
+                let mut seen = HashSet::new();
+                for id in rooms
+                    .iter()
+                    .filter_map(|room| self.members.get(room))
+                    .flatten()
+                {
+                    if keep(id) && seen.insert(id.as_str()) {
+                        each(id);
+                    }
+                }
+            }
         }
     }
 }
@@ -100,8 +125,9 @@ impl Rooms {
 mod tests {
     use super::*;
 
-    fn sorted(set: HashSet<String>) -> Vec<String> {
-        let mut ids: Vec<String> = set.into_iter().collect();
+    fn sorted(rooms: &Rooms, to: &[String], except: &[String], skip: Option<&str>) -> Vec<String> {
+        let mut ids = Vec::new();
+        rooms.recipients(to, except, skip, |id| ids.push(id.to_owned()));
         ids.sort();
         ids
     }
@@ -123,12 +149,18 @@ mod tests {
         let rooms = rooms();
         let red = ["red".to_owned()];
         let blue = ["blue".to_owned()];
-        assert_eq!(sorted(rooms.recipients(&[], &[], None)), ["a", "b", "c"]);
-        assert_eq!(sorted(rooms.recipients(&red, &[], None)), ["a", "b"]);
-        assert_eq!(sorted(rooms.recipients(&red, &[], Some("a"))), ["b"]);
-        assert_eq!(sorted(rooms.recipients(&[], &blue, None)), ["a"]);
+        assert_eq!(sorted(&rooms, &[], &[], None), ["a", "b", "c"]);
+        assert_eq!(sorted(&rooms, &red, &[], None), ["a", "b"]);
+        assert_eq!(sorted(&rooms, &red, &[], Some("a")), ["b"]);
+        assert_eq!(sorted(&rooms, &[], &blue, None), ["a"]);
         let both = ["red".to_owned(), "blue".to_owned()];
-        assert_eq!(sorted(rooms.recipients(&both, &[], None)), ["a", "b", "c"]);
+        assert_eq!(sorted(&rooms, &both, &[], None), ["a", "b", "c"]);
+        assert_eq!(
+            sorted(&rooms, &both, &blue, Some("a")),
+            Vec::<String>::new()
+        );
+        assert_eq!(sorted(&rooms, &both, &["c".to_owned()], None), ["a", "b"]);
+        assert!(rooms.has_room("red") && !rooms.has_room("green"));
     }
 
     #[test]

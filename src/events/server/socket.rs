@@ -77,12 +77,16 @@ struct SocketInner {
 
 /// Work for a socket's dispatcher task, in arrival order.
 enum Job {
-    Event {
-        event: String,
-        args: Args,
-        ack: Option<AckSender>,
-    },
+    /// Boxed: the channel allocates its slots in blocks up front, a block per idle socket.
+    Event(Box<EventJob>),
     Disconnect(DisconnectReason),
+}
+
+/// An event from the client, for the dispatcher.
+struct EventJob {
+    event: String,
+    args: Args,
+    ack: Option<AckSender>,
 }
 
 impl Socket {
@@ -447,7 +451,8 @@ impl Socket {
             socket: self.clone(),
             id,
         });
-        let _ = self.inner.jobs.send(Job::Event { event, args, ack }).await;
+        let job = Job::Event(Box::new(EventJob { event, args, ack }));
+        let _ = self.inner.jobs.send(job).await;
     }
 
     /// Resolves the acknowledgement `id` from the client; unknown or late ids are ignored.
@@ -555,7 +560,11 @@ pub(crate) fn check_event_name(event: &str) -> Result<(), EmitError> {
 async fn dispatch(socket: Socket, mut jobs: mpsc::Receiver<Job>) {
     while let Some(job) = jobs.recv().await {
         match job {
-            Job::Event { event, args, ack } => socket.run_event(event, args, ack).await,
+            Job::Event(job) => {
+                let EventJob { event, args, ack } = *job;
+                // Boxed: the dispatcher waits idle far longer than it runs handlers.
+                Box::pin(socket.run_event(event, args, ack)).await;
+            }
             Job::Disconnect(reason) => {
                 let handlers = std::mem::take(&mut *lock(&socket.inner.disconnecting_handlers));
                 for handler in handlers {

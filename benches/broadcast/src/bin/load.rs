@@ -1,22 +1,26 @@
 //! The load client of the broadcast benchmark, and the table of its results.
 //!
 //! ```text
-//! load run --addr 127.0.0.1:PORT --pid PID --server NAME --connections N --messages M
-//!          --size BYTES [--burst B] [--deflate]
+//! load run --addr 127.0.0.1:PORT[,127.0.0.1:PORT2] --pid PID[,PID2] --server NAME
+//!          --connections N --messages M --size BYTES [--burst B] [--polling PERCENT] [--deflate]
 //! load table RESULTS
 //! ```
 //!
-//! `run` opens N Socket.IO connections over WebSocket to the server at `--addr` (process
-//! `--pid`), waits until every one has joined the default namespace, then asks the server,
-//! through the first connection, to broadcast M messages of a BYTES-long string (B at a time
-//! between turns of its event loop, default 1), and times
-//! until the last connection received its M-th. It prints one tab-separated result line (see
-//! [`Sample`]); the server's memory and CPU time come from `/proc/PID`. `table` reads such
-//! lines and prints the Markdown table of the medians.
+//! `run` opens N Socket.IO connections to the server at `--addr` (process `--pid`; with two
+//! of each, two nodes of one cluster, the connections alternating between them), over
+//! WebSocket, or PERCENT % of them (spread evenly, never the first) over Engine.IO HTTP
+//! long-polling. It waits until every one has joined the default namespace, then asks the
+//! server (the first node), through the first connection, to broadcast M messages of a
+//! BYTES-long string (B at a time between turns of its event loop, default 1), and times until
+//! the last connection received its M-th. It prints one tab-separated result line (see
+//! [`Sample`]); the server's memory and CPU time come from `/proc/PID` (summed over the nodes).
+//! `table` reads such lines and prints the Markdown table of the medians.
 //!
 //! One thread, one task per connection. Engine.IO pings are answered. A broadcast message is
 //! counted from its Engine.IO and Socket.IO prefixes (`42["msg",`) without decoding its JSON,
-//! so the client spends as little as it can per message.
+//! so the client spends as little as it can per message. A long-polling connection is one
+//! HTTP/1.1 keep-alive TCP connection carrying one request at a time: a GET that waits for
+//! the server's packets, then, when they held a ping, a POST with the pong, then the next GET.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -24,6 +28,8 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore};
 use wsio::events::{Args, Decoder, EnginePacket, Packet};
 use wsio::proto::handshake::ClientRequest;
@@ -53,8 +59,8 @@ fn main() -> ExitCode {
         }),
         Some("table") if args.len() == 2 => print_table(&args[1]),
         _ => Err(
-            "usage: load run --addr A --pid P --server NAME --connections N --messages M \
-                  --size BYTES [--burst B] [--deflate] | load table RESULTS"
+            "usage: load run --addr A[,A2] --pid P[,P2] --server NAME --connections N --messages M \
+                  --size BYTES [--burst B] [--polling PERCENT] [--deflate] | load table RESULTS"
                 .into(),
         ),
     };
@@ -68,13 +74,17 @@ fn main() -> ExitCode {
 }
 
 struct RunArgs {
-    addr: String,
-    pid: u32,
+    /// The server's address, one per node.
+    addrs: Vec<String>,
+    /// The server's process, one per node.
+    pids: Vec<u32>,
     server: String,
     connections: usize,
     messages: usize,
     size: usize,
     burst: usize,
+    /// The share of connections over long-polling, in percent.
+    polling: usize,
     deflate: bool,
 }
 
@@ -94,15 +104,19 @@ impl RunArgs {
             }
         }
         let burst = named.remove("burst");
+        let polling = named.remove("polling");
         let mut take = |name: &str| named.remove(name).ok_or(format!("--{name} is required"));
         let number = |value: String, name: &str| {
             value
                 .parse::<usize>()
                 .map_err(|_| format!("--{name} must be a number, got {value:?}"))
         };
-        Ok(Self {
-            addr: take("addr")?,
-            pid: number(take("pid")?, "pid")? as u32,
+        let run = Self {
+            addrs: take("addr")?.split(',').map(str::to_owned).collect(),
+            pids: take("pid")?
+                .split(',')
+                .map(|pid| Ok(number(pid.to_owned(), "pid")? as u32))
+                .collect::<Result<_, String>>()?,
             server: take("server")?,
             connections: number(take("connections")?, "connections")?.max(1),
             messages: number(take("messages")?, "messages")?.max(1),
@@ -111,8 +125,16 @@ impl RunArgs {
                 Some(value) => number(value, "burst")?.max(1),
                 None => 1,
             },
+            polling: match polling {
+                Some(value) => number(value, "polling")?.min(100),
+                None => 0,
+            },
             deflate,
-        })
+        };
+        if run.addrs.len() != run.pids.len() {
+            return Err("--addr and --pid need as many values".into());
+        }
+        Ok(run)
     }
 }
 
@@ -156,6 +178,10 @@ struct Sample {
     size: usize,
     messages: usize,
     burst: usize,
+    /// Connections over long-polling, in percent.
+    polling: usize,
+    /// Server nodes (processes) the connections were spread over.
+    nodes: usize,
     seconds: f64,
     /// Server VmRSS before any connection, after all joined, and VmHWM after the broadcast.
     rss_before_kib: u64,
@@ -176,13 +202,15 @@ impl Sample {
 
     fn line(&self) -> String {
         format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{:.4}\t{}\t{}\t{}\t{:.2}\t{:.2}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.4}\t{}\t{}\t{}\t{:.2}\t{:.2}",
             self.server,
             u8::from(self.deflate),
             self.connections,
             self.size,
             self.messages,
             self.burst,
+            self.polling,
+            self.nodes,
             self.seconds,
             self.rss_before_kib,
             self.rss_joined_kib,
@@ -201,6 +229,8 @@ impl Sample {
             size,
             m,
             burst,
+            polling,
+            nodes,
             seconds,
             before,
             joined,
@@ -218,6 +248,8 @@ impl Sample {
             size: size.parse().ok()?,
             messages: m.parse().ok()?,
             burst: burst.parse().ok()?,
+            polling: polling.parse().ok()?,
+            nodes: nodes.parse().ok()?,
             seconds: seconds.parse().ok()?,
             rss_before_kib: before.parse().ok()?,
             rss_joined_kib: joined.parse().ok()?,
@@ -229,8 +261,10 @@ impl Sample {
 }
 
 async fn run_point(args: RunArgs) -> Result<(), String> {
-    let rss_before_kib = proc_status_kib(args.pid, "VmRSS")?;
-    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", args.addr);
+    let rss_before_kib = proc_status_kib(&args.pids, "VmRSS")?;
+    let urls: Vec<String> = (args.addrs.iter())
+        .map(|addr| format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+        .collect();
     let mut options = Options::default();
     options.read_chunk = 16 << 10;
     if !args.deflate {
@@ -244,27 +278,43 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
     local
         .run_until(async {
             // The first connection is also the control connection that starts the broadcast.
-            let mut control = join(&url, &options)
+            let mut control = join(&urls[0], &options)
                 .await
                 .map_err(|error| format!("control connection: {error}"))?;
             progress.bump(&progress.joined);
-            for _ in 1..args.connections {
-                let (url, options) = (url.clone(), options.clone());
+            for index in 1..args.connections {
+                let node = index % urls.len();
+                let (url, options) = (urls[node].clone(), options.clone());
                 let (progress, connecting) = (Rc::clone(&progress), Rc::clone(&connecting));
                 let messages = args.messages;
+                // Spread evenly: index * share / 100 steps up once every 100 / share indexes.
+                let polling = index * args.polling / 100 != (index - 1) * args.polling / 100;
+                let addr = args.addrs[node].clone();
                 tokio::task::spawn_local(async move {
                     let permit = connecting.acquire().await;
-                    let ws = match join(&url, &options).await {
-                        Ok(ws) => ws,
+                    let joined = if polling {
+                        Polling::join(&addr).await.map(Joined::Polling)
+                    } else {
+                        join(&url, &options)
+                            .await
+                            .map(|ws| Joined::WebSocket(Box::new(ws)))
+                    };
+                    drop(permit);
+                    let joined = match joined {
+                        Ok(joined) => joined,
                         Err(error) => {
                             eprintln!("load: connection failed: {error}");
                             progress.bump(&progress.failed);
                             return;
                         }
                     };
-                    drop(permit);
                     progress.bump(&progress.joined);
-                    receive(ws, messages, &progress).await;
+                    match joined {
+                        Joined::WebSocket(ws) => receive(*ws, messages, &progress).await,
+                        Joined::Polling(polling) => {
+                            polling.receive(messages, &progress).await;
+                        }
+                    }
                 });
             }
             tokio::time::timeout(
@@ -275,9 +325,9 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
             .map_err(|_| "connecting took too long".to_owned())??;
             // Let the server finish its bookkeeping of the last joins before measuring.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let rss_joined_kib = proc_status_kib(args.pid, "VmRSS")?;
+            let rss_joined_kib = proc_status_kib(&args.pids, "VmRSS")?;
 
-            let server_cpu_start = cpu_seconds(&args.pid.to_string())?;
+            let server_cpu_start = server_cpu_seconds(&args.pids)?;
             let client_cpu_start = cpu_seconds("self")?;
             let start = Instant::now();
             let go = Packet::Event {
@@ -309,9 +359,9 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
             .await
             .map_err(|_| "the broadcast took too long".to_owned())??;
             let seconds = start.elapsed().as_secs_f64();
-            let server_cpu_seconds = cpu_seconds(&args.pid.to_string())? - server_cpu_start;
+            let server_cpu_seconds = server_cpu_seconds(&args.pids)? - server_cpu_start;
             let client_cpu_seconds = cpu_seconds("self")? - client_cpu_start;
-            let rss_peak_kib = proc_status_kib(args.pid, "VmHWM")?;
+            let rss_peak_kib = proc_status_kib(&args.pids, "VmHWM")?;
 
             let sample = Sample {
                 server: args.server.clone(),
@@ -320,6 +370,8 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
                 size: args.size,
                 messages: args.messages,
                 burst: args.burst,
+                polling: args.polling,
+                nodes: args.pids.len(),
                 seconds,
                 rss_before_kib,
                 rss_joined_kib,
@@ -329,10 +381,11 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
             };
             println!("{}", sample.line());
             eprintln!(
-                "{:>5} n={:<6} size={:<5} m={:<5} {:>6.2} s {:>10.0} deliveries/s  \
+                "{:>12} n={:<6} polling={:>3} % size={:<5} m={:<5} {:>6.2} s {:>10.0} deliveries/s  \
                  {:>5.1} KiB/conn  peak {:>6.1} MiB  server cpu {:>5.2} s  client cpu {:>5.2} s",
                 sample.server,
                 sample.connections,
+                sample.polling,
                 sample.size,
                 sample.messages,
                 sample.seconds,
@@ -456,8 +509,293 @@ async fn receive(mut ws: Ws, messages: usize, progress: &Progress) {
     }
 }
 
-/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`).
-fn proc_status_kib(pid: u32, field: &str) -> Result<u64, String> {
+/// A joined connection, by transport.
+enum Joined {
+    WebSocket(Box<Ws>),
+    Polling(Polling),
+}
+
+/// The record separator of an Engine.IO long-polling payload.
+const RECORD_SEPARATOR: u8 = 0x1e;
+
+/// A Socket.IO connection over Engine.IO HTTP long-polling: raw HTTP/1.1 requests, one at a
+/// time, on one keep-alive TCP connection (opened again if the server closes it).
+struct Polling {
+    addr: String,
+    /// The request target with the session id.
+    target: String,
+    stream: Option<TcpStream>,
+    /// Bytes read and not yet consumed.
+    buffer: Vec<u8>,
+}
+
+impl Polling {
+    /// Opens an Engine.IO session over long-polling and joins the default namespace.
+    async fn join(addr: &str) -> Result<Self, String> {
+        let mut polling = Self {
+            addr: addr.to_owned(),
+            target: "/socket.io/?EIO=4&transport=polling".to_owned(),
+            stream: None,
+            buffer: Vec::with_capacity(4096),
+        };
+        let open = polling.request("GET", "").await?;
+        let open = String::from_utf8(open).map_err(|_| "open packet not UTF-8")?;
+        let sid = open
+            .strip_prefix('0')
+            .and_then(|json| json.split_once("\"sid\":\"")?.1.split_once('"'))
+            .map(|(sid, _)| sid)
+            .ok_or(format!("expected the open packet, got {open:?}"))?;
+        polling.target = format!("{}&sid={sid}", polling.target);
+        polling.post("40").await?;
+        loop {
+            let payload = polling.request("GET", "").await?;
+            let mut ping = false;
+            for record in payload.split(|&byte| byte == RECORD_SEPARATOR) {
+                match record {
+                    [b'4', b'0', ..] => return Ok(polling),
+                    [b'4', b'4', ..] => {
+                        return Err(format!("refused: {}", String::from_utf8_lossy(record)));
+                    }
+                    b"2" => ping = true,
+                    _ => {}
+                }
+            }
+            if ping {
+                polling.post("3").await?;
+            }
+        }
+    }
+
+    /// Polls until `messages` broadcast messages arrived, answering pings, then goes on
+    /// polling (answering pings) until the process ends.
+    async fn receive(mut self, messages: usize, progress: &Progress) {
+        let mut received = 0;
+        loop {
+            let payload = match self.request("GET", "").await {
+                Ok(payload) => payload,
+                Err(error) => {
+                    if received < messages {
+                        eprintln!(
+                            "load: a polling connection failed after {received} messages: {error}"
+                        );
+                        progress.bump(&progress.failed);
+                    }
+                    return;
+                }
+            };
+            let mut ping = false;
+            for record in payload.split(|&byte| byte == RECORD_SEPARATOR) {
+                match record {
+                    b"2" => ping = true,
+                    [b'1', ..] if received < messages => {
+                        eprintln!("load: a polling session closed after {received} messages");
+                        progress.bump(&progress.failed);
+                        return;
+                    }
+                    _ if record.starts_with(b"42[\"msg\",") => {
+                        received += 1;
+                        if received == messages {
+                            progress.bump(&progress.finished);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if ping && self.post("3").await.is_err() {
+                if received < messages {
+                    progress.bump(&progress.failed);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Sends `body` in a POST and checks the server took it.
+    async fn post(&mut self, body: &str) -> Result<(), String> {
+        match self.request("POST", body).await?.as_slice() {
+            b"ok" => Ok(()),
+            other => Err(format!(
+                "POST answered {:?}",
+                String::from_utf8_lossy(other)
+            )),
+        }
+    }
+
+    /// Sends one request to the session's target and returns the body of a 200 response.
+    async fn request(&mut self, method: &str, body: &str) -> Result<Vec<u8>, String> {
+        let mut head = format!(
+            "{method} {} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n",
+            self.target, self.addr
+        );
+        if method == "POST" {
+            head.push_str("Content-Type: text/plain;charset=UTF-8\r\n");
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        head.push_str(body);
+        // A kept-alive connection the server closed in between gets one retry on a new one.
+        let reused = self.stream.is_some();
+        match self.exchange(head.as_bytes()).await {
+            Err(Exchange::Closed) if reused => {}
+            other => return other.map_err(Exchange::into_message),
+        }
+        self.exchange(head.as_bytes())
+            .await
+            .map_err(Exchange::into_message)
+    }
+
+    /// Writes a request and reads its response, on the open connection or a new one.
+    async fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, Exchange> {
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                self.buffer.clear();
+                let stream = TcpStream::connect(&self.addr)
+                    .await
+                    .map_err(|error| Exchange::Failed(format!("connect: {error}")))?;
+                stream
+                    .set_nodelay(true)
+                    .map_err(|error| Exchange::Failed(error.to_string()))?;
+                self.stream.insert(stream)
+            }
+        };
+        if stream.write_all(request).await.is_err() {
+            self.stream = None;
+            return Err(Exchange::Closed);
+        }
+        let result = self.read_response().await;
+        if result.is_err() {
+            self.stream = None;
+        }
+        let (keep_alive, body) = result?;
+        if !keep_alive {
+            self.stream = None;
+        }
+        Ok(body)
+    }
+
+    /// Reads one response: whether the connection stays open, and the body of a 200.
+    async fn read_response(&mut self) -> Result<(bool, Vec<u8>), Exchange> {
+        let head_len = loop {
+            if let Some(at) = find(&self.buffer, b"\r\n\r\n") {
+                break at + 4;
+            }
+            if self.fill().await? == 0 {
+                return Err(match self.buffer.is_empty() {
+                    true => Exchange::Closed,
+                    false => Exchange::Failed("closed within a response head".into()),
+                });
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buffer[..head_len]).into_owned();
+        self.buffer.drain(..head_len);
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap_or_default();
+        let (mut length, mut chunked, mut keep_alive) = (None, false, true);
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+            match name.as_str() {
+                "content-length" => length = value.parse::<usize>().ok(),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "connection" => keep_alive = !value.eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+        let body = if chunked {
+            let mut body = Vec::new();
+            loop {
+                let line = self.read_line().await?;
+                let size = line.split(';').next().unwrap_or_default().trim();
+                let size = usize::from_str_radix(size, 16)
+                    .map_err(|_| Exchange::Failed(format!("bad chunk size {size:?}")))?;
+                if size == 0 {
+                    // No trailers are expected: the blank line that ends the body.
+                    self.read_line().await?;
+                    break body;
+                }
+                body.extend_from_slice(&self.read_exact(size + 2).await?[..size]);
+            }
+        } else {
+            let length = length.ok_or(Exchange::Failed("a response without a length".into()))?;
+            self.read_exact(length).await?
+        };
+        if !status.starts_with("HTTP/1.1 200") {
+            return Err(Exchange::Failed(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        Ok((keep_alive, body))
+    }
+
+    /// Reads more bytes into the buffer; 0 at the end of the stream.
+    async fn fill(&mut self) -> Result<usize, Exchange> {
+        let stream = self.stream.as_mut().ok_or(Exchange::Closed)?;
+        stream
+            .read_buf(&mut self.buffer)
+            .await
+            .map_err(|error| Exchange::Failed(error.to_string()))
+    }
+
+    async fn read_exact(&mut self, len: usize) -> Result<Vec<u8>, Exchange> {
+        while self.buffer.len() < len {
+            if self.fill().await? == 0 {
+                return Err(Exchange::Failed("closed within a response body".into()));
+            }
+        }
+        Ok(self.buffer.drain(..len).collect())
+    }
+
+    async fn read_line(&mut self) -> Result<String, Exchange> {
+        loop {
+            if let Some(at) = find(&self.buffer, b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buffer[..at]).into_owned();
+                self.buffer.drain(..at + 2);
+                return Ok(line);
+            }
+            if self.fill().await? == 0 {
+                return Err(Exchange::Failed("closed within a chunked body".into()));
+            }
+        }
+    }
+}
+
+/// Why a request got no response.
+enum Exchange {
+    /// The server had closed the connection before the response began.
+    Closed,
+    Failed(String),
+}
+
+impl Exchange {
+    fn into_message(self) -> String {
+        match self {
+            Self::Closed => "the server closed the connection".into(),
+            Self::Failed(message) => message,
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`), summed over `pids`.
+fn proc_status_kib(pids: &[u32], field: &str) -> Result<u64, String> {
+    pids.iter().map(|&pid| process_status_kib(pid, field)).sum()
+}
+
+/// The CPU time of the server, summed over its processes.
+fn server_cpu_seconds(pids: &[u32]) -> Result<f64, String> {
+    pids.iter().map(|pid| cpu_seconds(&pid.to_string())).sum()
+}
+
+fn process_status_kib(pid: u32, field: &str) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).map_err(|error| format!("{path}: {error}"))?;
     status
@@ -493,10 +831,12 @@ fn print_table(path: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|error| format!("{path}: {error}"))?;
     let samples: Vec<Sample> = text.lines().filter_map(Sample::parse).collect();
     // Points in the order of their first sample; servers within a point likewise.
-    let mut points: Vec<(bool, usize, usize, usize)> = Vec::new();
+    let mut points: Vec<(bool, usize, usize, usize, usize, usize)> = Vec::new();
     for sample in &samples {
         let point = (
             sample.deflate,
+            sample.polling,
+            sample.nodes,
             sample.burst,
             sample.connections,
             sample.size,
@@ -506,15 +846,22 @@ fn print_table(path: &str) -> Result<(), String> {
         }
     }
     println!(
-        "| server | deflate | burst | N | size | M | deliveries/s | ratio to best | server CPU µs per 1000 \
+        "| server | deflate | polling | nodes | burst | N | size | M | deliveries/s | ratio to best | server CPU µs per 1000 \
          deliveries | KiB/conn idle | peak RSS MiB | rounds |"
     );
-    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-    for (deflate, burst, connections, size) in points {
-        let at_point: Vec<&Sample> = samples
-            .iter()
+    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for point in points {
+        let (deflate, polling, nodes, burst, connections, size) = point;
+        let at_point: Vec<&Sample> = (samples.iter())
             .filter(|s| {
-                (s.deflate, s.burst, s.connections, s.size) == (deflate, burst, connections, size)
+                (
+                    s.deflate,
+                    s.polling,
+                    s.nodes,
+                    s.burst,
+                    s.connections,
+                    s.size,
+                ) == point
             })
             .collect();
         let mut servers: Vec<&str> = Vec::new();
@@ -545,9 +892,11 @@ fn print_table(path: &str) -> Result<(), String> {
         let best = rows.iter().map(|row| row.rate).fold(0.0, f64::max);
         for row in rows {
             println!(
-                "| {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} | {} |",
+                "| {} | {} | {} % | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} | {} |",
                 row.server,
                 if deflate { "on" } else { "off" },
+                polling,
+                nodes,
                 burst,
                 connections,
                 size,

@@ -45,21 +45,27 @@ impl Target {
     }
 }
 
-/// The sockets of this node that `target` reaches.
+/// The sockets of this node that `target` reaches, each once.
 pub(crate) fn sockets(namespace: &NamespaceInner, target: &Target) -> Vec<Socket> {
-    let ids =
-        lock(&namespace.rooms).recipients(&target.rooms, &target.except, target.skip.as_deref());
+    // Rooms then sockets, the one order in which both locks are ever held together.
+    let rooms = lock(&namespace.rooms);
     let sockets = lock(&namespace.sockets);
-    ids.iter()
-        .filter_map(|id| sockets.get(id).cloned())
-        .collect()
+    let mut reached = Vec::with_capacity(match target.rooms.is_empty() {
+        true => sockets.len(),
+        false => 0,
+    });
+    rooms.recipients(
+        &target.rooms,
+        &target.except,
+        target.skip.as_deref(),
+        |id| reached.extend(sockets.get(id).cloned()),
+    );
+    reached
 }
 
 /// Whether some socket of this node is in `room`.
 pub(crate) fn has_room(namespace: &NamespaceInner, room: &str) -> bool {
-    !lock(&namespace.rooms)
-        .recipients(&[room.to_owned()], &[], None)
-        .is_empty()
+    lock(&namespace.rooms).has_room(room)
 }
 
 /// Sends an event to this node's recipients, encoded once; returns how many queued it.
