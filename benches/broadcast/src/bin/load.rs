@@ -3,6 +3,7 @@
 //! ```text
 //! load run --addr 127.0.0.1:PORT[,127.0.0.1:PORT2] --pid PID[,PID2] --server NAME
 //!          --connections N --messages M --size BYTES [--burst B] [--polling PERCENT] [--deflate]
+//!          [--latency K]
 //! load table RESULTS
 //! ```
 //!
@@ -14,7 +15,15 @@
 //! BYTES-long string (B at a time between turns of its event loop, default 1), and times until
 //! the last connection received its M-th. It prints one tab-separated result line (see
 //! [`Sample`]); the server's memory and CPU time come from `/proc/PID` (summed over the nodes).
-//! `table` reads such lines and prints the Markdown table of the medians.
+//! `table` reads such lines and prints the Markdown table of the medians (and a second one of
+//! the delivery latencies, when some lines have them).
+//!
+//! With `--latency K`, once the timed broadcast is over (and its figures taken), the client
+//! measures delivery latency: it asks for one broadcast of the same string, waits until every
+//! connection received it, waits [`LATENCY_SETTLE`], and so on K times. A delivery's latency is
+//! the time from just before the `go` event is written to the socket to the moment its
+//! connection's task sees the message's prefix (one `Instant` each, kept in a vector sized
+//! for all N × K deliveries up front); the result line gets their p50, p99 and maximum.
 //!
 //! One thread, one task per connection. Engine.IO pings are answered. A broadcast message is
 //! counted from its Engine.IO and Socket.IO prefixes (`42["msg",`) without decoding its JSON,
@@ -22,6 +31,7 @@
 //! HTTP/1.1 keep-alive TCP connection carrying one request at a time: a GET that waits for
 //! the server's packets, then, when they held a ping, a POST with the pong, then the next GET.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -30,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use wsio::events::{Args, Decoder, EnginePacket, Packet};
 use wsio::proto::handshake::ClientRequest;
 use wsio::tokio::WebSocketStream;
@@ -42,6 +52,10 @@ const CONNECTING: usize = 200;
 const CONNECT_LIMIT: Duration = Duration::from_secs(120);
 /// How long the broadcast may take.
 const BROADCAST_LIMIT: Duration = Duration::from_secs(120);
+/// The pause before the first latency broadcast, after the timed broadcast.
+const LATENCY_START: Duration = Duration::from_millis(500);
+/// The pause after every connection received one latency broadcast, before the next `go`.
+const LATENCY_SETTLE: Duration = Duration::from_millis(50);
 /// Clock ticks per second in `/proc/PID/stat` (`USER_HZ`, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
 
@@ -60,7 +74,8 @@ fn main() -> ExitCode {
         Some("table") if args.len() == 2 => print_table(&args[1]),
         _ => Err(
             "usage: load run --addr A[,A2] --pid P[,P2] --server NAME --connections N --messages M \
-                  --size BYTES [--burst B] [--polling PERCENT] [--deflate] | load table RESULTS"
+                  --size BYTES [--burst B] [--polling PERCENT] [--deflate] [--latency K] \
+                  | load table RESULTS"
                 .into(),
         ),
     };
@@ -86,6 +101,8 @@ struct RunArgs {
     /// The share of connections over long-polling, in percent.
     polling: usize,
     deflate: bool,
+    /// Single broadcasts to time one by one after the timed broadcast, 0 for none.
+    latency: usize,
 }
 
 impl RunArgs {
@@ -105,6 +122,7 @@ impl RunArgs {
         }
         let burst = named.remove("burst");
         let polling = named.remove("polling");
+        let latency = named.remove("latency");
         let mut take = |name: &str| named.remove(name).ok_or(format!("--{name} is required"));
         let number = |value: String, name: &str| {
             value
@@ -130,6 +148,10 @@ impl RunArgs {
                 None => 0,
             },
             deflate,
+            latency: match latency {
+                Some(value) => number(value, "latency")?,
+                None => 0,
+            },
         };
         if run.addrs.len() != run.pids.len() {
             return Err("--addr and --pid need as many values".into());
@@ -146,12 +168,42 @@ struct Progress {
     finished: AtomicUsize,
     failed: AtomicUsize,
     changed: Notify,
+    /// Connections (all nodes together).
+    connections: usize,
+    /// Latency broadcasts to time one by one after the timed broadcast.
+    latency: usize,
+    /// Latency broadcasts received, all connections together.
+    delivered: AtomicUsize,
+    /// When the `go` of each latency broadcast was written, in order.
+    sent: RefCell<Vec<Instant>>,
+    /// When each connection received each latency broadcast: the N receipts of the first, then
+    /// the N of the second, and so on (the next is only asked for once all have the last).
+    receipts: RefCell<Vec<Instant>>,
 }
 
 impl Progress {
     fn bump(&self, counter: &AtomicUsize) {
         counter.fetch_add(1, Ordering::Relaxed);
         self.changed.notify_one();
+    }
+
+    /// Records the arrival of a latency broadcast at one connection.
+    fn receipt(&self, at: Instant) {
+        self.receipts.borrow_mut().push(at);
+        let delivered = self.delivered.fetch_add(1, Ordering::Relaxed) + 1;
+        // Wakes the waiter once per broadcast, when its last connection has it.
+        if delivered.is_multiple_of(self.connections) {
+            self.changed.notify_one();
+        }
+    }
+
+    /// The latency of every delivery of the latency broadcasts: from sending `go` to receipt.
+    fn latencies(&self) -> Vec<Duration> {
+        let (sent, receipts) = (self.sent.borrow(), self.receipts.borrow());
+        (receipts.chunks(self.connections))
+            .zip(sent.iter())
+            .flat_map(|(receipts, &sent)| receipts.iter().map(move |&at| at - sent))
+            .collect()
     }
 
     /// Waits until `counter` reaches `target` or a connection fails.
@@ -189,6 +241,10 @@ struct Sample {
     rss_peak_kib: u64,
     server_cpu_seconds: f64,
     client_cpu_seconds: f64,
+    /// Latency broadcasts timed (0 for none), and the p50, p99 and maximum of the latencies of
+    /// all their deliveries, in milliseconds.
+    latency_broadcasts: usize,
+    latency_ms: [f64; 3],
 }
 
 impl Sample {
@@ -202,7 +258,7 @@ impl Sample {
 
     fn line(&self) -> String {
         format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.4}\t{}\t{}\t{}\t{:.2}\t{:.2}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.4}\t{}\t{}\t{}\t{:.2}\t{:.2}\t{}\t{:.3}\t{:.3}\t{:.3}",
             self.server,
             u8::from(self.deflate),
             self.connections,
@@ -217,11 +273,20 @@ impl Sample {
             self.rss_peak_kib,
             self.server_cpu_seconds,
             self.client_cpu_seconds,
+            self.latency_broadcasts,
+            self.latency_ms[0],
+            self.latency_ms[1],
+            self.latency_ms[2],
         )
     }
 
     fn parse(line: &str) -> Option<Self> {
-        let fields: Vec<&str> = line.split('\t').collect();
+        let mut fields: Vec<&str> = line.split('\t').collect();
+        // Lines from before the latency fields have none.
+        let latency: Vec<&str> = match fields.len() {
+            18 => fields.split_off(14),
+            _ => vec!["0", "0", "0", "0"],
+        };
         let [
             server,
             deflate,
@@ -256,6 +321,12 @@ impl Sample {
             rss_peak_kib: peak.parse().ok()?,
             server_cpu_seconds: server_cpu.parse().ok()?,
             client_cpu_seconds: client_cpu.parse().ok()?,
+            latency_broadcasts: latency[0].parse().ok()?,
+            latency_ms: [
+                latency[1].parse().ok()?,
+                latency[2].parse().ok()?,
+                latency[3].parse().ok()?,
+            ],
         })
     }
 }
@@ -270,7 +341,12 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
     if !args.deflate {
         options.deflate = None;
     }
-    let progress = Rc::new(Progress::default());
+    let progress = Rc::new(Progress {
+        connections: args.connections,
+        latency: args.latency,
+        receipts: RefCell::new(Vec::with_capacity(args.connections * args.latency)),
+        ..Progress::default()
+    });
     let connecting = Rc::new(Semaphore::new(CONNECTING));
     let local = tokio::task::LocalSet::new();
     let payload = text_payload(args.size);
@@ -310,7 +386,7 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
                     };
                     progress.bump(&progress.joined);
                     match joined {
-                        Joined::WebSocket(ws) => receive(*ws, messages, &progress).await,
+                        Joined::WebSocket(ws) => receive(*ws, messages, &progress, None).await,
                         Joined::Polling(polling) => {
                             polling.receive(messages, &progress).await;
                         }
@@ -335,7 +411,7 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
                 event: "go".into(),
                 args: Args::new()
                     .with(args.messages)
-                    .with(payload)
+                    .with(payload.clone())
                     .with(args.burst),
                 ack: None,
             };
@@ -345,12 +421,14 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
                     .await
                     .map_err(|error| format!("sending go: {error}"))?;
             }
+            // From here the control connection's task writes the `go` of the latency broadcasts.
+            let (go_sender, go_receiver) = mpsc::unbounded_channel();
             {
                 let progress = Rc::clone(&progress);
                 let messages = args.messages;
-                tokio::task::spawn_local(
-                    async move { receive(control, messages, &progress).await },
-                );
+                tokio::task::spawn_local(async move {
+                    receive(control, messages, &progress, Some(go_receiver)).await
+                });
             }
             tokio::time::timeout(
                 BROADCAST_LIMIT,
@@ -362,6 +440,39 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
             let server_cpu_seconds = server_cpu_seconds(&args.pids)? - server_cpu_start;
             let client_cpu_seconds = cpu_seconds("self")? - client_cpu_start;
             let rss_peak_kib = proc_status_kib(&args.pids, "VmHWM")?;
+
+            let mut latency_ms = [0.0; 3];
+            if args.latency > 0 {
+                tokio::time::sleep(LATENCY_START).await;
+                let go = Packet::Event {
+                    namespace: "/".into(),
+                    event: "go".into(),
+                    args: Args::new().with(1).with(payload).with(1),
+                    ack: None,
+                };
+                for broadcast in 1..=args.latency {
+                    if broadcast > 1 {
+                        tokio::time::sleep(LATENCY_SETTLE).await;
+                    }
+                    go_sender
+                        .send(go.to_messages())
+                        .map_err(|_| "the control connection failed".to_owned())?;
+                    tokio::time::timeout(
+                        BROADCAST_LIMIT,
+                        progress.wait(&progress.delivered, broadcast * args.connections),
+                    )
+                    .await
+                    .map_err(|_| format!("latency broadcast {broadcast} took too long"))??;
+                }
+                let mut latencies = progress.latencies();
+                latencies.sort_unstable();
+                // Nearest rank: the smallest latency at or above the given share of them all.
+                let rank = |share: f64| {
+                    let rank = (share * latencies.len() as f64).ceil() as usize;
+                    latencies[rank.clamp(1, latencies.len()) - 1].as_secs_f64() * 1e3
+                };
+                latency_ms = [rank(0.50), rank(0.99), rank(1.0)];
+            }
 
             let sample = Sample {
                 server: args.server.clone(),
@@ -378,6 +489,8 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
                 rss_peak_kib,
                 server_cpu_seconds,
                 client_cpu_seconds,
+                latency_broadcasts: args.latency,
+                latency_ms,
             };
             println!("{}", sample.line());
             eprintln!(
@@ -395,6 +508,14 @@ async fn run_point(args: RunArgs) -> Result<(), String> {
                 sample.server_cpu_seconds,
                 sample.client_cpu_seconds,
             );
+            if sample.latency_broadcasts > 0 {
+                let [p50, p99, max] = sample.latency_ms;
+                eprintln!(
+                    "{:>12} latency over {} broadcasts: p50 {p50:.2} ms  p99 {p99:.2} ms  \
+                     max {max:.2} ms",
+                    sample.server, sample.latency_broadcasts,
+                );
+            }
             Ok(())
         })
         .await
@@ -475,11 +596,36 @@ async fn join(url: &str, options: &Options) -> Result<Ws, String> {
 }
 
 /// Reads until `messages` broadcast messages arrived, answering pings, then keeps the
-/// connection open (answering pings) until the process ends.
-async fn receive(mut ws: Ws, messages: usize, progress: &Progress) {
+/// connection open (answering pings) until the process ends, recording the arrival of the
+/// latency broadcasts that follow. The control connection also writes what comes from `go`
+/// (the `go` event of each latency broadcast), noting when.
+async fn receive(
+    mut ws: Ws,
+    messages: usize,
+    progress: &Progress,
+    mut go: Option<mpsc::UnboundedReceiver<Vec<Message>>>,
+) {
     let mut received = 0;
     loop {
-        let message = match ws.read().await {
+        let read = match &mut go {
+            None => ws.read().await,
+            // Reading is cancel safe: a `go` to write may interrupt it.
+            Some(go) => tokio::select! {
+                read = ws.read() => read,
+                Some(event) = go.recv() => {
+                    progress.sent.borrow_mut().push(Instant::now());
+                    for message in event {
+                        if let Err(error) = ws.send(message).await {
+                            eprintln!("load: sending go: {error}");
+                            progress.bump(&progress.failed);
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            },
+        };
+        let message = match read {
             Ok(Some(message)) => message,
             Ok(None) | Err(_) => {
                 if received < messages {
@@ -495,6 +641,8 @@ async fn receive(mut ws: Ws, messages: usize, progress: &Progress) {
                     received += 1;
                     if received == messages {
                         progress.bump(&progress.finished);
+                    } else if received > messages && received <= messages + progress.latency {
+                        progress.receipt(Instant::now());
                     }
                 }
                 false
@@ -567,7 +715,8 @@ impl Polling {
     }
 
     /// Polls until `messages` broadcast messages arrived, answering pings, then goes on
-    /// polling (answering pings) until the process ends.
+    /// polling (answering pings) until the process ends, recording the arrival of the latency
+    /// broadcasts that follow.
     async fn receive(mut self, messages: usize, progress: &Progress) {
         let mut received = 0;
         loop {
@@ -596,6 +745,8 @@ impl Polling {
                         received += 1;
                         if received == messages {
                             progress.bump(&progress.finished);
+                        } else if received > messages && received <= messages + progress.latency {
+                            progress.receipt(Instant::now());
                         }
                     }
                     _ => {}
@@ -826,13 +977,24 @@ fn cpu_seconds(pid: &str) -> Result<f64, String> {
     }
 }
 
-/// Prints the Markdown table of the medians of the samples in `path`.
+/// Prints the Markdown table of the medians of the samples in `path`, then that of their
+/// delivery latencies if some have them.
 fn print_table(path: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|error| format!("{path}: {error}"))?;
     let samples: Vec<Sample> = text.lines().filter_map(Sample::parse).collect();
+    print_rates(&samples);
+    if samples.iter().any(|sample| sample.latency_broadcasts > 0) {
+        println!();
+        print_latencies(&samples);
+    }
+    Ok(())
+}
+
+/// Prints the table of deliveries per second, CPU and memory.
+fn print_rates(samples: &[Sample]) {
     // Points in the order of their first sample; servers within a point likewise.
     let mut points: Vec<(bool, usize, usize, usize, usize, usize)> = Vec::new();
-    for sample in &samples {
+    for sample in samples {
         let point = (
             sample.deflate,
             sample.polling,
@@ -910,7 +1072,66 @@ fn print_table(path: &str) -> Result<(), String> {
             );
         }
     }
-    Ok(())
+}
+
+/// Prints the table of delivery latencies: per point and server, the medians over the rounds
+/// of the p50, p99 and maximum over all deliveries of a round's latency broadcasts. The burst
+/// does not matter to one broadcast at a time: points differing only by it are one here.
+fn print_latencies(samples: &[Sample]) {
+    let samples: Vec<&Sample> = (samples.iter())
+        .filter(|sample| sample.latency_broadcasts > 0)
+        .collect();
+    let key = |s: &Sample| (s.deflate, s.polling, s.nodes, s.connections, s.size);
+    let mut points = Vec::new();
+    for sample in &samples {
+        if !points.contains(&key(sample)) {
+            points.push(key(sample));
+        }
+    }
+    println!(
+        "| server | deflate | polling | nodes | N | size | broadcasts | p50 ms | p99 ms | max ms | \
+         p99 ratio to best | rounds |"
+    );
+    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for point in points {
+        let (deflate, polling, nodes, connections, size) = point;
+        let at_point: Vec<&Sample> = (samples.iter().copied())
+            .filter(|s| key(s) == point)
+            .collect();
+        let mut servers: Vec<&str> = Vec::new();
+        for sample in &at_point {
+            if !servers.contains(&sample.server.as_str()) {
+                servers.push(&sample.server);
+            }
+        }
+        let rows: Vec<(&str, usize, [f64; 3], usize)> = (servers.iter())
+            .map(|&server| {
+                let runs: Vec<&Sample> = (at_point.iter().copied())
+                    .filter(|s| s.server == server)
+                    .collect();
+                let figure = |i: usize| median(runs.iter().map(|s| s.latency_ms[i]));
+                let broadcasts = runs[0].latency_broadcasts;
+                (
+                    server,
+                    broadcasts,
+                    [figure(0), figure(1), figure(2)],
+                    runs.len(),
+                )
+            })
+            .collect();
+        let best = rows
+            .iter()
+            .map(|row| row.2[1])
+            .fold(f64::INFINITY, f64::min);
+        for (server, broadcasts, [p50, p99, max], rounds) in rows {
+            println!(
+                "| {server} | {} | {polling} % | {nodes} | {connections} | {size} | {broadcasts} | \
+                 {p50:.1} | {p99:.1} | {max:.1} | {:.2} | {rounds} |",
+                if deflate { "on" } else { "off" },
+                p99 / best,
+            );
+        }
+    }
 }
 
 struct Row<'a> {
