@@ -60,20 +60,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// what every read of a connection that sends nothing finds, once per message.
     #[inline]
     pub(super) fn poll_output_if_any(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
-        let idle = self.conn.is_open()
-            && !self.conn.has_transmit()
-            && !self.out.flush_needed
-            && self.out.shutdown == WriteEnd::Open
-            && !self.out.broken;
-        if idle {
+        if self.output_idle() {
             return self.output_done();
         }
         self.poll_output(cx)
     }
 
+    /// Nothing to write, flush or shut down, and the connection is open.
+    #[inline]
+    pub(super) fn output_idle(&self) -> bool {
+        self.conn.is_open()
+            && !self.conn.has_transmit()
+            && !self.out.flush_needed
+            && self.out.shutdown == WriteEnd::Open
+            && !self.out.broken
+    }
+
     /// Everything is written and flushed: no write is waiting for its timeout, and nothing a
     /// `send` deferred is left.
-    fn output_done(&mut self) -> Poll<io::Result<()>> {
+    pub(super) fn output_done(&mut self) -> Poll<io::Result<()>> {
         self.out.timer_armed = false;
         self.out.deferred = false;
         Poll::Ready(Ok(()))
