@@ -361,6 +361,30 @@ impl FrameDecoder {
         Some(payload.freeze())
     }
 
+    /// `take_whole` for a payload that is copied out: unmasked where it lies in `buf` and
+    /// handed to `copy`, then dropped from `buf`, rather than split off as shared `Bytes` (a
+    /// reference count taken and given back for each message).
+    #[inline]
+    pub(crate) fn take_whole_copied<R>(
+        &mut self,
+        buf: &mut BytesMut,
+        copy: impl FnOnce(&[u8]) -> R,
+    ) -> Option<R> {
+        let current = self.current?;
+        let len = usize::try_from(current.header.payload_len).ok()?;
+        if current.taken != 0 || current.unmasked != 0 || buf.len() < len {
+            return None;
+        }
+        self.current = None;
+        let payload = &mut buf[..len];
+        if let Some(key) = current.header.mask {
+            apply_mask(payload, key, 0);
+        }
+        let copied = copy(payload);
+        buf.advance(len);
+        Some(copied)
+    }
+
     /// Takes the whole payload of the frame in progress once all of it is unmasked.
     pub(crate) fn take_frame(&mut self, buf: &mut BytesMut) -> Option<(FrameHeader, Bytes)> {
         let current = self.current?;

@@ -115,6 +115,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         cx: &Context<'_>,
     ) -> Poll<Result<Option<Message>, Error>> {
         self.enter(side, cx);
+        if let Some(message) = self.ready_message() {
+            self.leave(side, ());
+            return Poll::Ready(Ok(Some(message)));
+        }
         let result = loop {
             match self.poll_next_event(cx) {
                 Poll::Ready(Some(Ok(Event::Message(message)))) => {
@@ -127,6 +131,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             }
         };
         self.leave(side, result)
+    }
+
+    /// What `poll_next_event` does when a message was already decoded and nothing is held,
+    /// queued, deferred or to be flushed (the usual read of a burst): the message, without the
+    /// round trips of the general loop's `Event` and `Error` through memory. `None` otherwise,
+    /// with nothing changed.
+    #[inline]
+    fn ready_message(&mut self) -> Option<Message> {
+        if self.reported || self.out.deferred || !self.held.is_empty() || !self.output_idle() {
+            return None;
+        }
+        let message = self.conn.poll_message()?;
+        let _ = self.output_done();
+        Some(message)
     }
 
     pub(super) fn poll_event(

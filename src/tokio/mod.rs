@@ -357,7 +357,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             poll_fn(|cx| self.core.poll_ready(Side::Write, cx)).await?;
         }
         self.core.start_send_with(send)?;
-        poll_fn(|cx| self.core.poll_send_flush(Side::Write, cx)).await
+        match poll_fn(|cx| self.core.poll_send_flush(Side::Write, cx)).await {
+            Ok(()) => Ok(()),
+            Err(error) => Err(self.core.fail_write(error)),
+        }
     }
 
     /// Sends a message prepared once for many connections (see [`PreparedMessage`]) and writes

@@ -60,20 +60,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// what every read of a connection that sends nothing finds, once per message.
     #[inline]
     pub(super) fn poll_output_if_any(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
-        let idle = self.conn.is_open()
-            && !self.conn.has_transmit()
-            && !self.out.flush_needed
-            && self.out.shutdown == WriteEnd::Open
-            && !self.out.broken;
-        if idle {
+        if self.output_idle() {
             return self.output_done();
         }
         self.poll_output(cx)
     }
 
+    /// Nothing to write, flush or shut down, and the connection is open.
+    #[inline]
+    pub(super) fn output_idle(&self) -> bool {
+        self.conn.is_open()
+            && !self.conn.has_transmit()
+            && !self.out.flush_needed
+            && self.out.shutdown == WriteEnd::Open
+            && !self.out.broken
+    }
+
     /// Everything is written and flushed: no write is waiting for its timeout, and nothing a
     /// `send` deferred is left.
-    fn output_done(&mut self) -> Poll<io::Result<()>> {
+    pub(super) fn output_done(&mut self) -> Poll<io::Result<()>> {
         self.out.timer_armed = false;
         self.out.deferred = false;
         Poll::Ready(Ok(()))
@@ -143,11 +148,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// Like `poll_flush`, for `send`: when the peer's next event has already arrived, the
     /// bytes stay queued (up to `HIGH_WATER_MARK`) for the read that hands it out, which writes
     /// them before it waits for input; otherwise everything is written now.
-    pub(super) fn poll_send_flush(
-        &mut self,
-        side: Side,
-        cx: &Context<'_>,
-    ) -> Poll<Result<(), Error>> {
+    ///
+    /// A failed write is returned as it is, for the caller to pass to `fail_write`: a
+    /// `Poll<io::Result<()>>` comes back in registers, where the driver's `Error` would be
+    /// copied through memory at every `await` between here and the application, on every send.
+    pub(super) fn poll_send_flush(&mut self, side: Side, cx: &Context<'_>) -> Poll<io::Result<()>> {
         let defer = !self.out.broken
             && (!self.held.is_empty() || self.conn.has_event())
             && !self.ended()
@@ -161,7 +166,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         {
             return done;
         }
-        self.poll_flush(side, cx)
+        self.enter(side, cx);
+        let result = self.poll_output(cx);
+        self.leave(side, result)
     }
 
     /// `poll_flush` for the usual send on a connection that is not split: what is queued is
@@ -170,7 +177,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// case, or the stream did not take it all at once (what it did take is then recorded, and
     /// `poll_output` goes on from there).
     #[inline]
-    fn write_at_once(&mut self, cx: &Context<'_>) -> Option<Poll<Result<(), Error>>> {
+    fn write_at_once(&mut self, cx: &Context<'_>) -> Option<Poll<io::Result<()>>> {
         if self.out.broken
             || self.out.flush_needed
             || self.out.shutdown != WriteEnd::Open
@@ -198,7 +205,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 match stream.poll_flush(&mut io_cx) {
                     Poll::Ready(Ok(())) => {
                         self.out.flush_needed = false;
-                        return Some(self.output_done().map_err(Error::from));
+                        return Some(self.output_done());
                     }
                     other => other,
                 }
@@ -207,13 +214,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
             Poll::Pending => Poll::Pending,
         };
-        let polled = match io_result {
+        Some(match io_result {
             Poll::Ready(Ok(())) => return None,
             Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => return None,
             Poll::Ready(Err(error)) => Poll::Ready(Err(self.break_output(error))),
             Poll::Pending => self.poll_write_timeout(cx),
-        };
-        Some(polled.map_err(|error| self.fail_write(error)))
+        })
     }
 
     /// A write is pending: fails it once it has waited longer than the write timeout.
@@ -249,6 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     /// A write failed on the write side: the connection is over.
+    #[cold]
     pub(super) fn fail_write(&mut self, error: io::Error) -> Error {
         self.reported = true;
         self.progressed = true;

@@ -338,6 +338,20 @@ impl Connection {
         Some(event)
     }
 
+    /// `poll_event` when its next event is a whole message: the message, taken out; otherwise
+    /// `None` and nothing taken. For a driver's hot path: the message goes straight to the
+    /// caller, not through the larger `Option<Result<Event, ProtocolError>>`.
+    #[inline]
+    pub(crate) fn poll_message(&mut self) -> Option<Message> {
+        if !matches!(self.events.front(), Some(Ok(Event::Message(_)))) {
+            return None;
+        }
+        match self.events.pop_front() {
+            Some(Ok(Event::Message(message))) => Some(message),
+            _ => None,
+        }
+    }
+
     /// The last event is being handed out: the failure or the peer's close takes effect.
     #[inline(never)]
     fn end(&mut self, event: &Result<Event, ProtocolError>) {

@@ -481,10 +481,36 @@ impl Connection {
             return Ok(false);
         }
         check_message_size(header.payload_len, self.config.max_message_size)?;
+        if header.opcode == OpCode::Text && !is_short_text(header) {
+            return self.take_whole_text_copied();
+        }
         let Some(payload) = self.decoder.take_whole(&mut self.read_buf) else {
             return Ok(false);
         };
         self.deliver_whole(header, payload)?;
+        Ok(true)
+    }
+
+    /// `take_whole_message` for a text copied onto the shared texts (see `deliver_whole`):
+    /// unmasked and validated where it lies in the read buffer, copied, then dropped from it.
+    #[inline(always)]
+    fn take_whole_text_copied(&mut self) -> Result<bool, ProtocolError> {
+        // What `deliver_whole` bounds the texts still to come by: this payload and the rest.
+        let room = self.read_buf.len();
+        let texts = &mut self.texts;
+        let copied = self
+            .decoder
+            .take_whole_copied(&mut self.read_buf, |payload| {
+                let text =
+                    simdutf8::basic::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+                texts.push(text, room);
+                Ok(())
+            });
+        let Some(copied) = copied else {
+            return Ok(false);
+        };
+        copied?;
+        self.timers.message_ended = true;
         Ok(true)
     }
 
