@@ -341,6 +341,7 @@ impl Connection {
     /// `poll_event` when its next event is a whole message: the message, taken out; otherwise
     /// `None` and nothing taken. For a driver's hot path: the message goes straight to the
     /// caller, not through the larger `Option<Result<Event, ProtocolError>>`.
+    #[cfg(feature = "tokio")]
     #[inline]
     pub(crate) fn poll_message(&mut self) -> Option<Message> {
         if !matches!(self.events.front(), Some(Ok(Event::Message(_)))) {
