@@ -361,6 +361,7 @@ pub const EXPECTED_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 /// The servers `echo_servers` can run, in the order the tables list them.
 pub const SERVERS: &[&str] = &[
     "wsio-tokio",
+    "wsio-tokio-flush",
     "wsio-sync",
     "tungstenite",
     "tokio-tungstenite",

@@ -4,8 +4,8 @@
 //! ```text
 //! echo_servers NAME PORT [MAX_SECONDS] [--until-stdin-closes]
 //! ```
-//! NAME is one of `wsio-tokio`, `wsio-sync`, `tungstenite`, `tokio-tungstenite` (`send` per
-//! message: a flush each), `tokio-tungstenite-forward` (its echo-server example: `split` +
+//! NAME is one of `wsio-tokio`, `wsio-tokio-flush` (`next` + `SinkExt::send`: a flush per
+//! message), `wsio-sync`, `tungstenite`, `tokio-tungstenite` (`send` per message: a flush each), `tokio-tungstenite-forward` (its echo-server example: `split` +
 //! `forward`, which flushes when no more input is ready), `fastwebsockets`, `tokio-websockets`
 //! (its echo_server example: `send` per message), `tokio-websockets-forward` (`split` +
 //! `forward` over its sink, which queues frames up to its flush threshold, though its stream
@@ -65,6 +65,7 @@ fn main() {
                     let _ = stream.set_nodelay(true);
                     match name.as_str() {
                         "wsio-tokio" => drop(tokio::spawn(wsio_tokio(stream))),
+                        "wsio-tokio-flush" => drop(tokio::spawn(wsio_tokio_flush(stream))),
                         "tokio-tungstenite" => drop(tokio::spawn(tokio_tungstenite(stream))),
                         "tokio-tungstenite-forward" => {
                             drop(tokio::spawn(tokio_tungstenite_forward(stream)))
@@ -145,6 +146,19 @@ async fn wsio_tokio(stream: TcpStream) {
     };
     while let Ok(Some(message)) = ws.read().await {
         if ws.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// wsio-tokio as a `Stream` and `Sink`: `next`, then `SinkExt::send` (feed and flush) per
+/// message, so each reply is written before the next message is read.
+async fn wsio_tokio_flush(stream: TcpStream) {
+    let Ok(mut ws) = wsio::tokio::accept(stream).await else {
+        return;
+    };
+    while let Some(Ok(message)) = ws.next().await {
+        if SinkExt::send(&mut ws, message).await.is_err() {
             return;
         }
     }

@@ -52,7 +52,9 @@ const PEERS: &[&str] = &[
 /// What each server column is, printed under the tables.
 const LEGEND: &str = "\
 Columns: `wsio-tokio` (`read` + `send`; `send` writes at once unless more input is already \
-buffered, then the replies to a burst leave in one write), `wsio-sync` and `tungstenite` (a \
+buffered, then the replies to a burst leave in one write), `wsio-tokio-flush` (`next` + \
+`SinkExt::send`: a flush per message, the idiom for a peer that keeps a window of messages \
+in flight on one connection), `wsio-sync` and `tungstenite` (a \
 thread per connection, `read` + `send`: a write and flush per message), `tokio-tungstenite` \
 (`next` + `send`: a flush per message), `tokio-tungstenite-forward` (its echo-server example: \
 `split` + `forward`, which flushes when no more input is ready), `fastwebsockets` (its \
@@ -355,6 +357,7 @@ fn print_echo_table(points: &[Point], samples: &mut BTreeMap<(Point, &str), Vec<
     let mut headers = vec!["conns".to_string(), "size".into(), "in flight".into()];
     headers.extend(SERVERS.iter().map(|s| s.to_string()));
     headers.push("wsio-tokio / best peer".into());
+    headers.push("wsio-tokio-flush / best peer".into());
     headers.push("wsio-sync / best peer".into());
     let mut rows = Vec::new();
     for point in points {
@@ -386,7 +389,7 @@ fn print_echo_table(points: &[Point], samples: &mut BTreeMap<(Point, &str), Vec<
                 None => "failed".into(),
             });
         }
-        for name in ["wsio-tokio", "wsio-sync"] {
+        for name in ["wsio-tokio", "wsio-tokio-flush", "wsio-sync"] {
             row.push(match medians.get(name) {
                 Some(&rate) if best_peer > 0.0 => format!("{:.2}", rate / best_peer),
                 _ => "–".into(),
