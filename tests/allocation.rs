@@ -56,6 +56,40 @@ fn memory_held_by_a_connection() {
     a_declared_but_unsent_payload_is_not_reserved();
     an_idle_connection_gives_its_buffers_back();
     a_large_frame_read_onto_its_message_grows_few_times();
+    frames_of_a_read_chunk_are_shared_from_the_read_buffer();
+}
+
+/// 64 KiB binary frames read through `receive_with` in reads of 64 KiB (the tokio adapter's
+/// default), each read taking only the room it is given: every frame arrives whole in the
+/// read buffer, or completes there, and its payload is shared from it. A frame cut by a read
+/// used to be copied onto a message of its own: 64 KiB more allocated (and copied) for each.
+fn frames_of_a_read_chunk_are_shared_from_the_read_buffer() {
+    let (len, count, room) = (64 << 10, 8, 64 << 10);
+    let wire = declared_frame_start(OpCode::Binary, true, len, len).repeat(count);
+    let mut conn = Connection::server(Config::default());
+    let before = ALLOCATED.load(Ordering::Relaxed);
+    let mut rest = &wire[..];
+    let mut received = 0;
+    while !rest.is_empty() {
+        conn.receive_with(room, |buf| {
+            let piece = (buf.capacity() - buf.len()).min(room).min(rest.len());
+            buf.extend_from_slice(&rest[..piece]);
+            rest = &rest[piece..];
+        });
+        while let Some(event) = conn.poll_event() {
+            let Ok(wsio::proto::Event::Message(message)) = event else {
+                panic!("only messages arrive: {event:?}");
+            };
+            assert_eq!(message.len(), len);
+            received += 1;
+        }
+    }
+    let allocated = ALLOCATED.load(Ordering::Relaxed) - before;
+    assert_eq!(received, count);
+    assert!(
+        allocated < 3 * len,
+        "{allocated} bytes allocated to receive {count} messages of {len} bytes"
+    );
 }
 
 /// A large binary frame read in 64 KiB pieces, straight onto its message once that is on

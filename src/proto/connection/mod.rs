@@ -575,6 +575,12 @@ impl Connection {
                 // reserve here would reallocate it (copying it) as it grows.
                 return Ok(false);
             }
+            let room = self.read_buf.capacity() - self.read_buf.len();
+            if remaining - available as u64 <= room as u64 {
+                // The buffer has room for the rest: the frame completes there and its payload
+                // is shared, not copied onto the message.
+                return Ok(false);
+            }
             // The rest of a large frame will come straight from `receive`: move what arrived
             // onto the message, with room for as much of the frame as `receive_with` would
             // make for it (the whole frame, unless it is many times longer than what arrived),

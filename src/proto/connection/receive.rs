@@ -128,7 +128,14 @@ impl Connection {
 
     /// `receive_with` into the read buffer: the read gets `room` bytes.
     fn read_into_buffer<T>(&mut self, room: usize, read: impl FnOnce(&mut BytesMut) -> T) -> T {
-        self.read_buf.reserve(room.max(1));
+        match self.missing_in_place() {
+            // The room already there takes the rest of the frame: the read lands behind it
+            // without moving what is buffered.
+            Some(missing) => self.read_buf.reserve(missing),
+            // Room for a header more than asked: a frame of `room` payload bytes then arrives
+            // whole, and its payload is shared from the buffer rather than copied out of it.
+            None => self.read_buf.reserve(room.max(1) + FrameHeader::MAX_LEN),
+        }
         let mut fresh = self.read_buf.split_off(self.read_buf.len());
         let result = read(&mut fresh);
         if self.state == State::Closed || self.reading_stopped {
@@ -144,6 +151,24 @@ impl Connection {
             self.track_message_timer();
         }
         result
+    }
+
+    /// The bytes still missing from a large frame cut by the end of the buffer when they fit
+    /// in the room behind it: the frame then completes where it is (see `step`).
+    pub(super) fn missing_in_place(&self) -> Option<usize> {
+        let (header, remaining) = self.decoder.payload_remaining()?;
+        let missing = usize::try_from(remaining)
+            .ok()?
+            .checked_sub(self.read_buf.len())
+            .filter(|&missing| missing > 0)?;
+        let incoming = self.incoming.as_ref()?;
+        (header.payload_len >= LARGE_FRAME
+            && incoming.kind == MessageKind::Binary
+            && !incoming.compressed
+            && !self.config.streaming
+            && !self.read_buf.is_empty()
+            && missing <= self.read_buf.capacity() - self.read_buf.len())
+        .then_some(missing)
     }
 
     /// How many bytes [`receive_with`](Self::receive_with) would now read straight onto the
