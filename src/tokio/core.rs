@@ -57,6 +57,12 @@ pub(super) struct Core<S> {
     pub(super) split: Option<SplitWakers>,
     /// Whether the current poll changed anything the other side may be waiting for.
     pub(super) progressed: bool,
+    /// Whether the current poll wrote bytes. That matters to the other side only while it
+    /// waits for the output ([`Output::blocked`], or a closing connection): a writer's every
+    /// message would otherwise wake the reader for nothing.
+    pub(super) wrote: bool,
+    /// [`Output::blocked`] when the current poll started.
+    pub(super) was_blocked: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
@@ -81,10 +87,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 timer: None,
                 timer_armed: false,
                 deferred: false,
+                blocked: false,
             },
             timer: None,
             split: None,
             progressed: false,
+            wrote: false,
+            was_blocked: false,
         }
     }
 
@@ -94,11 +103,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             split.wakers.register(side, cx.waker());
         }
         self.progressed = false;
+        self.wrote = false;
+        self.was_blocked = self.out.blocked;
     }
 
-    /// Ends a poll: the other side may be waiting for what this one did.
+    /// Ends a poll: the other side may be waiting for what this one did. Bytes written wake
+    /// it only when a write was waiting for the transport or the connection is closing.
     pub(super) fn leave<T>(&mut self, side: Side, result: T) -> T {
-        if let Some(split) = self.split.as_ref().filter(|_| self.progressed) {
+        let wake = self.progressed
+            || (self.wrote && (self.was_blocked || self.out.blocked || !self.conn.is_open()));
+        if let Some(split) = self.split.as_ref().filter(|_| wake) {
             split.wakers.wake_side(side.other());
         }
         result
@@ -172,6 +186,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     pub(super) fn poll_flush(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
         self.enter(side, cx);
         let result = self.poll_output(cx).map_err(|error| self.fail_write(error));
+        if side == Side::Write && matches!(result, Poll::Ready(Ok(()))) {
+            // The writer of a split connection idles here, with no read to free what its
+            // messages used (the reader is not woken for them).
+            self.conn.release_idle_output();
+        }
         self.leave(side, result)
     }
 

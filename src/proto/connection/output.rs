@@ -305,6 +305,16 @@ impl Outgoing {
         }
     }
 
+    /// Gives back the capacity of `tail` when it holds nothing (the queue of payloads, a few
+    /// words per entry, stays for the next sends).
+    #[inline]
+    pub(super) fn release_idle_tail(&mut self) {
+        // As in `release_idle_memory`: an empty `BytesMut` may still hold an allocation.
+        if self.tail.is_empty() {
+            self.tail = BytesMut::new();
+        }
+    }
+
     /// Gives back the capacity of the buffers that hold nothing.
     pub(super) fn release_idle_memory(&mut self) {
         // An empty `BytesMut` may still share the allocation of the chunks split off it (even
