@@ -154,14 +154,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     pub(super) fn poll_ready(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
+        // Ready at once in the usual case: nothing is polled, so the task need not be
+        // registered for a wake-up (nor the other side woken).
+        self.check_open()?;
+        if !self.over_high_water() {
+            return Poll::Ready(Ok(()));
+        }
         self.enter(side, cx);
-        let result = match self.check_open() {
-            Err(error) => Poll::Ready(Err(error)),
-            Ok(()) if self.over_high_water() => {
-                self.poll_output(cx).map_err(|error| self.fail_write(error))
-            }
-            Ok(()) => Poll::Ready(Ok(())),
-        };
+        let result = self.poll_output(cx).map_err(|error| self.fail_write(error));
         self.leave(side, result)
     }
 
