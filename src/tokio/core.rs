@@ -186,9 +186,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     pub(super) fn poll_flush(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
         self.enter(side, cx);
         let result = self.poll_output(cx).map_err(|error| self.fail_write(error));
-        if side == Side::Write && matches!(result, Poll::Ready(Ok(()))) {
+        if side == Side::Write && self.split.is_some() && matches!(result, Poll::Ready(Ok(()))) {
             // The writer of a split connection idles here, with no read to free what its
-            // messages used (the reader is not woken for them).
+            // messages used (the reader is not woken for them). A connection that is not
+            // split frees it when its reads find nothing, as before.
             self.conn.release_idle_output();
         }
         self.leave(side, result)
