@@ -72,6 +72,56 @@ fn a_large_payload_is_shared_not_copied_by_every_server_connection() {
 }
 
 #[test]
+fn a_small_message_is_one_frame_shared_by_idle_server_connections() {
+    let prepared = PreparedMessage::new(Message::text("42[\"tick\",1]"));
+    let mut frames = Vec::new();
+    for _ in 0..3 {
+        let mut conn = server();
+        conn.send_prepared(&prepared).unwrap();
+        let out = transmits(&mut conn);
+        assert_eq!(out.len(), 1);
+        frames.push(out[0].clone());
+    }
+    assert_eq!(frames[0][..2], [0x81, prepared.len() as u8]);
+    assert_eq!(&frames[0][2..], prepared.payload());
+    assert!(
+        frames
+            .iter()
+            .all(|frame| frame.as_ptr() == frames[0].as_ptr())
+    );
+}
+
+#[test]
+fn a_shared_frame_keeps_its_place_among_other_frames() {
+    let prepared = PreparedMessage::new(Message::binary(vec![9u8; 300]));
+    let (mut direct, mut via_prepared) = (server(), server());
+    for conn in [&mut direct, &mut via_prepared] {
+        conn.ping("p").unwrap();
+        let _ = transmits(conn);
+    }
+    direct.send(Message::binary(vec![9u8; 300])).unwrap();
+    direct.send_text("after").unwrap();
+    direct.send(Message::binary(vec![9u8; 300])).unwrap();
+    via_prepared.send_prepared(&prepared).unwrap();
+    via_prepared.send_text("after").unwrap();
+    via_prepared.send_prepared(&prepared).unwrap();
+    assert_eq!(wire(&mut direct), wire(&mut via_prepared));
+    // Written in part through borrowed slices, the rest follows in order.
+    via_prepared.send_prepared(&prepared).unwrap();
+    via_prepared.send_text("end").unwrap();
+    let mut written = Vec::new();
+    while via_prepared.buffered_amount() > 0 {
+        let chunk = via_prepared.transmit_chunk();
+        let n = chunk.len().min(7);
+        written.extend_from_slice(&chunk[..n]);
+        via_prepared.advance_transmit(n);
+    }
+    direct.send(Message::binary(vec![9u8; 300])).unwrap();
+    direct.send_text("end").unwrap();
+    assert_eq!(written, wire(&mut direct));
+}
+
+#[test]
 fn client_connections_mask_each_copy_with_their_own_key() {
     let prepared = PreparedMessage::new(Message::text("same text for everyone"));
     let mut a = Connection::client(Config::default(), Rng::from_seed([1; 32]));

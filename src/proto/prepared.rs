@@ -1,13 +1,13 @@
 //! A data message prepared once and sent to many connections: the broadcast building block.
 
-use std::sync::Arc;
 #[cfg(feature = "deflate")]
 use std::sync::Mutex;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
 use super::Message;
-use super::frame::OpCode;
+use super::frame::{FrameHeader, OpCode};
 use super::message::MessageKind;
 
 #[cfg(feature = "deflate")]
@@ -49,6 +49,10 @@ struct Prepared {
     payload: Bytes,
     /// Whether a connection with permessage-deflate may compress it.
     compressible: bool,
+    /// The whole uncompressed frame a server sends, header included: made the first time a
+    /// server connection queues the message on an empty output, then queued by reference by
+    /// every other one.
+    server_frame: OnceLock<Bytes>,
     /// Compressed payloads, by the (window bits, level) they were made with. Few distinct
     /// agreements exist in practice, so a short list beats a map.
     #[cfg(feature = "deflate")]
@@ -79,6 +83,7 @@ impl PreparedMessage {
             kind,
             payload,
             compressible,
+            server_frame: OnceLock::new(),
             #[cfg(feature = "deflate")]
             compressed: Mutex::new(Vec::new()),
         }))
@@ -115,6 +120,28 @@ impl PreparedMessage {
             MessageKind::Text => OpCode::Text,
             MessageKind::Binary => OpCode::Binary,
         }
+    }
+
+    /// The frame a server sends for this message uncompressed, header and payload; made on
+    /// the first call.
+    pub(crate) fn server_frame(&self) -> Bytes {
+        self.0
+            .server_frame
+            .get_or_init(|| {
+                let header = FrameHeader {
+                    fin: true,
+                    rsv1: false,
+                    opcode: self.opcode(),
+                    mask: None,
+                    payload_len: self.0.payload.len() as u64,
+                };
+                let (head, head_len) = header.to_bytes();
+                let mut frame = bytes::BytesMut::with_capacity(head_len + self.0.payload.len());
+                frame.extend_from_slice(&head[..head_len]);
+                frame.extend_from_slice(&self.0.payload);
+                frame.freeze()
+            })
+            .clone()
     }
 
     /// The payload compressed for a sender playing `role` under `params`, which must keep no

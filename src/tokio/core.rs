@@ -57,6 +57,12 @@ pub(super) struct Core<S> {
     pub(super) split: Option<SplitWakers>,
     /// Whether the current poll changed anything the other side may be waiting for.
     pub(super) progressed: bool,
+    /// Whether the current poll wrote bytes. That matters to the other side only while it
+    /// waits for the output ([`Output::blocked`], or a closing connection): a writer's every
+    /// message would otherwise wake the reader for nothing.
+    pub(super) wrote: bool,
+    /// [`Output::blocked`] when the current poll started.
+    pub(super) was_blocked: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
@@ -81,10 +87,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 timer: None,
                 timer_armed: false,
                 deferred: false,
+                blocked: false,
             },
             timer: None,
             split: None,
             progressed: false,
+            wrote: false,
+            was_blocked: false,
         }
     }
 
@@ -94,11 +103,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             split.wakers.register(side, cx.waker());
         }
         self.progressed = false;
+        self.wrote = false;
+        self.was_blocked = self.out.blocked;
     }
 
-    /// Ends a poll: the other side may be waiting for what this one did.
+    /// Ends a poll: the other side may be waiting for what this one did. Bytes written wake
+    /// it only when a write was waiting for the transport or the connection is closing.
     pub(super) fn leave<T>(&mut self, side: Side, result: T) -> T {
-        if let Some(split) = self.split.as_ref().filter(|_| self.progressed) {
+        let wake = self.progressed
+            || (self.wrote && (self.was_blocked || self.out.blocked || !self.conn.is_open()));
+        if let Some(split) = self.split.as_ref().filter(|_| wake) {
             split.wakers.wake_side(side.other());
         }
         result
@@ -158,14 +172,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     pub(super) fn poll_ready(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
+        // Ready at once in the usual case: nothing is polled, so the task need not be
+        // registered for a wake-up (nor the other side woken).
+        self.check_open()?;
+        if !self.over_high_water() {
+            return Poll::Ready(Ok(()));
+        }
         self.enter(side, cx);
-        let result = match self.check_open() {
-            Err(error) => Poll::Ready(Err(error)),
-            Ok(()) if self.over_high_water() => {
-                self.poll_output(cx).map_err(|error| self.fail_write(error))
-            }
-            Ok(()) => Poll::Ready(Ok(())),
-        };
+        let result = self.poll_output(cx).map_err(|error| self.fail_write(error));
         self.leave(side, result)
     }
 
@@ -190,6 +204,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     pub(super) fn poll_flush(&mut self, side: Side, cx: &Context<'_>) -> Poll<Result<(), Error>> {
         self.enter(side, cx);
         let result = self.poll_output(cx).map_err(|error| self.fail_write(error));
+        if side == Side::Write && self.split.is_some() && matches!(result, Poll::Ready(Ok(()))) {
+            // The writer of a split connection idles here, with no read to free what its
+            // messages used (the reader is not woken for them). A connection that is not
+            // split frees it when its reads find nothing, as before.
+            self.conn.release_idle_output();
+        }
         self.leave(side, result)
     }
 

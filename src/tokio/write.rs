@@ -40,6 +40,9 @@ pub(super) struct Output {
     /// read that hands out that event leaves them queued too, so the replies to a burst of
     /// messages leave in one write once the burst is answered.
     pub(super) deferred: bool,
+    /// The last write waited for the transport (pending): the side that wrote waits for the
+    /// output to drain, and the other side's writes wake it.
+    pub(super) blocked: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +84,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     pub(super) fn output_done(&mut self) -> Poll<io::Result<()>> {
         self.out.timer_armed = false;
         self.out.deferred = false;
+        self.out.blocked = false;
         Poll::Ready(Ok(()))
     }
 
@@ -114,7 +118,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     // All of it went out (the usual case): flush in the same turn.
                     Poll::Ready(Ok(written)) if self.conn.buffered_amount() == 0 => {
                         self.out.timer_armed = false;
-                        self.progressed |= written > 0;
+                        self.wrote |= written > 0;
                         flush_stream(&mut self.stream, &mut self.out, &mut io_cx)
                     }
                     other => other,
@@ -134,13 +138,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             match polled {
                 Poll::Ready(Ok(written)) => {
                     self.out.timer_armed = false;
-                    if written > 0 {
-                        self.progressed = true;
-                    }
+                    self.wrote |= written > 0;
                 }
                 Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(self.break_output(error))),
-                Poll::Pending => return self.poll_write_timeout(cx),
+                Poll::Pending => {
+                    self.out.blocked = true;
+                    return self.poll_write_timeout(cx);
+                }
             }
         }
     }
@@ -218,7 +223,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             Poll::Ready(Ok(())) => return None,
             Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => return None,
             Poll::Ready(Err(error)) => Poll::Ready(Err(self.break_output(error))),
-            Poll::Pending => self.poll_write_timeout(cx),
+            Poll::Pending => {
+                self.out.blocked = true;
+                self.poll_write_timeout(cx)
+            }
         })
     }
 

@@ -475,8 +475,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut items = Vec::new();
+    let mut written = false;
     loop {
-        conn.queue.take(&mut items).await;
+        conn.queue.take_after(&mut items, written).await;
         for item in items.drain(..) {
             let result = match item {
                 Item::Packet(messages) => write_all(&mut writer, &messages).await,
@@ -499,7 +500,8 @@ where
             conn.close(DisconnectReason::TransportError);
             return;
         }
-        conn.queue.written();
+        // Writable again: the next take says so first.
+        written = true;
     }
 }
 

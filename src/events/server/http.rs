@@ -84,11 +84,15 @@ pub(crate) struct Head {
 impl Head {
     /// The first value of query parameter `name`.
     pub(crate) fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .split('&')
-            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value)
+        // A pair is `name=value`, or `name` alone for an empty value.
+        self.query.split('&').find_map(|pair| {
+            let rest = pair.strip_prefix(name)?;
+            match rest.as_bytes().first() {
+                None => Some(""),
+                Some(b'=') => Some(&rest[1..]),
+                Some(_) => None,
+            }
+        })
     }
 
     /// The first value of header `name` (lower case).
@@ -382,6 +386,23 @@ mod tests {
 
     fn headers(head: &[u8]) -> Option<Vec<(String, String)>> {
         parse_head(head).map(|head| head.headers)
+    }
+
+    #[test]
+    fn a_query_parameter_is_its_first_exact_name() {
+        let head = Head {
+            method: "GET".into(),
+            path: "/socket.io/".into(),
+            query: "EIOx=3&EIO=4&sid&t=a=b&EIO=5".into(),
+            headers: Vec::new(),
+            keep_alive: true,
+            len: 0,
+        };
+        assert_eq!(head.param("EIO"), Some("4"));
+        assert_eq!(head.param("sid"), Some(""));
+        assert_eq!(head.param("t"), Some("a=b"));
+        assert_eq!(head.param("EI"), None);
+        assert_eq!(head.param("transport"), None);
     }
 
     #[test]

@@ -684,14 +684,15 @@ impl Server {
         }
         let error = |code, message| Route::Respond(HttpResponse::socketio_error(code, message));
         // Node's order and messages: the transport first, then the protocol version.
-        if !matches!(head.param("transport"), Some("polling" | "websocket")) {
+        let transport = head.param("transport");
+        if !matches!(transport, Some("polling" | "websocket")) {
             return error(0, "Transport unknown");
         }
         if head.param("EIO") != Some("4") {
             return error(5, "Unsupported protocol version");
         }
         let session = head.param("sid").map(|sid| self.inner.session(sid));
-        match (head.param("transport"), head.method.as_str(), session) {
+        match (transport, head.method.as_str(), session) {
             (Some("websocket"), "GET", None) => Route::WebSocket,
             (Some("websocket"), "GET", Some(Some(polling))) => {
                 match polling.upgrading.swap(true, Ordering::AcqRel) {

@@ -153,10 +153,20 @@ impl Queue {
 
     /// Waits for items and moves all of them into `out`.
     pub(crate) async fn take(&self, out: &mut Vec<Item>) {
+        self.take_after(out, false).await;
+    }
+
+    /// With `written`, [`written`](Self::written) then [`take`](Self::take), taking the lock
+    /// once when items are waiting: the writer's loop.
+    pub(crate) async fn take_after(&self, out: &mut Vec<Item>, mut written: bool) {
         loop {
             let notified = self.ready.notified();
             {
                 let mut state = self.lock();
+                if written {
+                    state.writing = false;
+                    written = false;
+                }
                 if !state.items.is_empty() {
                     out.extend(state.items.drain(..));
                     state.packets = 0;

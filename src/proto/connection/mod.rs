@@ -393,6 +393,15 @@ impl Connection {
         }
     }
 
+    /// Gives back the room of the output buffer once everything queued was written, as
+    /// [`release_idle_memory`](Self::release_idle_memory) does for it: for a driver whose
+    /// writing side idles on its own (the writer of a split connection), without touching
+    /// what the reading side holds. Cheap when there is nothing to free.
+    #[inline]
+    pub fn release_idle_output(&mut self) {
+        self.out.release_idle_tail();
+    }
+
     /// Returns true while messages may be sent: the closing handshake has not started.
     #[inline]
     pub fn is_open(&self) -> bool {

@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use super::{Connection, Shutdown, Transmit};
 use crate::proto::frame::{FrameHeader, OpCode};
 use crate::proto::mask::apply_mask;
+use crate::proto::prepared::PreparedMessage;
 use crate::proto::rng::Rng;
 
 /// Server payloads at least this long are queued as their own chunk instead of being copied,
@@ -129,6 +130,25 @@ impl Outgoing {
         let before = self.tail.len() - self.tail_queued;
         self.tail_queued += before;
         self.queue.push_back(QueuedPayload { before, payload });
+    }
+
+    /// Queues a prepared message uncompressed. On a server whose output is empty (a broadcast
+    /// to an idle connection, the usual case) the whole frame, encoded once for every
+    /// connection, is queued by reference: nothing is copied or allocated for it. Otherwise,
+    /// as [`queue_frame`](Self::queue_frame), so that frames queued together still leave as
+    /// one buffer.
+    #[inline]
+    pub(super) fn queue_prepared(&mut self, message: &PreparedMessage) {
+        if self.rng.is_none() && self.is_empty() && message.len() < COPY_THRESHOLD {
+            let frame = message.server_frame();
+            self.buffered += frame.len();
+            self.queue.push_back(QueuedPayload {
+                before: 0,
+                payload: frame,
+            });
+            return;
+        }
+        self.queue_frame(true, message.opcode(), message.payload().clone());
     }
 
     /// Queues a frame whose payload is copied (and masked, for a client) into the outgoing
@@ -302,6 +322,16 @@ impl Outgoing {
                 left -= front.payload.len();
                 self.queue.pop_front();
             }
+        }
+    }
+
+    /// Gives back the capacity of `tail` when it holds nothing (the queue of payloads, a few
+    /// words per entry, stays for the next sends).
+    #[inline]
+    pub(super) fn release_idle_tail(&mut self) {
+        // As in `release_idle_memory`: an empty `BytesMut` may still hold an allocation.
+        if self.tail.is_empty() {
+            self.tail = BytesMut::new();
         }
     }
 

@@ -85,9 +85,7 @@ impl Connection {
             Some(compressed) => self
                 .out
                 .queue_frame_with(true, true, message.opcode(), compressed),
-            None => self
-                .out
-                .queue_frame(true, message.opcode(), message.payload().clone()),
+            None => self.out.queue_prepared(message),
         }
         Ok(())
     }
