@@ -300,7 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     ///
     /// One exception makes a read-reply loop answer a burst of messages in one write: when the
     /// peer's next event has already been read (so the next [`read`](Self::read) returns at
-    /// once), the bytes stay queued, up to 64 KiB, and the first `read`, `flush` or `close`
+    /// once), the bytes stay queued, up to 256 KiB, and the first `read`, `flush` or `close`
     /// that finds no such event writes them all. The [`Sink`] and [`flush`](Self::flush)
     /// always write.
     ///
@@ -313,7 +313,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         self.send_with(|conn| conn.send(message)).await
     }
 
-    /// Queues a message without writing it, like `SinkExt::feed`: when more than 64 KiB are
+    /// Queues a message without writing it, like `SinkExt::feed`: when more than 256 KiB are
     /// already queued it first writes them out. [`flush`](Self::flush) then writes everything
     /// in as few writes as possible.
     ///
@@ -504,7 +504,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocketStream<S> {
     }
 }
 
-/// `poll_ready` waits while more than 64 KiB are queued, `start_send` only queues, `poll_flush`
+/// `poll_ready` waits while more than 256 KiB are queued, `start_send` only queues, `poll_flush`
 /// writes everything, and `poll_close` sends a 1000 close frame (if none was sent), then reads
 /// until the closing handshake completes or the close timeout ends it. Messages that arrive
 /// meanwhile stay readable from the [`Stream`] side; errors of the closing handshake (such as

