@@ -2,14 +2,14 @@
 //!
 //! - [`proto`]: the protocol as pure state machines, bytes in and events out, with no sockets,
 //!   clocks or global randomness. Fuzz targets, benchmarks and the adapters all drive it.
-//! - [`sync`] (feature `sync`, default): a blocking `WebSocket` over any `Read + Write`.
+//! - `sync` (feature `sync`, default): a blocking `WebSocket` over any `Read + Write`.
 //! - `tokio` (feature `tokio`): a `Stream` + `Sink` over any `AsyncRead + AsyncWrite`.
 //! - [`upgrade`]: the opening handshake as a sans-IO driver, for adapters of your own.
 //! - `events` (feature `events`): a Socket.IO v5 / Engine.IO v4 server over the tokio adapter.
 //! - `http` (feature `http`): conversions between the handshake types and the `http` crate's.
 //! - `hyper` and `axum` (features `hyper`, `axum`): upgrades inside a hyper 1.x or axum 0.8
 //!   server, with the handshake's checks, the limits and permessage-deflate.
-//! - [`tls`] (feature `rustls`): `wss://` for both adapters, client and server.
+//! - `tls` (feature `rustls`): `wss://` for both adapters, client and server.
 //!
 //! ```no_run
 //! # #[cfg(feature = "sync")] {

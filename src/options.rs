@@ -27,6 +27,8 @@ pub struct Options {
     /// The blocking adapter applies it through the socket: [`connect`](crate::sync::connect)
     /// does, and a server passes each accepted stream to
     /// [`configure_tcp`](crate::sync::configure_tcp).
+    // The links name the blocking adapter, which exists only with the `sync` feature.
+    #[cfg_attr(not(feature = "sync"), allow(rustdoc::broken_intra_doc_links))]
     pub write_timeout: Option<Duration>,
     /// How many bytes one read from the transport asks for once data keeps coming. Default
     /// 64 KiB. The tokio adapter reads into a small stack buffer first and allocates this

@@ -41,6 +41,8 @@ use super::deflate::{Compressor, DeflateParams};
 ///     assert_eq!(&frame[..2], [0x81, 12]); // FIN + text, 12 bytes, unmasked
 /// }
 /// ```
+// The text links permessage-deflate items, which exist only with the `deflate` feature.
+#[cfg_attr(not(feature = "deflate"), allow(rustdoc::broken_intra_doc_links))]
 #[derive(Clone)]
 pub struct PreparedMessage(Arc<Prepared>);
 

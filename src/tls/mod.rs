@@ -84,6 +84,13 @@
 //!   as a TCP stream ending without a close does. A TLS stream whose peer sent `close_notify`
 //!   before its close frame fails the same way.
 
+// The module text links the client, server and error types of `rustls` and both adapters;
+// with fewer features some of them do not exist, and the links stay plain text.
+#![cfg_attr(
+    not(all(feature = "rustls-manual-roots", feature = "sync", feature = "tokio")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
+
 #[cfg(feature = "rustls-manual-roots")]
 mod config;
 #[cfg(feature = "sync")]

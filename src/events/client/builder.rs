@@ -22,6 +22,11 @@ use crate::events::{Args, DecodeLimits};
 /// namespace unless [`namespace`](Self::namespace) does. `https://` and `wss://` connect over
 /// TLS with the feature `rustls` (see [`tls_connector`](Self::tls_connector)) and are refused
 /// without it. A builder can connect any number of times, each time a new client.
+// The text links `tls_connector`, which exists only with a `rustls` feature.
+#[cfg_attr(
+    not(feature = "rustls-manual-roots"),
+    allow(rustdoc::broken_intra_doc_links)
+)]
 #[derive(Clone)]
 pub struct ClientBuilder {
     url: String,

@@ -37,6 +37,8 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// Which adapter the namespaces of a [`Server`](super::Server) use (see
 /// [`Config::adapter`](super::Config::adapter)): the in-memory one by default, or a cluster
 /// adapter such as [`RedisAdapter`] (feature `redis`) through `From`.
+// The text links `RedisAdapter`, which exists only with the `redis` feature.
+#[cfg_attr(not(feature = "redis"), allow(rustdoc::broken_intra_doc_links))]
 #[derive(Clone, Default)]
 pub struct Adapter {
     cluster: Option<Arc<dyn ClusterAdapter>>,
