@@ -13,7 +13,8 @@
 //! bytes after a bare 101) or `tcp-hold` (answers the upgrade, echoes through a 512-byte
 //! buffer: the memory baseline), `wsio-axum` and `axum-builtin` (an axum route with
 //! `wsio::axum::WebSocketUpgrade` or axum's own, each connection served by hyper as
-//! `axum::serve` does).
+//! `axum::serve` does), or the probe `wsio-tokio-flush-spin` (`wsio-tokio-flush` busy-waiting
+//! `ECHO_SPIN_NS` nanoseconds, default 300, before each reply; see `benches/pipeline-probe`).
 //! It listens on 127.0.0.1 only, prints `listening on ...` and exits by itself after
 //! MAX_SECONDS (default 600), or as soon as its standard input ends with
 //! `--until-stdin-closes` (the load generators hold that pipe, so a server never outlives
@@ -47,6 +48,12 @@ fn main() {
         });
     }
     let addr = ("127.0.0.1", port);
+    let spin = Duration::from_nanos(
+        std::env::var("ECHO_SPIN_NS")
+            .ok()
+            .and_then(|ns| ns.parse().ok())
+            .unwrap_or(300),
+    );
     match name.as_str() {
         "wsio-sync" => sync_server(StdListener::bind(addr).expect("bind"), wsio_sync),
         "tungstenite" => sync_server(StdListener::bind(addr).expect("bind"), tungstenite_sync),
@@ -66,6 +73,9 @@ fn main() {
                     match name.as_str() {
                         "wsio-tokio" => drop(tokio::spawn(wsio_tokio(stream))),
                         "wsio-tokio-flush" => drop(tokio::spawn(wsio_tokio_flush(stream))),
+                        "wsio-tokio-flush-spin" => {
+                            drop(tokio::spawn(wsio_tokio_flush_spin(stream, spin)))
+                        }
                         "tokio-tungstenite" => drop(tokio::spawn(tokio_tungstenite(stream))),
                         "tokio-tungstenite-forward" => {
                             drop(tokio::spawn(tokio_tungstenite_forward(stream)))
@@ -158,6 +168,24 @@ async fn wsio_tokio_flush(stream: TcpStream) {
         return;
     };
     while let Some(Ok(message)) = ws.next().await {
+        if SinkExt::send(&mut ws, message).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `wsio_tokio_flush` slowed down on purpose: it busy-waits `spin` before each reply. A probe,
+/// not a contender (`benches/pipeline-probe`): it shows whether a point rewards a server for
+/// being slower.
+async fn wsio_tokio_flush_spin(stream: TcpStream, spin: Duration) {
+    let Ok(mut ws) = wsio::tokio::accept(stream).await else {
+        return;
+    };
+    while let Some(Ok(message)) = ws.next().await {
+        let until = std::time::Instant::now() + spin;
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
         if SinkExt::send(&mut ws, message).await.is_err() {
             return;
         }
