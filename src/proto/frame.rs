@@ -347,6 +347,7 @@ impl FrameDecoder {
 
     /// Takes the whole payload of a frame whose header was just decoded, unmasked, if all of it
     /// is in `buf`.
+    #[inline]
     pub(crate) fn take_whole(&mut self, buf: &mut BytesMut) -> Option<Bytes> {
         let current = self.current?;
         let len = usize::try_from(current.header.payload_len).ok()?;
