@@ -347,6 +347,8 @@ impl FrameDecoder {
 
     /// Takes the whole payload of a frame whose header was just decoded, unmasked, if all of it
     /// is in `buf`.
+    // Inlined into `Connection::process`: returned through the stack instead, its `Bytes` was
+    // read back with a wider load than the stores that wrote it, a stall on every message.
     #[inline]
     pub(crate) fn take_whole(&mut self, buf: &mut BytesMut) -> Option<Bytes> {
         let current = self.current?;
