@@ -19,7 +19,7 @@ use super::waker::{Side, io_waker};
 
 /// Above this many queued bytes, `poll_ready` writes everything out before taking a message.
 /// Four 64 KiB replies fit below it, so an echo of large messages writes several per call
-/// (1.5 times the messages per second at 64 KiB with 16 in flight than with 64 KiB here).
+/// (1.5 times as many messages per second at 64 KiB with 16 in flight as with 64 KiB here).
 const HIGH_WATER_MARK: usize = 256 << 10;
 /// The most chunks gathered into one vectored write.
 const MAX_CHUNKS: usize = 16;

@@ -164,28 +164,30 @@ async fn wsio_tokio(stream: TcpStream) {
 /// wsio-tokio as a `Stream` and `Sink`: `next`, then `SinkExt::send` (feed and flush) per
 /// message, so each reply is written before the next message is read.
 async fn wsio_tokio_flush(stream: TcpStream) {
-    let Ok(mut ws) = wsio::tokio::accept(stream).await else {
-        return;
-    };
-    while let Some(Ok(message)) = ws.next().await {
-        if SinkExt::send(&mut ws, message).await.is_err() {
-            return;
-        }
-    }
+    // A no-op closure compiles away: the contender runs the loop alone.
+    wsio_tokio_flush_after(stream, || {}).await;
 }
 
 /// `wsio_tokio_flush` slowed down on purpose: it busy-waits `spin` before each reply. A probe,
 /// not a contender (`benches/pipeline-probe`): it shows whether a point rewards a server for
 /// being slower.
 async fn wsio_tokio_flush_spin(stream: TcpStream, spin: Duration) {
-    let Ok(mut ws) = wsio::tokio::accept(stream).await else {
-        return;
-    };
-    while let Some(Ok(message)) = ws.next().await {
+    wsio_tokio_flush_after(stream, || {
         let until = std::time::Instant::now() + spin;
         while std::time::Instant::now() < until {
             std::hint::spin_loop();
         }
+    })
+    .await;
+}
+
+/// The `wsio_tokio_flush` loop, calling `before_reply` before each reply.
+async fn wsio_tokio_flush_after(stream: TcpStream, before_reply: impl Fn()) {
+    let Ok(mut ws) = wsio::tokio::accept(stream).await else {
+        return;
+    };
+    while let Some(Ok(message)) = ws.next().await {
+        before_reply();
         if SinkExt::send(&mut ws, message).await.is_err() {
             return;
         }
