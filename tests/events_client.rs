@@ -296,6 +296,78 @@ async fn events_and_acks_both_ways() {
 }
 
 #[tokio::test]
+async fn events_before_the_connect_answer_are_handed_out_first() {
+    // python-socketio sends what its connect handler emits before it answers the CONNECT.
+    let server = FakeServer::bind().await;
+    let (seen, mut log) = channel();
+    let on_greet = seen.clone();
+    let builder = ClientBuilder::new(server.url())
+        .on("greet", move |args, ack| {
+            let name: String = args.get(0).unwrap();
+            let blob = args.binary_at(1).map(|data| data.to_vec());
+            if let Some(ack) = ack {
+                ack.send(json!([format!("hi {name}")])).unwrap();
+            }
+            on_greet.send(format!("greet {name} {blob:?}")).unwrap();
+        })
+        .on_connect(move || seen.send("connect".to_owned()).unwrap());
+    let connect = tokio::spawn(async move { builder.connect().await });
+    let mut peer = server.accept().await;
+    assert_eq!(peer.expect_connect().await.0, "/");
+    let mut with_blob = Args::from(json!(["ann"]));
+    let blob = with_blob.attach(bytes::Bytes::from_static(&[1, 2, 3]));
+    with_blob.push(blob);
+    peer.send(event("/", "greet", with_blob, None)).await;
+    peer.send(event("/", "greet", json!(["bob"]), Some(4)))
+        .await;
+    peer.accept_namespace("/", "sid-1").await;
+    let client = within(connect).await.unwrap().unwrap();
+
+    assert_eq!(next(&mut log).await, "greet ann Some([1, 2, 3])");
+    assert_eq!(next(&mut log).await, "greet bob None");
+    assert_eq!(next(&mut log).await, "connect");
+    match peer.recv().await {
+        Packet::Ack { id, args, .. } => {
+            assert_eq!(id, 4);
+            assert_eq!(args.values(), [json!("hi bob")]);
+        }
+        other => panic!("expected the ack, got {other:?}"),
+    }
+    client.emit("after", ()).unwrap();
+    assert_eq!(peer.expect_event().await.1, "after");
+}
+
+#[tokio::test]
+async fn too_many_events_before_the_connect_answer_drop_the_connection() {
+    let server = FakeServer::bind().await;
+    let (seen, mut log) = channel();
+    let builder = quick(server.url())
+        .max_buffered(2)
+        .on("greet", move |args, _| {
+            seen.send(args.get::<i64>(0).unwrap()).unwrap();
+        });
+    let connect = tokio::spawn(async move { builder.connect().await });
+    let mut peer = server.accept().await;
+    peer.expect_connect().await;
+    for n in 0..3 {
+        peer.send(event("/", "greet", json!([n]), None)).await;
+    }
+    assert_eq!(
+        peer.next_message().await,
+        None,
+        "the client drops the connection"
+    );
+
+    // The next connection starts afresh: the events of the dropped one are not handed out.
+    let mut peer = server.accept().await;
+    peer.expect_connect().await;
+    peer.send(event("/", "greet", json!([10]), None)).await;
+    peer.accept_namespace("/", "sid-2").await;
+    within(connect).await.unwrap().unwrap();
+    assert_eq!(next(&mut log).await, 10);
+}
+
+#[tokio::test]
 async fn binary_both_ways() {
     let server = FakeServer::bind().await;
     let (seen, mut received) = channel();

@@ -211,6 +211,10 @@ impl ClientBuilder {
 
     /// The most emits one namespace keeps waiting to be sent, and the most acknowledgements
     /// it waits for; past it, emits fail with [`ClientError::BufferFull`]. Default 1024.
+    ///
+    /// Also the most events the server may send a namespace before it answers the
+    /// namespace's `CONNECT` (they are held until then); past it, the connection is dropped
+    /// with [`DisconnectReason::ParseError`](super::DisconnectReason::ParseError).
     pub fn max_buffered(mut self, limit: usize) -> Self {
         self.max_buffered = limit;
         self

@@ -368,9 +368,13 @@ async fn drive(
             Err(error) => return Some(DisconnectReason::ParseError(error.to_string())),
         };
         let strong = shared.upgrade()?;
-        let deferred = strong.lock().receive(packet, shared);
+        let limit = strong.settings.max_buffered;
+        let received = strong.lock().receive(packet, shared, limit);
         drop(strong);
-        run_all(deferred);
+        match received {
+            Ok(deferred) => run_all(deferred),
+            Err(reason) => return Some(reason),
+        }
     }
 }
 

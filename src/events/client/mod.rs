@@ -44,6 +44,11 @@
 //! alive: call [`Client::disconnect`] to end it. Otherwise it ends when every handle is
 //! dropped.
 //!
+//! Events the server sends a namespace before it answers the namespace's `CONNECT`
+//! (python-socketio sends what its connect handler emits so) are held and handed to their
+//! handlers once the namespace is connected, just before its `on_connect` callback, as
+//! socket.io-client does.
+//!
 //! # While disconnected
 //!
 //! Like socket.io-client, emits made while the connection is down are buffered (at most

@@ -128,6 +128,13 @@ struct Outgoing {
     generation: Option<u64>,
 }
 
+/// An event from the server, for its handler.
+struct ReceivedEvent {
+    event: String,
+    args: Args,
+    ack: Option<u64>,
+}
+
 /// An emit waiting for its acknowledgement.
 struct PendingAck {
     reply: AckReply,
@@ -147,6 +154,10 @@ pub(crate) struct Namespace {
     retry: RetryQueue,
     next_ack: u64,
     waiter: Option<oneshot::Sender<Result<(), ClientError>>>,
+    /// Events of the current connection that came before the answer to the namespace's
+    /// `CONNECT`, as a python-socketio server sends what its connect handler emits: handed
+    /// to the handlers once the namespace is connected, as socket.io-client does.
+    early: Vec<ReceivedEvent>,
 }
 
 impl Namespace {
@@ -165,6 +176,7 @@ impl Namespace {
             retry: RetryQueue::default(),
             next_ack: 0,
             waiter: Some(waiter),
+            early: Vec::new(),
         }
     }
 
@@ -196,6 +208,25 @@ impl Namespace {
         let handler = self.handlers.connect_error.clone()?;
         let error = error.clone();
         Some(Box::new(move || handler(&error)))
+    }
+
+    /// The call of the handler of `event`, if there is one.
+    fn event_handler(
+        &self,
+        event: ReceivedEvent,
+        shared: &Weak<Shared>,
+        namespace: &str,
+        generation: u64,
+    ) -> Option<Deferred> {
+        let handler = self.handlers.events.get(&event.event).cloned()?;
+        let ack = event.ack.map(|id| Ack {
+            shared: shared.clone(),
+            namespace: namespace.to_owned(),
+            id,
+            generation,
+        });
+        let args = event.args;
+        Some(Box::new(move || handler(args, ack)))
     }
 
     fn disconnect_callback(&self, reason: &DisconnectReason) -> Option<Deferred> {
@@ -537,18 +568,24 @@ impl State {
         }
     }
 
-    /// Applies a packet from the server.
-    pub fn receive(&mut self, packet: Packet, shared: &Weak<Shared>) -> Vec<Deferred> {
+    /// Applies a packet from the server. Fails when the server sent more than `limit` events
+    /// to a namespace before answering its `CONNECT`: the connection is then dropped.
+    pub fn receive(
+        &mut self,
+        packet: Packet,
+        shared: &Weak<Shared>,
+        limit: usize,
+    ) -> Result<Vec<Deferred>, DisconnectReason> {
         let mut deferred: Vec<Deferred> = Vec::new();
         let name = packet.namespace().to_owned();
         let generation = self.generation;
         let Some(ns) = self.namespaces.get_mut(&name) else {
-            return deferred;
+            return Ok(deferred);
         };
         match packet {
             Packet::Connect { data, .. } => {
                 if !matches!(ns.status, Status::Connecting { .. }) {
-                    return deferred;
+                    return Ok(deferred);
                 }
                 let sid = data
                     .as_ref()
@@ -563,7 +600,7 @@ impl State {
                     };
                     deferred.extend(ns.connect_error_callback(&error));
                     self.remove(&name, &error);
-                    return deferred;
+                    return Ok(deferred);
                 };
                 ns.status = Status::Connected {
                     sid: sid.to_owned(),
@@ -571,13 +608,17 @@ impl State {
                 if let Some(waiter) = ns.waiter.take() {
                     let _ = waiter.send(Ok(()));
                 }
+                // socket.io-client hands out the events that came early, then says connected.
+                for early in std::mem::take(&mut ns.early) {
+                    deferred.extend(ns.event_handler(early, shared, &name, generation));
+                }
                 if let Some(handler) = ns.handlers.connect.clone() {
                     deferred.push(Box::new(move || handler()));
                 }
             }
             Packet::ConnectError { message, data, .. } => {
                 if !matches!(ns.status, Status::Connecting { .. }) {
-                    return deferred;
+                    return Ok(deferred);
                 }
                 let error = ClientError::ConnectRefused {
                     namespace: name.clone(),
@@ -589,7 +630,7 @@ impl State {
             }
             Packet::Disconnect { .. } => {
                 if ns.status == Status::Leaving {
-                    return deferred;
+                    return Ok(deferred);
                 }
                 deferred.extend(ns.disconnect_callback(&DisconnectReason::IoServerDisconnect));
                 self.remove(&name, &ClientError::Closed);
@@ -597,27 +638,30 @@ impl State {
             Packet::Event {
                 event, args, ack, ..
             } => {
-                let handler = ns.handlers.events.get(&event).cloned();
-                if let (Some(handler), Status::Connected { .. }) = (handler, &ns.status) {
-                    let ack = ack.map(|id| Ack {
-                        shared: shared.clone(),
-                        namespace: name,
-                        id,
-                        generation,
-                    });
-                    deferred.push(Box::new(move || handler(args, ack)));
+                let event = ReceivedEvent { event, args, ack };
+                match ns.status {
+                    Status::Connected { .. } => {
+                        deferred.extend(ns.event_handler(event, shared, &name, generation));
+                    }
+                    Status::Connecting { .. } if ns.early.len() < limit => ns.early.push(event),
+                    Status::Connecting { .. } => {
+                        return Err(DisconnectReason::ParseError(format!(
+                            "more than {limit} events for {name} before its CONNECT answer"
+                        )));
+                    }
+                    Status::Leaving => {}
                 }
             }
             Packet::Ack { id, args, .. } => {
                 let Some(args) = ns.retry.acknowledge(id, args) else {
-                    return deferred;
+                    return Ok(deferred);
                 };
                 if let Some(pending) = ns.pending.remove(&id) {
                     let _ = pending.reply.send(Ok(args));
                 }
             }
         }
-        deferred
+        Ok(deferred)
     }
 
     /// The connection is gone. With `reconnect`, namespaces wait to connect again (their
@@ -636,6 +680,7 @@ impl State {
             match (&ns.status, reconnect) {
                 (Status::Connected { .. } | Status::Connecting { .. }, true) => {
                     ns.status = Status::Connecting { sent: None };
+                    ns.early.clear();
                     ns.fail_pending(true, &ClientError::Disconnected);
                     ns.retry.on_lost();
                 }
