@@ -25,7 +25,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use wsio::Options;
-use wsio::proto::deflate::{DeflateConfig, DeflateParams};
+use wsio::proto::deflate::DeflateConfig;
 use wsio::proto::handshake::{Accept, ClientRequest, ExtensionOffer, Request};
 
 use peer::{ClientBits, Peer, PeerDeflate, PeerKind};
@@ -569,15 +569,4 @@ fn deflate_offers(extensions: &[ExtensionOffer]) -> Vec<String> {
             text
         })
         .collect()
-}
-
-impl From<&DeflateParams> for Agreed {
-    fn from(params: &DeflateParams) -> Self {
-        Self {
-            server_no_context_takeover: params.server_no_context_takeover(),
-            client_no_context_takeover: params.client_no_context_takeover(),
-            server_max_window_bits: params.server_max_window_bits(),
-            client_max_window_bits: params.client_max_window_bits(),
-        }
-    }
 }

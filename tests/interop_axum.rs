@@ -28,19 +28,16 @@ use std::time::Duration;
 use axum::Router;
 use axum::response::Response;
 use axum::routing::any;
-use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 use wsio::axum::{WebSocket, WebSocketUpgrade};
-use wsio::proto::deflate::{DeflateConfig, DeflateParams};
-use wsio::proto::{Event, Role};
-use wsio::{CloseFrame, Message};
+use wsio::proto::deflate::DeflateConfig;
 
 use peer::{ClientBits, Peer, PeerDeflate, PeerKind};
-use script::{Agreed, Ws};
+use script::{Agreed, TokioWs};
 use traffic::Traffic;
 
 /// How long the peer may take to connect, and wsio to wait for one event.
@@ -178,11 +175,10 @@ fn run_case(peers: &peer::Installed, kind: PeerKind, case: &Case, wsio_closes: b
         "{}: the peer's offer",
         case.name
     );
-    let mut ws = AxumWs {
-        runtime,
-        ws: upgraded.socket.into_inner(),
-        traffic,
-    };
+    // The transport hyper serves is counted outside the socket, which cannot reach it.
+    let mut ws = TokioWs::counted_by(runtime, upgraded.socket.into_inner(), move |_| {
+        *traffic.lock().unwrap_or_else(PoisonError::into_inner)
+    });
     let sent = script::check_exchange(
         &mut ws,
         &mut peer,
@@ -220,62 +216,6 @@ fn route(ws: WebSocketUpgrade, deflate: Option<DeflateConfig>, sender: Sender) -
             });
         }
     })
-}
-
-/// The upgraded connection, each call run to completion on the test's runtime.
-struct AxumWs {
-    runtime: tokio::runtime::Runtime,
-    ws: wsio::hyper::WebSocket,
-    traffic: Arc<Mutex<Traffic>>,
-}
-
-impl Ws for AxumWs {
-    fn send(&mut self, message: Message) {
-        self.runtime
-            .block_on(self.ws.send(message))
-            .expect("axum send");
-    }
-
-    fn send_all(&mut self, messages: &[Message]) {
-        self.runtime.block_on(async {
-            for message in messages {
-                self.ws.write(message.clone()).await.expect("axum write");
-            }
-            self.ws.flush().await.expect("axum flush");
-        });
-    }
-
-    fn ping(&mut self, data: Bytes) {
-        self.runtime
-            .block_on(self.ws.ping(data))
-            .expect("axum ping");
-    }
-
-    fn close(&mut self, frame: CloseFrame) {
-        self.runtime
-            .block_on(self.ws.close(Some(frame)))
-            .expect("axum close");
-    }
-
-    fn next_event(&mut self) -> Event {
-        self.runtime
-            .block_on(async { tokio::time::timeout(TIMEOUT, self.ws.read_event()).await })
-            .expect("an event in time")
-            .expect("axum read")
-            .expect("an event before the end")
-    }
-
-    fn deflate(&self) -> Option<DeflateParams> {
-        self.ws.connection().deflate_params().copied()
-    }
-
-    fn role(&self) -> Role {
-        self.ws.connection().role()
-    }
-
-    fn traffic(&self) -> Traffic {
-        *self.traffic.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// A TCP stream that counts the bytes each way into a counter the test keeps, since hyper owns
@@ -326,16 +266,5 @@ impl AsyncWrite for SharedCounted {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-impl From<&DeflateParams> for Agreed {
-    fn from(params: &DeflateParams) -> Self {
-        Self {
-            server_no_context_takeover: params.server_no_context_takeover(),
-            client_no_context_takeover: params.client_no_context_takeover(),
-            server_max_window_bits: params.server_max_window_bits(),
-            client_max_window_bits: params.client_max_window_bits(),
-        }
     }
 }

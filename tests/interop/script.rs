@@ -33,6 +33,17 @@ pub struct Agreed {
     pub client_max_window_bits: u8,
 }
 
+impl From<&DeflateParams> for Agreed {
+    fn from(params: &DeflateParams) -> Self {
+        Self {
+            server_no_context_takeover: params.server_no_context_takeover(),
+            client_no_context_takeover: params.client_no_context_takeover(),
+            server_max_window_bits: params.server_max_window_bits(),
+            client_max_window_bits: params.client_max_window_bits(),
+        }
+    }
+}
+
 impl fmt::Display for Agreed {
     /// The form of the peers' `deflate` line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -118,22 +129,40 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// The tokio adapter, each call run to completion on its own runtime.
-pub struct TokioWs {
+/// The tokio adapter (or a framework's socket built on it, over any transport), each call run
+/// to completion on its own runtime.
+pub struct TokioWs<S> {
     runtime: tokio::runtime::Runtime,
-    ws: wsio::tokio::WebSocketStream<TokioStream>,
+    ws: wsio::tokio::WebSocketStream<S>,
+    /// What crossed the transport so far.
+    traffic: Box<dyn Fn(&S) -> Traffic>,
 }
 
-impl TokioWs {
+impl TokioWs<TokioStream> {
     pub fn new(
         runtime: tokio::runtime::Runtime,
         ws: wsio::tokio::WebSocketStream<TokioStream>,
     ) -> Self {
-        Self { runtime, ws }
+        Self::counted_by(runtime, ws, Counted::traffic)
     }
 }
 
-impl Ws for TokioWs {
+impl<S> TokioWs<S> {
+    /// Over a transport whose traffic `traffic` reads.
+    pub fn counted_by(
+        runtime: tokio::runtime::Runtime,
+        ws: wsio::tokio::WebSocketStream<S>,
+        traffic: impl Fn(&S) -> Traffic + 'static,
+    ) -> Self {
+        Self {
+            runtime,
+            ws,
+            traffic: Box::new(traffic),
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Ws for TokioWs<S> {
     fn send(&mut self, message: Message) {
         self.runtime
             .block_on(self.ws.send(message))
@@ -179,7 +208,7 @@ impl Ws for TokioWs {
     }
 
     fn traffic(&self) -> Traffic {
-        self.ws.get_ref().traffic()
+        (self.traffic)(self.ws.get_ref())
     }
 }
 
