@@ -4,16 +4,19 @@
 //! WebSocket frames.
 #![cfg(feature = "events")]
 
+mod events_support;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use wsio::Message;
 use wsio::events::{Args, Config, Cors, Server};
 use wsio::proto::handshake::ClientRequest;
 use wsio::tokio::{MaybeTlsStream, WebSocketStream};
+
+use events_support::http::{Http, request};
 
 /// How long a test waits for anything.
 const WAIT: Duration = Duration::from_secs(5);
@@ -57,97 +60,6 @@ async fn start() -> SocketAddr {
 }
 
 // ---- raw HTTP ----
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    /// Whether the server keeps the connection for another request.
-    keep_alive: bool,
-    body: String,
-}
-
-impl Response {
-    /// The socket.io JSON error body: code and message.
-    fn error(&self) -> (i64, String) {
-        let body: Value = serde_json::from_str(&self.body).expect("a JSON error body");
-        (
-            body["code"].as_i64().unwrap(),
-            body["message"].as_str().unwrap().to_owned(),
-        )
-    }
-}
-
-/// One HTTP/1.1 connection (kept alive unless the server closes it).
-struct Http {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Http {
-    async fn connect(addr: SocketAddr) -> Self {
-        Self {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, method: &str, target: &str, body: &str) {
-        let request = format!(
-            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-             Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.stream.write_all(request.as_bytes()).await.unwrap();
-    }
-
-    /// Reads one response with a `Content-Length` body.
-    async fn response(&mut self) -> Response {
-        tokio::time::timeout(WAIT, self.read_response())
-            .await
-            .expect("no response in time")
-    }
-
-    async fn read_response(&mut self) -> Response {
-        let mut chunk = [0; 4096];
-        loop {
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
-                let header = |name: &str| {
-                    head.split("\r\n")
-                        .filter_map(|line| line.split_once(':'))
-                        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                        .map(|(_, value)| value.trim().to_owned())
-                };
-                let length: usize = header("content-length").map_or(0, |v| v.parse().unwrap());
-                if self.buf.len() >= end + 4 + length {
-                    let body = self.buf[end + 4..end + 4 + length].to_vec();
-                    self.buf.drain(..end + 4 + length);
-                    return Response {
-                        status: head[9..12].parse().unwrap(),
-                        keep_alive: header("connection").as_deref() == Some("keep-alive"),
-                        body: String::from_utf8(body).unwrap(),
-                    };
-                }
-            }
-            let n = self.stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed before a whole response");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    async fn request(&mut self, method: &str, target: &str, body: &str) -> Response {
-        self.send(method, target, body).await;
-        self.response().await
-    }
-}
-
-/// A request on a connection of its own.
-async fn request(addr: SocketAddr, method: &str, target: &str, body: &str) -> Response {
-    Http::connect(addr)
-        .await
-        .request(method, target, body)
-        .await
-}
 
 /// Opens a long-polling session; returns its id.
 async fn open_polling(addr: SocketAddr) -> String {

@@ -2,6 +2,8 @@
 //! WebSocket upgrade, the wsio client, and the app's other routes on the same port.
 #![cfg(all(feature = "events", feature = "axum"))]
 
+mod events_support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,6 +16,8 @@ use tokio::sync::mpsc;
 use wsio::Message;
 use wsio::events::client::ClientBuilder;
 use wsio::events::{Config, Cors, Refusal, Server};
+
+use events_support::http::{Response, request};
 
 /// Bounds every wait in these tests.
 const WAIT: Duration = Duration::from_secs(5);
@@ -55,60 +59,6 @@ fn echo_server(config: Config) -> Server {
         });
     });
     server
-}
-
-/// A response: status, headers and body.
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn error_code(&self) -> i64 {
-        let body: Value = serde_json::from_str(&self.body).unwrap();
-        body["code"].as_i64().unwrap()
-    }
-}
-
-/// One HTTP/1.1 request on a connection of its own, read to the end.
-async fn request(addr: SocketAddr, method: &str, target: &str, body: &str) -> Response {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        let request = format!(
-            "{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut bytes = Vec::new();
-        stream.read_to_end(&mut bytes).await.unwrap();
-        bytes
-    };
-    let bytes = tokio::time::timeout(WAIT, exchange)
-        .await
-        .expect("no response in time");
-    let text = String::from_utf8(bytes).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
-    let status = head[9..12].parse().unwrap();
-    let headers = head
-        .split("\r\n")
-        .skip(1)
-        .filter_map(|line| line.split_once(": "))
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
-    Response {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
 }
 
 /// A polling session opened through the app.

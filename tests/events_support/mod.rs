@@ -2,6 +2,8 @@
 //! server started on a loopback port.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
