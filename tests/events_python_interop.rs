@@ -1,7 +1,7 @@
 //! Interop with python-socketio (and so Flask-SocketIO's wire), both ways: its client against a
 //! wsio events server (`tests/socketio-python/client.py`, every transport setting), and the
-//! wsio client against its aiohttp server (`tests/socketio-python/server.py`), WebSocket first
-//! and long-polling first.
+//! wsio client against its aiohttp server (`tests/socketio-python/server.py`) over WebSocket,
+//! long-polling then the upgrade, and long-polling only.
 //!
 //! Ignored by default: `tests/socketio-python/run` installs the pinned packages into a
 //! virtualenv and runs them with `SOCKETIO_PYTHON` (its interpreter) set.
@@ -159,14 +159,20 @@ async fn next(log: &mut mpsc::UnboundedReceiver<String>) -> String {
 #[ignore = "needs python-socketio: run tests/socketio-python/run"]
 async fn wsio_client_against_python_server() {
     let server = PythonServer::start().await;
-    for polling_first in [false, true] {
+    let modes = [
+        ("websocket", false, false),
+        ("polling, then the upgrade", true, true),
+        ("polling only", true, false),
+    ];
+    for (mode, polling_first, upgrade) in modes {
         let (seen, mut log) = log();
         let (greet, answer, binary, connect, disconnect) =
             (seen.clone(), seen.clone(), seen.clone(), seen.clone(), seen);
-        let (upgrade, mut upgraded) = mpsc::unbounded_channel();
+        let (upgrading, mut upgraded) = mpsc::unbounded_channel();
         let client = within(
             ClientBuilder::new(server.url.as_str())
                 .polling_first(polling_first)
+                .upgrade(upgrade)
                 .reconnection(false)
                 .auth(json!({ "token": "letmein", "user": "rs" }))
                 .on("greet", move |args, _| {
@@ -194,7 +200,7 @@ async fn wsio_client_against_python_server() {
                         .unwrap();
                 })
                 .on_connect(move || connect.send("connect".into()).unwrap())
-                .on_upgrade(move || upgrade.send(()).unwrap())
+                .on_upgrade(move || upgrading.send(()).unwrap())
                 .on_disconnect(move |reason| {
                     disconnect.send(format!("disconnect {reason:?}")).unwrap();
                 })
@@ -202,12 +208,6 @@ async fn wsio_client_against_python_server() {
         )
         .await
         .unwrap();
-        let mode = if polling_first {
-            "polling first"
-        } else {
-            "websocket"
-        };
-
         // What the connect handler emitted came before the CONNECT answer: handed out first.
         assert_eq!(next(&mut log).await, "greet \"rs\" Some([1, 2])", "{mode}");
         assert_eq!(next(&mut log).await, "connect", "{mode}");
@@ -246,12 +246,17 @@ async fn wsio_client_against_python_server() {
         assert_eq!(whoami.get::<String>(0).unwrap(), "/admin", "{mode}");
         assert_eq!(whoami.get::<String>(1).ok(), admin.id(), "{mode}");
 
-        if polling_first {
-            within(upgraded.recv())
-                .await
-                .expect("upgrade callback gone");
-        }
-        assert_eq!(client.transport(), Some(Transport::WebSocket), "{mode}");
+        let transport = if polling_first && !upgrade {
+            Transport::Polling
+        } else {
+            if polling_first {
+                within(upgraded.recv())
+                    .await
+                    .expect("upgrade callback gone");
+            }
+            Transport::WebSocket
+        };
+        assert_eq!(client.transport(), Some(transport), "{mode}");
 
         client.emit("kick", ()).unwrap();
         assert_eq!(
