@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use wsio::events::Args;
 use wsio::events::client::{ClientBuilder, ClientError};
 
 #[tokio::main]
@@ -37,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for name in listen {
         let label = name.clone();
         builder = builder.on(name, move |args, ack| {
-            println!("{label}: {}", Value::from(args.values().to_vec()));
+            println!("{label}: {}", readable(&args));
             if let Some(ack) = ack {
                 let _ = ack.send(());
             }
@@ -55,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .emit_with_ack_timeout(event, args, Duration::from_secs(5))
             .await
         {
-            Ok(reply) => println!("ack: {}", Value::from(reply.values().to_vec())),
+            Ok(reply) => println!("ack: {}", readable(&reply)),
             Err(ClientError::AckTimeout(_)) => println!("no ack within 5 s"),
             Err(error) => return Err(error.into()),
         }
@@ -64,4 +65,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::signal::ctrl_c().await?;
     client.disconnect();
     Ok(())
+}
+
+/// The arguments as JSON, each binary attachment shown as `"<N bytes>"` where its placeholder
+/// stands.
+fn readable(args: &Args) -> Value {
+    fn show(args: &Args, value: &Value) -> Value {
+        if let Some(data) = args.binary(value) {
+            return Value::String(format!("<{} bytes>", data.len()));
+        }
+        match value {
+            Value::Array(items) => items.iter().map(|item| show(args, item)).collect(),
+            Value::Object(fields) => fields
+                .iter()
+                .map(|(key, item)| (key.clone(), show(args, item)))
+                .collect(),
+            other => other.clone(),
+        }
+    }
+    args.values()
+        .iter()
+        .map(|value| show(args, value))
+        .collect()
 }
