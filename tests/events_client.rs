@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use wsio::Message;
 use wsio::events::client::{Client, ClientBuilder, ClientError, DisconnectReason};
-use wsio::events::{Args, Decoder, EnginePacket, OpenInfo, Packet};
+use wsio::events::{Args, DecodeLimits, Decoder, EnginePacket, OpenInfo, Packet};
 use wsio::proto::handshake::{Accept, Request};
 use wsio::tokio::WebSocketStream;
 
@@ -365,6 +365,45 @@ async fn too_many_events_before_the_connect_answer_drop_the_connection() {
     peer.accept_namespace("/", "sid-2").await;
     within(connect).await.unwrap().unwrap();
     assert_eq!(next(&mut log).await, 10);
+}
+
+#[tokio::test]
+async fn events_before_the_connect_answer_are_bounded_in_bytes() {
+    // Together they may be as large as one packet: 100 bytes of text and one attachment of
+    // 100 here, so 200 bytes.
+    let mut limits = DecodeLimits::default();
+    limits.max_packet_size = 100;
+    limits.max_attachments = 1;
+    let server = FakeServer::bind().await;
+    let (seen, mut log) = channel();
+    let builder = quick(server.url())
+        .decode_limits(limits)
+        .on("greet", move |args, _| {
+            seen.send(args.get::<String>(0).unwrap().len()).unwrap();
+        });
+    let connect = tokio::spawn(async move { builder.connect().await });
+    let mut peer = server.accept().await;
+    peer.expect_connect().await;
+    for _ in 0..3 {
+        peer.send(event("/", "greet", json!(["x".repeat(80)]), None))
+            .await;
+    }
+    assert_eq!(
+        peer.next_message().await,
+        None,
+        "the third event passes 200 bytes: the client drops the connection"
+    );
+
+    let mut peer = server.accept().await;
+    peer.expect_connect().await;
+    for _ in 0..2 {
+        peer.send(event("/", "greet", json!(["x".repeat(80)]), None))
+            .await;
+    }
+    peer.accept_namespace("/", "sid-2").await;
+    within(connect).await.unwrap().unwrap();
+    assert_eq!(next(&mut log).await, 80);
+    assert_eq!(next(&mut log).await, 80);
 }
 
 #[tokio::test]

@@ -213,8 +213,10 @@ impl ClientBuilder {
     /// it waits for; past it, emits fail with [`ClientError::BufferFull`]. Default 1024.
     ///
     /// Also the most events the server may send a namespace before it answers the
-    /// namespace's `CONNECT` (they are held until then); past it, the connection is dropped
-    /// with [`DisconnectReason::ParseError`](super::DisconnectReason::ParseError).
+    /// namespace's `CONNECT`: they are held until then, together no larger than one packet
+    /// may be under [`decode_limits`](Self::decode_limits) (its text and every attachment at
+    /// their largest). Past either, the connection is dropped with
+    /// [`DisconnectReason::ParseError`](super::DisconnectReason::ParseError).
     pub fn max_buffered(mut self, limit: usize) -> Self {
         self.max_buffered = limit;
         self

@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
@@ -135,6 +136,25 @@ struct ReceivedEvent {
     ack: Option<u64>,
 }
 
+impl ReceivedEvent {
+    /// About the bytes it took on the wire: its name, its arguments as JSON and its
+    /// attachments.
+    fn size(&self) -> usize {
+        let json = serde_json::to_vec(self.args.values()).map_or(0, |json| json.len());
+        let attachments: usize = self.args.attachments().iter().map(Bytes::len).sum();
+        self.event.len() + json + attachments
+    }
+}
+
+/// How much a namespace holds of what the server sends before answering its `CONNECT`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EarlyLimits {
+    /// Events: [`ClientBuilder::max_buffered`](super::ClientBuilder::max_buffered).
+    pub events: usize,
+    /// Bytes, all events together: as much as one packet may bring.
+    pub bytes: usize,
+}
+
 /// An emit waiting for its acknowledgement.
 struct PendingAck {
     reply: AckReply,
@@ -158,6 +178,8 @@ pub(crate) struct Namespace {
     /// `CONNECT`, as a python-socketio server sends what its connect handler emits: handed
     /// to the handlers once the namespace is connected, as socket.io-client does.
     early: Vec<ReceivedEvent>,
+    /// The [`ReceivedEvent::size`] of `early`, summed.
+    early_bytes: usize,
 }
 
 impl Namespace {
@@ -177,6 +199,7 @@ impl Namespace {
             next_ack: 0,
             waiter: Some(waiter),
             early: Vec::new(),
+            early_bytes: 0,
         }
     }
 
@@ -568,13 +591,13 @@ impl State {
         }
     }
 
-    /// Applies a packet from the server. Fails when the server sent more than `limit` events
-    /// to a namespace before answering its `CONNECT`: the connection is then dropped.
+    /// Applies a packet from the server. Fails when the server sent a namespace more than
+    /// `early` allows before answering its `CONNECT`: the connection is then dropped.
     pub fn receive(
         &mut self,
         packet: Packet,
         shared: &Weak<Shared>,
-        limit: usize,
+        early: EarlyLimits,
     ) -> Result<Vec<Deferred>, DisconnectReason> {
         let mut deferred: Vec<Deferred> = Vec::new();
         let name = packet.namespace().to_owned();
@@ -609,6 +632,7 @@ impl State {
                     let _ = waiter.send(Ok(()));
                 }
                 // socket.io-client hands out the events that came early, then says connected.
+                ns.early_bytes = 0;
                 for early in std::mem::take(&mut ns.early) {
                     deferred.extend(ns.event_handler(early, shared, &name, generation));
                 }
@@ -643,11 +667,16 @@ impl State {
                     Status::Connected { .. } => {
                         deferred.extend(ns.event_handler(event, shared, &name, generation));
                     }
-                    Status::Connecting { .. } if ns.early.len() < limit => ns.early.push(event),
                     Status::Connecting { .. } => {
-                        return Err(DisconnectReason::ParseError(format!(
-                            "more than {limit} events for {name} before its CONNECT answer"
-                        )));
+                        ns.early_bytes = ns.early_bytes.saturating_add(event.size());
+                        if ns.early.len() >= early.events || ns.early_bytes > early.bytes {
+                            return Err(DisconnectReason::ParseError(format!(
+                                "more than {} events or {} bytes for {name} before its CONNECT \
+                                 answer",
+                                early.events, early.bytes
+                            )));
+                        }
+                        ns.early.push(event);
                     }
                     Status::Leaving => {}
                 }
@@ -681,6 +710,7 @@ impl State {
                 (Status::Connected { .. } | Status::Connecting { .. }, true) => {
                     ns.status = Status::Connecting { sent: None };
                     ns.early.clear();
+                    ns.early_bytes = 0;
                     ns.fail_pending(true, &ClientError::Disconnected);
                     ns.retry.on_lost();
                 }
