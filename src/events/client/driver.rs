@@ -8,7 +8,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::backoff::Backoff;
 use super::polling::{Polled, Polling};
-use super::state::{Deferred, EarlyLimits, Settings, Shared};
+use super::state::{Deferred, Settings, Shared};
 use super::upgrade::{self, Probe};
 use super::{ClientError, DisconnectReason, Transport};
 use crate::events::{Decoder, EnginePacket, OpenInfo};
@@ -368,14 +368,7 @@ async fn drive(
             Err(error) => return Some(DisconnectReason::ParseError(error.to_string())),
         };
         let strong = shared.upgrade()?;
-        let limits = &strong.settings.decode_limits;
-        let early = EarlyLimits {
-            events: strong.settings.max_buffered,
-            bytes: limits
-                .max_packet_size
-                .saturating_mul(limits.max_attachments.saturating_add(1)),
-        };
-        let received = strong.lock().receive(packet, shared, early);
+        let received = strong.lock().receive(packet, shared, &strong.settings);
         drop(strong);
         match received {
             Ok(deferred) => run_all(deferred),

@@ -146,15 +146,6 @@ impl ReceivedEvent {
     }
 }
 
-/// How much a namespace holds of what the server sends before answering its `CONNECT`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct EarlyLimits {
-    /// Events: [`ClientBuilder::max_buffered`](super::ClientBuilder::max_buffered).
-    pub events: usize,
-    /// Bytes, all events together: as much as one packet may bring.
-    pub bytes: usize,
-}
-
 /// An emit waiting for its acknowledgement.
 struct PendingAck {
     reply: AckReply,
@@ -231,6 +222,37 @@ impl Namespace {
         let handler = self.handlers.connect_error.clone()?;
         let error = error.clone();
         Some(Box::new(move || handler(&error)))
+    }
+
+    /// Holds an event that came before the answer to the namespace's `CONNECT`: at most
+    /// `max_buffered` of them, together no larger than one packet may be at its largest (its
+    /// text and every attachment). Past either, the connection must be dropped.
+    fn hold_early(
+        &mut self,
+        event: ReceivedEvent,
+        settings: &Settings,
+        namespace: &str,
+    ) -> Result<(), DisconnectReason> {
+        let limits = settings.decode_limits;
+        let max_bytes = limits
+            .max_packet_size
+            .saturating_mul(limits.max_attachments.saturating_add(1));
+        self.early_bytes = self.early_bytes.saturating_add(event.size());
+        if self.early.len() >= settings.max_buffered || self.early_bytes > max_bytes {
+            return Err(DisconnectReason::ParseError(format!(
+                "more than {} events or {max_bytes} bytes for {namespace} before its CONNECT \
+                 answer",
+                settings.max_buffered
+            )));
+        }
+        self.early.push(event);
+        Ok(())
+    }
+
+    /// Takes the events held by [`hold_early`](Self::hold_early).
+    fn take_early(&mut self) -> Vec<ReceivedEvent> {
+        self.early_bytes = 0;
+        std::mem::take(&mut self.early)
     }
 
     /// The call of the handler of `event`, if there is one.
@@ -591,13 +613,13 @@ impl State {
         }
     }
 
-    /// Applies a packet from the server. Fails when the server sent a namespace more than
-    /// `early` allows before answering its `CONNECT`: the connection is then dropped.
+    /// Applies a packet from the server. Fails when the server sent a namespace more before
+    /// answering its `CONNECT` than `settings` let it hold: the connection is then dropped.
     pub fn receive(
         &mut self,
         packet: Packet,
         shared: &Weak<Shared>,
-        early: EarlyLimits,
+        settings: &Settings,
     ) -> Result<Vec<Deferred>, DisconnectReason> {
         let mut deferred: Vec<Deferred> = Vec::new();
         let name = packet.namespace().to_owned();
@@ -632,8 +654,7 @@ impl State {
                     let _ = waiter.send(Ok(()));
                 }
                 // socket.io-client hands out the events that came early, then says connected.
-                ns.early_bytes = 0;
-                for early in std::mem::take(&mut ns.early) {
+                for early in ns.take_early() {
                     deferred.extend(ns.event_handler(early, shared, &name, generation));
                 }
                 if let Some(handler) = ns.handlers.connect.clone() {
@@ -667,17 +688,7 @@ impl State {
                     Status::Connected { .. } => {
                         deferred.extend(ns.event_handler(event, shared, &name, generation));
                     }
-                    Status::Connecting { .. } => {
-                        ns.early_bytes = ns.early_bytes.saturating_add(event.size());
-                        if ns.early.len() >= early.events || ns.early_bytes > early.bytes {
-                            return Err(DisconnectReason::ParseError(format!(
-                                "more than {} events or {} bytes for {name} before its CONNECT \
-                                 answer",
-                                early.events, early.bytes
-                            )));
-                        }
-                        ns.early.push(event);
-                    }
+                    Status::Connecting { .. } => ns.hold_early(event, settings, &name)?,
                     Status::Leaving => {}
                 }
             }
@@ -709,8 +720,7 @@ impl State {
             match (&ns.status, reconnect) {
                 (Status::Connected { .. } | Status::Connecting { .. }, true) => {
                     ns.status = Status::Connecting { sent: None };
-                    ns.early.clear();
-                    ns.early_bytes = 0;
+                    ns.take_early();
                     ns.fail_pending(true, &ClientError::Disconnected);
                     ns.retry.on_lost();
                 }
